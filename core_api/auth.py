@@ -1,0 +1,230 @@
+"""Authentication primitives every domain uses: passwords, access tokens, roles, write keys, client IPs.
+
+- Passwords are hashed with argon2id (argon2-cffi's default type).
+- Access tokens are short-lived HS256 JWTs signed with the settings' secret.
+- Write keys are 32 random bytes; only their SHA-256 is stored. A fast hash is right here because the
+  key is high-entropy (unlike a password), and ingest checks it on every request.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import ipaddress
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import jwt
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from core_api.errors import AuthenticationError, PermissionDeniedError
+
+if TYPE_CHECKING:
+    import asyncpg
+    from litestar.connection import ASGIConnection
+
+    from core_api.settings import Settings
+
+__all__ = [
+    "ROLES",
+    "AuthUser",
+    "Source",
+    "WriteKeyCache",
+    "client_ip",
+    "create_access_token",
+    "decode_access_token",
+    "generate_write_key",
+    "hash_password",
+    "hash_write_key",
+    "needs_rehash",
+    "require_role",
+    "verify_password",
+]
+
+ROLES = ("user", "analyst", "admin")
+_ROLE_RANK = {role: rank for rank, role in enumerate(ROLES)}
+_hasher = PasswordHasher()
+# A valid hash of a random password, verified when the email is unknown so that response timing does
+# not reveal which emails have accounts.
+_DUMMY_HASH = _hasher.hash(secrets.token_hex(16))
+WRITE_KEY_PREFIX = "ca_wk_"
+
+
+def hash_password(password: str) -> str:
+    """Hash ``password`` with argon2id."""
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str | None, password: str) -> bool:
+    """Check ``password`` against a stored hash in constant time; ``None`` burns the same time."""
+    try:
+        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
+def needs_rehash(password_hash: str) -> bool:
+    """Whether the stored hash uses weaker parameters than the current ones."""
+    return _hasher.check_needs_rehash(password_hash)
+
+
+@dataclass(frozen=True, slots=True)
+class AuthUser:
+    """The authenticated caller of a request."""
+
+    user_id: uuid.UUID
+    role: str
+    email: str
+
+    def has_role(self, role: str) -> bool:
+        """Roles are ordered: admin includes analyst includes user."""
+        return _ROLE_RANK.get(self.role, -1) >= _ROLE_RANK[role]
+
+
+def create_access_token(settings: Settings, user_id: uuid.UUID, role: str) -> tuple[str, int]:
+    """A signed access token for ``user_id`` and its lifetime in seconds."""
+    now = int(time.time())
+    ttl = settings.jwt_ttl_seconds
+    claims = {"sub": str(user_id), "role": role, "iat": now, "exp": now + ttl, "jti": secrets.token_hex(8)}
+    return jwt.encode(claims, settings.jwt_secret, algorithm="HS256"), ttl
+
+
+def decode_access_token(settings: Settings, token: str) -> dict[str, Any]:
+    """Verify a token's signature and expiry; raise ``AuthenticationError`` otherwise."""
+    try:
+        claims: dict[str, Any] = jwt.decode(
+            token, settings.jwt_secret, algorithms=["HS256"], options={"require": ["exp", "sub"]}
+        )
+    except jwt.PyJWTError as exc:
+        raise AuthenticationError("The access token is invalid or expired.") from exc
+    return claims
+
+
+def bearer_token(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
+    """The Bearer token of a request, if any."""
+    header = connection.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    return value.strip() or None if scheme.lower() == "bearer" else None
+
+
+async def load_auth_user(conn: asyncpg.Connection, settings: Settings, token: str) -> AuthUser:
+    """Resolve a bearer token to an active user. Suspended or deleted accounts lose access at once."""
+    claims = decode_access_token(settings, token)
+    try:
+        user_id = uuid.UUID(str(claims["sub"]))
+    except ValueError as exc:
+        raise AuthenticationError("The access token is invalid or expired.") from exc
+    row = await conn.fetchrow("SELECT user_id, role, email, status FROM users WHERE user_id = $1", user_id)
+    if row is None or row["status"] != "active":
+        raise AuthenticationError("The access token is invalid or expired.")
+    return AuthUser(user_id=row["user_id"], role=row["role"], email=row["email"])
+
+
+def require_role(user: AuthUser, role: str) -> None:
+    """Raise ``PermissionDeniedError`` unless ``user`` has at least ``role``."""
+    if not user.has_role(role):
+        raise PermissionDeniedError(f"This action needs the {role} role.")
+
+
+# --- Write keys ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """An event source authenticated by its write key."""
+
+    source_id: uuid.UUID
+    name: str
+
+
+def generate_write_key() -> str:
+    """A new write key: shown once, stored only as its hash."""
+    return WRITE_KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_write_key(key: str) -> bytes:
+    """The stored form of a write key."""
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()
+
+
+class WriteKeyCache:
+    """Per-process cache of write-key lookups, so the ingest hot path skips a round trip.
+
+    Entries (hits and misses) live ``ttl`` seconds, which bounds how long a revoked key keeps working
+    in another process. The cache holds hashes, never keys, and is bounded in size.
+    """
+
+    def __init__(self, ttl: float = 5.0, max_entries: int = 10_000) -> None:
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._entries: dict[bytes, tuple[float, Source | None]] = {}
+
+    def invalidate(self) -> None:
+        """Forget every cached lookup (after a revocation in this process)."""
+        self._entries.clear()
+
+    async def authenticate(self, pool: asyncpg.Pool, key: str | None) -> Source:
+        """Return the source of an active ``key`` or raise ``AuthenticationError``."""
+        if not key:
+            raise AuthenticationError("A write key is required (HTTP Basic username or writeKey).")
+        digest = hash_write_key(key)
+        now = time.monotonic()
+        hit = self._entries.get(digest)
+        if hit is None or hit[0] < now:
+            row = await pool.fetchrow(
+                "SELECT source_id, name FROM api_sources WHERE key_hash = $1 AND revoked_at IS NULL", digest
+            )
+            source = Source(source_id=row["source_id"], name=row["name"]) if row else None
+            if len(self._entries) >= self.max_entries:
+                self._entries.clear()
+            hit = (now + self.ttl, source)
+            self._entries[digest] = hit
+        if hit[1] is None:
+            raise AuthenticationError("The write key is invalid or revoked.")
+        return hit[1]
+
+
+# --- Client address ------------------------------------------------------------------------------
+
+
+def client_ip(
+    peer: str | None,
+    forwarded_for: str | None,
+    trusted: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...],
+) -> str | None:
+    """The client's address: X-Forwarded-For is believed only when the peer is a configured proxy.
+
+    Walks the X-Forwarded-For list from the right, skipping trusted proxies, and returns the first
+    address that is not one; a malformed entry stops the walk at the last trusted hop.
+    """
+    if peer is None or not trusted or not forwarded_for:
+        return peer
+
+    def is_trusted(addr: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(addr)
+        except ValueError:
+            return False
+        return any(ip in net for net in trusted)
+
+    if not is_trusted(peer):
+        return peer
+    current = peer
+    for hop in reversed([h.strip() for h in forwarded_for.split(",") if h.strip()]):
+        try:
+            ipaddress.ip_address(hop)
+        except ValueError:
+            return current
+        current = hop
+        if not is_trusted(hop):
+            return hop
+    return current
+
+
+def utcnow() -> dt.datetime:
+    """Naive UTC now, matching the schema's TIMESTAMP (without time zone) columns."""
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)

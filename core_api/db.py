@@ -1,0 +1,123 @@
+"""Database kernel: SQLAlchemy metadata (the schema's single source of truth) and the asyncpg pool.
+
+The ORM classes exist for the schema and Alembic. Request and job code talks to PostgreSQL through
+one asyncpg pool: repositories write SQL, hot paths use prepared statements and binary COPY.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+from sqlalchemy import MetaData
+from sqlalchemy.orm import DeclarativeBase
+
+from core_api.embedded import embedded_url
+
+if TYPE_CHECKING:
+    from core_api.settings import Settings
+
+__all__ = ["Base", "Database", "resolve_database_url", "sqlalchemy_url", "uuid7"]
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """Declarative base shared by every domain's ``models.py``."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def uuid7() -> uuid.UUID:
+    """A UUIDv7 (RFC 9562): 48-bit millisecond time prefix, so new keys land at the right of a B-tree."""
+    import os
+    import time
+
+    ms = time.time_ns() // 1_000_000
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (ms & ((1 << 48) - 1)) << 80
+    value |= 0x7 << 76
+    value |= ((rand >> 62) & 0xFFF) << 64
+    value |= 0b10 << 62
+    value |= rand & ((1 << 62) - 1)
+    return uuid.UUID(int=value)
+
+
+def resolve_database_url(settings: Settings) -> str:
+    """``DATABASE_URL`` if set, else the embedded server under ``<data_dir>/postgres``."""
+    if settings.database_url:
+        return settings.database_url
+    return embedded_url(settings.data_dir / "postgres")
+
+
+def sqlalchemy_url(url: str) -> str:
+    """Turn a libpq-style URL into the SQLAlchemy asyncpg form used by Alembic."""
+    for prefix in ("postgresql+asyncpg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    raise ValueError("DATABASE_URL must be a postgresql:// URL")
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    # JSONB columns round-trip as Python objects rather than strings.
+    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+    await conn.set_type_codec("json", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+class Database:
+    """The process's single asyncpg pool, opened at startup and closed at shutdown."""
+
+    def __init__(self, url: str, *, min_size: int = 2, max_size: int = 10) -> None:
+        self.url = url
+        self._min_size = min_size
+        self._max_size = max_size
+        self._pool: asyncpg.Pool | None = None
+
+    async def open(self) -> None:
+        """Create the pool. Connections are opened lazily so startup works while the database is down."""
+        self._pool = await asyncpg.create_pool(
+            self.url,
+            min_size=0,
+            max_size=self._max_size,
+            init=_init_connection,
+            # Every TIMESTAMP column holds UTC; pin the session so CURRENT_TIMESTAMP defaults agree.
+            server_settings={"timezone": "UTC", "application_name": "corp-astro"},
+            command_timeout=60,
+        )
+
+    async def close(self) -> None:
+        """Close the pool, waiting briefly for connections in use."""
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            try:
+                await pool.close()
+            except Exception:  # closing a pool to a dead server must not break shutdown
+                pool.terminate()
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        """The open pool."""
+        if self._pool is None:
+            raise RuntimeError("database pool is not open")
+        return self._pool
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
+        """Acquire a connection and run one transaction on it: the job/CLI boundary."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            yield conn
+
+    async def fetchval(self, query: str, *args: Any) -> Any:
+        """Run a one-value query outside an explicit transaction."""
+        async with self.pool.acquire() as conn:
+            return await conn.fetchval(query, *args)

@@ -1,0 +1,82 @@
+"""Litestar dependency providers: the request's transaction and the authenticated caller."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+import asyncpg
+from litestar.di import NamedDependency
+
+from core_api.auth import AuthUser, bearer_token, load_auth_user
+from core_api.db import Database
+from core_api.errors import AuthenticationError
+from core_api.settings import Settings
+
+if TYPE_CHECKING:
+    from litestar import Request
+    from litestar.datastructures import State
+
+__all__ = ["CurrentUser", "Db", "DbConn", "SettingsDep", "dependencies"]
+
+# Annotate handler parameters with these to receive the app-level dependencies below.
+Db: TypeAlias = NamedDependency[Database]
+DbConn: TypeAlias = NamedDependency[asyncpg.Connection]
+CurrentUser: TypeAlias = NamedDependency[AuthUser]
+SettingsDep: TypeAlias = NamedDependency[Settings]
+
+
+def provide_db(state: State) -> Database:
+    """The process's database (pool)."""
+    db: Database = state.db
+    return db
+
+
+def provide_settings(state: State) -> Settings:
+    """The process's settings."""
+    settings: Settings = state.settings
+    return settings
+
+
+async def provide_conn(state: State) -> AsyncGenerator[asyncpg.Connection, None]:
+    """One connection and one transaction per request, committed at the boundary.
+
+    Litestar resolves this cleanup before the response is sent, so a client never sees a success for
+    work that then failed to commit; a handler exception rolls back.
+    """
+    db: Database = state.db
+    async with db.pool.acquire() as conn:
+        tr = conn.transaction()
+        await tr.start()
+        try:
+            yield conn
+        except BaseException:
+            await tr.rollback()
+            raise
+        else:
+            await tr.commit()
+
+
+async def provide_current_user(request: Request[Any, Any, Any], conn: DbConn) -> AuthUser:
+    """The caller identified by a Bearer access token (401 otherwise)."""
+    token = bearer_token(request)
+    if token is None:
+        raise AuthenticationError("A Bearer access token is required.")
+    return await load_auth_user(conn, request.app.state.settings, token)
+
+
+dependencies: dict[str, Any] = {}
+
+
+def _build() -> None:
+    from litestar.di import Provide
+
+    dependencies.update(
+        db=Provide(provide_db, sync_to_thread=False),
+        settings=Provide(provide_settings, sync_to_thread=False),
+        conn=Provide(provide_conn),
+        current_user=Provide(provide_current_user),
+    )
+
+
+_build()

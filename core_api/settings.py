@@ -1,0 +1,92 @@
+"""Process settings, read once from the environment.
+
+Every knob has a safe default so that ``make run`` needs no configuration; ``DATABASE_URL`` switches
+from the embedded PostgreSQL to any PostgreSQL >= 15.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import secrets
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+__all__ = ["Settings", "get_settings"]
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    return raw.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    return default if raw is None or raw == "" else int(raw)
+
+
+def _parse_networks(raw: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return tuple(ipaddress.ip_network(part.strip(), strict=False) for part in raw.split(",") if part.strip())
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Resolved configuration for one process."""
+
+    database_url: str | None
+    data_dir: Path
+    log_level: str = "INFO"
+    log_json: bool = True
+    db_pool_min: int = 2
+    db_pool_max: int = 10
+    jwt_secret_override: str | None = None
+    jwt_ttl_seconds: int = 900
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = field(default_factory=tuple)
+    scheduler_enabled: bool = True
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        """Build settings from environment variables (see README for the list)."""
+        data_dir = Path(os.environ.get("CORP_ASTRO_DATA_DIR", ".data")).resolve()
+        return cls(
+            database_url=os.environ.get("DATABASE_URL") or None,
+            data_dir=data_dir,
+            log_level=os.environ.get("CORP_ASTRO_LOG_LEVEL", "INFO").upper(),
+            log_json=_env_bool("CORP_ASTRO_LOG_JSON", True),
+            db_pool_min=_env_int("CORP_ASTRO_DB_POOL_MIN", 2),
+            db_pool_max=_env_int("CORP_ASTRO_DB_POOL_MAX", 10),
+            jwt_secret_override=os.environ.get("CORP_ASTRO_JWT_SECRET") or None,
+            jwt_ttl_seconds=_env_int("CORP_ASTRO_JWT_TTL_SECONDS", 900),
+            trusted_proxies=_parse_networks(os.environ.get("CORP_ASTRO_TRUSTED_PROXIES", "")),
+            scheduler_enabled=_env_bool("CORP_ASTRO_SCHEDULER", True),
+        )
+
+    @property
+    def jwt_secret(self) -> str:
+        """The token signing secret: from the environment, else generated once under the data dir."""
+        if self.jwt_secret_override:
+            return self.jwt_secret_override
+        path = self.data_dir / "jwt-secret"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".jwt-secret.{os.getpid()}")
+            tmp.write_text(secrets.token_urlsafe(48))
+            tmp.chmod(0o600)
+            # link() is atomic and fails if the file exists, so the first of two racing processes wins
+            # and nobody ever reads a half-written secret.
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                pass
+            finally:
+                tmp.unlink()
+        return path.read_text().strip()
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Settings of this process, read from the environment on first use."""
+    return Settings.from_env()

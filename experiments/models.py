@@ -1,0 +1,95 @@
+"""A/B test tables from the seed: tests, their variants and sticky per-user assignments."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import uuid
+
+from sqlalchemy import Boolean, Date, ForeignKey, Index, Numeric, String, Text, UniqueConstraint, func, text
+from sqlalchemy.dialects.postgresql import TIMESTAMP, UUID
+from sqlalchemy.orm import Mapped, mapped_column
+
+from core_api.db import Base
+
+__all__ = ["AbTest", "AbTestAssignment", "AbTestVariant"]
+
+
+class AbTest(Base):
+    __tablename__ = "ab_tests"
+    __table_args__ = (
+        Index("ix_ab_tests_status", "status"),
+        Index("ix_ab_tests_start_date", "start_date"),
+        Index("ix_ab_tests_end_date", "end_date"),
+    )
+
+    test_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), primary_key=True, server_default=func.gen_random_uuid()
+    )
+    name: Mapped[str] = mapped_column(String(100), nullable=False, unique=True)
+    description: Mapped[str | None] = mapped_column(Text)
+    start_date: Mapped[dt.date] = mapped_column(Date, nullable=False)
+    end_date: Mapped[dt.date | None] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(20), nullable=False, server_default="active")
+    created_at: Mapped[dt.datetime] = mapped_column(
+        TIMESTAMP(), nullable=False, server_default=func.current_timestamp()
+    )
+    updated_at: Mapped[dt.datetime] = mapped_column(
+        TIMESTAMP(), nullable=False, server_default=func.current_timestamp()
+    )
+    # Addition (docs/schema.md): an ingested event name that counts as a conversion.
+    goal_event: Mapped[str | None] = mapped_column(String(100))
+
+
+class AbTestVariant(Base):
+    __tablename__ = "ab_test_variants"
+    __table_args__ = (
+        Index("ix_ab_test_variants_name", "name"),
+        # Addition: a variant name is unique within its test (the API addresses variants by name).
+        UniqueConstraint("test_id", "name", name="uq_ab_test_variants_test_id_name"),
+    )
+
+    variant_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), primary_key=True, server_default=func.gen_random_uuid()
+    )
+    test_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("ab_tests.test_id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    name: Mapped[str] = mapped_column(String(100), nullable=False)
+    description: Mapped[str | None] = mapped_column(Text)
+    traffic_percentage: Mapped[decimal.Decimal] = mapped_column(Numeric(5, 2), nullable=False)
+    created_at: Mapped[dt.datetime] = mapped_column(
+        TIMESTAMP(), nullable=False, server_default=func.current_timestamp()
+    )
+    updated_at: Mapped[dt.datetime] = mapped_column(
+        TIMESTAMP(), nullable=False, server_default=func.current_timestamp()
+    )
+
+
+class AbTestAssignment(Base):
+    __tablename__ = "ab_test_assignments"
+    __table_args__ = (
+        UniqueConstraint("test_id", "user_id", name="uq_ab_test_assignments_test_id_user_id"),
+        Index("ix_ab_test_assignments_converted", "converted"),
+    )
+
+    assignment_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), primary_key=True, server_default=func.gen_random_uuid()
+    )
+    test_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("ab_tests.test_id", ondelete="CASCADE"), nullable=False
+    )
+    variant_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True),
+        ForeignKey("ab_test_variants.variant_id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    )
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("users.user_id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    assigned_at: Mapped[dt.datetime] = mapped_column(
+        TIMESTAMP(), nullable=False, server_default=func.current_timestamp()
+    )
+    converted: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
+    converted_at: Mapped[dt.datetime | None] = mapped_column(TIMESTAMP())
