@@ -21,7 +21,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 
 from core_api import health
-from core_api.auth import AuthUser
+from core_api.auth import AuthUser, WriteKeyCache
 from core_api.db import Database, resolve_database_url
 from core_api.deps import dependencies
 from core_api.http_errors import exception_handlers
@@ -76,6 +76,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         await db.open()
         app.state.db = db
         app.state.settings = settings
+        # Shared by every route that accepts an app's write key (ingest, experiment assignment).
+        app.state.write_keys = WriteKeyCache()
         started: list[ModuleType] = []
         scheduler = create_scheduler()
         app.state.scheduler = scheduler

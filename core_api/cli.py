@@ -28,9 +28,9 @@ def _url() -> str:
 
 
 @db.command("upgrade")
-@click.argument("rev", default="head")
+@click.argument("rev", default="heads")
 def db_upgrade(rev: str) -> None:
-    """Upgrade the schema to REV (default: head)."""
+    """Upgrade the schema to REV (default: every head)."""
     from core_api import migrate
 
     migrate.upgrade(_url(), rev)
@@ -85,7 +85,7 @@ def serve(host: str, port: int, migrate: bool, scheduler: bool | None, workers: 
     if migrate:
         from core_api import migrate as mig
 
-        mig.upgrade(url, "head")
+        mig.upgrade(url, "heads")
     # Children (uvicorn workers) see the same resolved database without starting their own server.
     os.environ["DATABASE_URL"] = url
     if scheduler is not None:
@@ -102,6 +102,11 @@ def serve(host: str, port: int, migrate: bool, scheduler: bool | None, workers: 
         server_header=False,
         timeout_graceful_shutdown=10,
     )
+
+
+@main.group()
+def bench() -> None:
+    """Benchmarks: each prints its figure beside a baseline measured in the same run."""
 
 
 def _register_domain_commands() -> None:
