@@ -20,7 +20,8 @@ from core_api.app import create_app
 from core_api.settings import Settings
 from tests.support import EmbeddedTestServer, LiveServer, recreate_database, truncate_all
 
-TEST_DB_NAME = "corp_astro_test"
+# Overridable so that two test runs on one server do not drop each other's database.
+TEST_DB_NAME = os.environ.get("CORP_ASTRO_TEST_DB", "corp_astro_test")
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,8 @@ import asyncpg
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
-TEST_PGDATA = ROOT / ".data" / "test-postgres"
+# Overridable so that concurrent test runs (or a test that restarts PostgreSQL) can use their own server.
+TEST_PGDATA = Path(os.environ.get("CORP_ASTRO_TEST_PGDATA", ROOT / ".data" / "test-postgres"))
 
 
 def free_port() -> int:

@@ -6,6 +6,7 @@ import asyncpg
 
 from core_api import migrate
 from tests.integration.schema_introspection import schema_snapshot
+from tests.conftest import TEST_DB_NAME
 from tests.support import recreate_database
 
 
@@ -31,7 +32,7 @@ async def _user_tables(url: str) -> list[str]:
 async def test_upgrade_downgrade_upgrade_round_trip(server_url: str) -> None:
     import asyncio
 
-    url = await recreate_database(server_url, "corp_astro_roundtrip")
+    url = await recreate_database(server_url, f"{TEST_DB_NAME}_roundtrip")
     # Alembic runs its own event loop, so it goes to a worker thread.
     await asyncio.to_thread(migrate.upgrade, url, "heads")
     first = await _snapshot(url)
