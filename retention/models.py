@@ -1,5 +1,39 @@
-"""Retention ledger tables (added by the retention issue)."""
+"""The retention ledger: one row per action a retention run took (or skipped, with its reason)."""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+import datetime as dt
+import uuid
+
+from sqlalchemy import BigInteger, Index, String, Text, func
+from sqlalchemy.dialects.postgresql import TIMESTAMP, UUID
+from sqlalchemy.orm import Mapped, mapped_column
+
+from core_api.db import Base
+
+__all__ = ["RetentionAction"]
+
+
+class RetentionAction(Base):
+    """What a retention or partition-upkeep run did: created, drained, finalised, dropped, purged, skipped."""
+
+    __tablename__ = "retention_actions"
+    __table_args__ = (
+        Index("ix_retention_actions_run_id", "run_id"),
+        Index("ix_retention_actions_started_at", "started_at"),
+    )
+
+    action_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), primary_key=True, server_default=func.gen_random_uuid()
+    )
+    run_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    action: Mapped[str] = mapped_column(String(30), nullable=False)
+    target: Mapped[str] = mapped_column(String(255), nullable=False)
+    status: Mapped[str] = mapped_column(String(20), nullable=False)
+    rows: Mapped[int | None] = mapped_column(BigInteger)
+    reason: Mapped[str | None] = mapped_column(Text)
+    policy_now: Mapped[dt.datetime] = mapped_column(TIMESTAMP(), nullable=False)
+    started_at: Mapped[dt.datetime] = mapped_column(
+        TIMESTAMP(), nullable=False, server_default=func.current_timestamp()
+    )
+    finished_at: Mapped[dt.datetime | None] = mapped_column(TIMESTAMP())

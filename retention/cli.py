@@ -1,0 +1,88 @@
+"""``corp-astro retention plan|run|upkeep`` and ``corp-astro bench retention``."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import click
+
+from core_api.db import Database, resolve_database_url
+from core_api.settings import get_settings
+from retention import service
+from retention.errors import RetentionBusy
+from retention.schemas import Action, RetentionPolicy
+
+__all__ = ["register"]
+
+T = TypeVar("T")
+
+
+def _with_db(work: Callable[[Database], Awaitable[T]]) -> T:
+    async def main() -> T:
+        db = Database(resolve_database_url(get_settings()), max_size=4)
+        await db.open()
+        try:
+            return await work(db)
+        finally:
+            await db.close()
+
+    return asyncio.run(main())
+
+
+def _print(actions: list[Action], empty: str) -> None:
+    if not actions:
+        click.echo(empty)
+    for action in actions:
+        click.echo(action.line())
+
+
+_now_option = click.option(
+    "--now",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    default=None,
+    help="Pretend today is DATE (UTC); the clock the policy uses.",
+)
+
+
+def _today(now: dt.datetime | None) -> dt.date:
+    return now.date() if now else dt.datetime.now(dt.UTC).date()
+
+
+@click.group("retention")
+def retention_group() -> None:
+    """The retention policy: aggregate after 12 months, drop raw after 24, purge logs after 6."""
+
+
+@retention_group.command("plan")
+@_now_option
+def plan_cmd(now: dt.datetime | None) -> None:
+    """Print what a run would finalise, drop and purge, with row counts and reasons. Changes nothing."""
+    policy = RetentionPolicy.from_env()
+    actions = _with_db(lambda db: service.plan(db, _today(now), policy))
+    _print(actions, "Nothing to do.")
+
+
+@retention_group.command("run")
+@_now_option
+@click.option("--upkeep-only", is_flag=True, help="Only premake partitions and drain the default partitions.")
+def run_cmd(now: dt.datetime | None, upkeep_only: bool) -> None:
+    """Apply the policy; every action is recorded in retention_actions. Safe to re-run."""
+    policy = RetentionPolicy.from_env()
+    try:
+        actions = _with_db(lambda db: service.run(db, _today(now), policy, upkeep_only=upkeep_only))
+    except RetentionBusy as exc:
+        raise click.ClickException(exc.message) from exc
+    _print(actions, "Nothing to do.")
+
+
+def register(main: click.Group) -> None:
+    """Attach the retention commands (and the retention benchmark) to the CLI."""
+    main.add_command(retention_group)
+    bench = main.commands.get("bench")
+    if isinstance(bench, click.Group):
+        from retention.bench import bench_retention
+
+        bench.add_command(bench_retention)

@@ -1,0 +1,71 @@
+"""Retention policy settings and the actions a run plans or takes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from dataclasses import dataclass
+
+__all__ = ["Action", "RetentionPolicy", "add_months", "month_start"]
+
+
+def month_start(day: dt.date) -> dt.date:
+    """The first day of ``day``'s month."""
+    return day.replace(day=1)
+
+
+def add_months(day: dt.date, months: int) -> dt.date:
+    """First of the month ``months`` after (or before) ``day``'s month."""
+    index = day.year * 12 + day.month - 1 + months
+    return dt.date(index // 12, index % 12 + 1, 1)
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    return default if not raw else int(raw)
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionPolicy:
+    """The seed's policy by default: aggregate after 12 months, drop raw after 24, logs after 6."""
+
+    aggregate_after_months: int = 12
+    raw_retention_months: int = 24
+    log_retention_months: int = 6
+    premake_months: int = 3
+    purge_batch_size: int = 5_000
+    lock_timeout_ms: int = 2_000
+    lock_retries: int = 8
+
+    @classmethod
+    def from_env(cls) -> RetentionPolicy:
+        """Windows from ``CORP_ASTRO_RETENTION_*`` variables, else the seed's defaults."""
+        return cls(
+            aggregate_after_months=_env_int("CORP_ASTRO_RETENTION_AGGREGATE_MONTHS", 12),
+            raw_retention_months=_env_int("CORP_ASTRO_RETENTION_RAW_MONTHS", 24),
+            log_retention_months=_env_int("CORP_ASTRO_RETENTION_LOG_MONTHS", 6),
+            premake_months=_env_int("CORP_ASTRO_PARTITION_PREMAKE_MONTHS", 3),
+            purge_batch_size=_env_int("CORP_ASTRO_RETENTION_PURGE_BATCH", 5_000),
+        )
+
+    def __post_init__(self) -> None:
+        if self.raw_retention_months < self.aggregate_after_months:
+            raise ValueError("raw data must be kept at least as long as the aggregation window")
+        if min(self.aggregate_after_months, self.log_retention_months, self.premake_months) < 0:
+            raise ValueError("retention windows must not be negative")
+
+
+@dataclass(slots=True)
+class Action:
+    """One unit of retention work: what, on which target, how many rows, and why."""
+
+    action: str  # create_partition | drain_default | finalise_month | drop_partition | purge
+    target: str
+    rows: int | None
+    reason: str
+    status: str = "planned"  # planned | done | skipped | failed
+
+    def line(self) -> str:
+        """A one-line, human-readable description for the CLI."""
+        rows = "" if self.rows is None else f"{self.rows:>12,} rows  "
+        return f"{self.status:<8} {self.action:<16} {self.target:<36} {rows}{self.reason}"

@@ -1,0 +1,144 @@
+"""Partition upkeep: premade partitions, a drained default partition, purges, plan and single runner."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+
+import pytest
+
+from core_api.db import Database
+from retention import service
+from retention.errors import RetentionBusy
+from retention.schemas import RetentionPolicy
+from tests.integration.retention.conftest import insert_events, partition_names
+
+POLICY = RetentionPolicy(purge_batch_size=3)
+
+
+async def test_premakes_partitions_ahead_of_now(rdb: Database) -> None:
+    now = dt.date(2031, 5, 17)
+    actions = await service.run(rdb, now, POLICY, upkeep_only=True)
+    assert [(a.action, a.target, a.status) for a in actions] == [
+        ("create_partition", m, "done") for m in ("2031-05", "2031-06", "2031-07", "2031-08")
+    ]
+    for parent in ("analytics_events", "event_properties"):
+        names = await partition_names(rdb, parent)
+        assert {f"{parent}_p2031_0{m}" for m in (5, 6, 7, 8)} <= names
+    # An event in a premade month routes to it, not to the default.
+    await insert_events(rdb, [dt.datetime(2031, 6, 1, 0, 0)])
+    assert await rdb.fetchval("SELECT count(*) FROM analytics_events_p2031_06") == 1
+    assert await rdb.fetchval("SELECT count(*) FROM analytics_events_default") == 0
+    # Idempotent: a second run finds nothing to create.
+    assert await service.run(rdb, now, POLICY, upkeep_only=True) == []
+
+
+async def test_default_partition_is_drained_by_a_later_run(rdb: Database) -> None:
+    old = [dt.datetime(2019, 3, 5, 12), dt.datetime(2019, 3, 31, 23, 59, 59), dt.datetime(2019, 4, 1)]
+    await insert_events(rdb, old, props=3)
+    assert await rdb.fetchval("SELECT count(*) FROM analytics_events_default") == 3
+    assert await rdb.fetchval("SELECT count(*) FROM event_properties_default") == 9
+
+    actions = await service.run(rdb, dt.date.today(), POLICY, upkeep_only=True)
+    drains = {a.target: a.rows for a in actions if a.action == "drain_default"}
+    assert drains == {"2019-03": 2, "2019-04": 1}
+
+    assert await rdb.fetchval("SELECT count(*) FROM analytics_events_default") == 0
+    assert await rdb.fetchval("SELECT count(*) FROM event_properties_default") == 0
+    assert await rdb.fetchval("SELECT count(*) FROM analytics_events_p2019_03") == 2
+    assert await rdb.fetchval("SELECT count(*) FROM event_properties_p2019_03") == 6
+    assert await rdb.fetchval("SELECT count(*) FROM event_properties_p2019_04") == 3
+    # Nothing lost, nothing orphaned, and the indexes came along.
+    assert await rdb.fetchval("SELECT count(*) FROM analytics_events") == 3
+    orphans = await rdb.fetchval(
+        """SELECT count(*) FROM event_properties p LEFT JOIN analytics_events e
+           ON e.event_id = p.event_id AND e."timestamp" = p."timestamp" WHERE e.event_id IS NULL"""
+    )
+    assert orphans == 0
+    idx = await rdb.fetchval("SELECT count(*) FROM pg_indexes WHERE tablename = 'analytics_events_p2019_03'")
+    assert idx == 5
+    # The ledger recorded both drains.
+    ledger = await rdb.pool.fetch("SELECT action, target, rows FROM retention_actions WHERE action = 'drain_default'")
+    assert {(r["target"], r["rows"]) for r in ledger} == {("2019-03", 2), ("2019-04", 1)}
+
+
+async def test_audit_and_log_rows_older_than_six_months_are_purged(rdb: Database) -> None:
+    now = dt.date(2026, 11, 26)
+    old, recent = dt.datetime(2026, 5, 25), dt.datetime(2026, 5, 27)
+    async with rdb.transaction() as conn:
+        for ts in [old] * 7 + [recent] * 2:
+            await conn.execute("INSERT INTO audit_log (action, created_at) VALUES ('login', $1)", ts)
+        wh = await conn.fetchval(
+            "INSERT INTO webhooks (client_id, event_type, target_url, secret) VALUES ('c', 'e', 'http://x', 's') RETURNING webhook_id"
+        )
+        for ts in (old, recent):
+            await conn.execute(
+                "INSERT INTO webhook_deliveries (webhook_id, event_type, payload, queued_at) VALUES ($1, 'e', '{}', $2)", wh, ts
+            )
+        wf = await conn.fetchval(
+            "INSERT INTO workflows (name, definition, trigger_type) VALUES ('w', '{}', 'manual') RETURNING workflow_id"
+        )
+        for ts in (old, recent):
+            ex = await conn.fetchval(
+                "INSERT INTO workflow_executions (workflow_id, started_at) VALUES ($1, $2) RETURNING execution_id", wf, ts
+            )
+            await conn.execute(
+                "INSERT INTO workflow_execution_steps (execution_id, step_name, step_type, started_at) VALUES ($1, 's', 't', $2)",
+                ex,
+                ts,
+            )
+
+    actions = await service.run(rdb, now, POLICY)
+    purged = {a.target: a.rows for a in actions if a.action == "purge"}
+    assert purged == {"audit_log": 7, "webhook_deliveries": 1, "workflow_execution_steps": 1, "workflow_executions": 1}
+    for table, column in (
+        ("audit_log", "created_at"),
+        ("webhook_deliveries", "queued_at"),
+        ("workflow_executions", "started_at"),
+        ("workflow_execution_steps", "started_at"),
+    ):
+        rows = await rdb.pool.fetch(f"SELECT {column} AS t FROM {table}")
+        assert rows, table
+        assert all(r["t"] == recent for r in rows), table
+
+
+async def test_plan_changes_nothing(rdb: Database) -> None:
+    await insert_events(rdb, [dt.datetime(2018, 1, 2)])
+    async with rdb.transaction() as conn:
+        await conn.execute("INSERT INTO audit_log (action, created_at) VALUES ('login', '2001-01-01')")
+
+    async def state() -> tuple[object, ...]:
+        return (
+            await partition_names(rdb, "analytics_events"),
+            await partition_names(rdb, "event_properties"),
+            await rdb.fetchval("SELECT count(*) FROM analytics_events_default"),
+            await rdb.fetchval("SELECT count(*) FROM audit_log"),
+            await rdb.fetchval("SELECT count(*) FROM retention_actions"),
+        )
+
+    before = await state()
+    actions = await service.plan(rdb, dt.date(2031, 1, 10), POLICY)
+    assert await state() == before
+    kinds = {(a.action, a.target) for a in actions}
+    assert ("drain_default", "2018-01") in kinds
+    assert ("create_partition", "2031-01") in kinds
+    assert ("purge", "audit_log") in kinds
+    assert all(a.status == "planned" for a in actions)
+
+
+async def test_only_one_runner_at_a_time(rdb: Database) -> None:
+    results = await asyncio.gather(
+        *(service.run(rdb, dt.date(2032, 1, 1), POLICY, upkeep_only=True) for _ in range(3)),
+        return_exceptions=True,
+    )
+    busy = [r for r in results if isinstance(r, RetentionBusy)]
+    done = [r for r in results if isinstance(r, list)]
+    assert len(done) >= 1
+    assert len(busy) + len(done) == 3
+    created = [a for r in done for a in r if a.action == "create_partition"]
+    assert len(created) == 4  # each month created exactly once
+
+
+def test_policy_rejects_raw_window_shorter_than_aggregation() -> None:
+    with pytest.raises(ValueError, match="raw data"):
+        RetentionPolicy(aggregate_after_months=12, raw_retention_months=6)
