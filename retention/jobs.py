@@ -23,7 +23,9 @@ _log = logging.getLogger(__name__)
 
 async def _run(db: Database, *, upkeep_only: bool) -> None:
     try:
-        await service.run(db, dt.datetime.now(dt.UTC).date(), RetentionPolicy.from_env(), upkeep_only=upkeep_only)
+        await service.run(
+            db, dt.datetime.now(dt.UTC).date(), RetentionPolicy.from_env(), upkeep_only=upkeep_only
+        )
     except RetentionBusy:
         _log.info("retention already running in another process; skipped")
 
@@ -32,4 +34,6 @@ def register_jobs(scheduler: AsyncIOScheduler, app: Litestar) -> None:
     """Partition upkeep at :10 every hour; the full policy daily at 03:30 UTC."""
     db = app.state.db
     scheduler.add_job(_run, "cron", minute=10, kwargs={"db": db, "upkeep_only": True}, id="partition-upkeep")
-    scheduler.add_job(_run, "cron", hour=3, minute=30, kwargs={"db": db, "upkeep_only": False}, id="retention")
+    scheduler.add_job(
+        _run, "cron", hour=3, minute=30, kwargs={"db": db, "upkeep_only": False}, id="retention"
+    )

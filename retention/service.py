@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -201,11 +202,8 @@ async def _do_upkeep(db: Database, now: dt.date, policy: RetentionPolicy, run_id
     for action in actions:
         started = _utcnow()
         month = dt.datetime.strptime(action.target, "%Y-%m").date()
-        _, moved = await _in_transaction(
-            db,
-            policy,
-            lambda conn, m=month: repo.ensure_month(conn, m, lock_timeout_ms=policy.lock_timeout_ms),
-        )
+        ensure = functools.partial(repo.ensure_month, month=month, lock_timeout_ms=policy.lock_timeout_ms)
+        _, moved = await _in_transaction(db, policy, ensure)
         action.status = "done"
         if action.action == "drain_default":
             action.rows = moved
@@ -276,13 +274,10 @@ async def _do_policy(db: Database, now: dt.date, policy: RetentionPolicy, run_id
                     "skipped",
                 )
             else:
-                await _in_transaction(
-                    db,
-                    policy,
-                    lambda conn, p=part: repo.detach_and_drop(
-                        conn, p, lock_timeout_ms=policy.lock_timeout_ms
-                    ),
+                drop = functools.partial(
+                    repo.detach_and_drop, partition=part, lock_timeout_ms=policy.lock_timeout_ms
                 )
+                await _in_transaction(db, policy, drop)
                 action = Action(
                     "drop_partition",
                     part.name,
