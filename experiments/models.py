@@ -6,13 +6,26 @@ import datetime as dt
 import decimal
 import uuid
 
-from sqlalchemy import Boolean, Date, ForeignKey, Index, Numeric, String, Text, UniqueConstraint, func, text
+from sqlalchemy import (
+    Boolean,
+    Date,
+    ForeignKey,
+    Index,
+    Numeric,
+    PrimaryKeyConstraint,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
 from sqlalchemy.dialects.postgresql import TIMESTAMP, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core_api.db import Base
 
-__all__ = ["AbTest", "AbTestAssignment", "AbTestVariant"]
+__all__ = ["AbTest", "AbTestAssignment", "AbTestVariant", "AbTestVariantWeight"]
 
 
 class AbTest(Base):
@@ -39,6 +52,9 @@ class AbTest(Base):
     )
     # Addition (docs/schema.md): an ingested event name that counts as a conversion.
     goal_event: Mapped[str | None] = mapped_column(String(100))
+    # Addition (experiments): the traffic phase, bumped whenever the split changes. Assignments record
+    # the phase whose weights chose them, so SRM compares each phase with its own split.
+    phase: Mapped[int] = mapped_column(SmallInteger, nullable=False, server_default=text("1"))
 
 
 class AbTestVariant(Base):
@@ -47,6 +63,14 @@ class AbTestVariant(Base):
         Index("ix_ab_test_variants_name", "name"),
         # Addition: a variant name is unique within its test (the API addresses variants by name).
         UniqueConstraint("test_id", "name", name="uq_ab_test_variants_test_id_name"),
+        # Additions (experiments): bucket order, and exactly one control per test.
+        UniqueConstraint("test_id", "position", name="uq_ab_test_variants_test_id_position"),
+        Index(
+            "uq_ab_test_variants_control",
+            "test_id",
+            unique=True,
+            postgresql_where=text("is_control"),
+        ),
     )
 
     variant_id: Mapped[uuid.UUID] = mapped_column(
@@ -58,6 +82,10 @@ class AbTestVariant(Base):
     name: Mapped[str] = mapped_column(String(100), nullable=False)
     description: Mapped[str | None] = mapped_column(Text)
     traffic_percentage: Mapped[decimal.Decimal] = mapped_column(Numeric(5, 2), nullable=False)
+    # Addition: the variant's index in GrowthBook's ``variations`` list (bucket ranges follow it).
+    position: Mapped[int] = mapped_column(SmallInteger, nullable=False, server_default=text("0"))
+    # Addition: the baseline every other variant is compared with.
+    is_control: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
     created_at: Mapped[dt.datetime] = mapped_column(
         TIMESTAMP(), nullable=False, server_default=func.current_timestamp()
     )
@@ -93,3 +121,21 @@ class AbTestAssignment(Base):
     )
     converted: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
     converted_at: Mapped[dt.datetime | None] = mapped_column(TIMESTAMP())
+    # Addition: the test's traffic phase when this assignment was made (see AbTest.phase).
+    phase: Mapped[int] = mapped_column(SmallInteger, nullable=False, server_default=text("1"))
+
+
+class AbTestVariantWeight(Base):
+    """Addition: each variant's traffic percentage in each phase (the expected split for SRM)."""
+
+    __tablename__ = "ab_test_variant_weights"
+    __table_args__ = (PrimaryKeyConstraint("variant_id", "phase", name="pk_ab_test_variant_weights"),)
+
+    variant_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("ab_test_variants.variant_id", ondelete="CASCADE"), nullable=False
+    )
+    phase: Mapped[int] = mapped_column(SmallInteger, nullable=False)
+    traffic_percentage: Mapped[decimal.Decimal] = mapped_column(Numeric(5, 2), nullable=False)
+    created_at: Mapped[dt.datetime] = mapped_column(
+        TIMESTAMP(), nullable=False, server_default=func.current_timestamp()
+    )

@@ -28,7 +28,9 @@ FOREIGN_KEY_DEVIATIONS = {
 ADDED_COLUMNS = {
     "event_properties": {"timestamp"},
     "analytics_events": {"source_id", "message_id", "external_user_id", "anonymous_id", "received_at"},
-    "ab_tests": {"goal_event"},
+    "ab_tests": {"goal_event", "phase"},
+    "ab_test_variants": {"position", "is_control"},
+    "ab_test_assignments": {"phase"},
 }
 ADDED_TABLES = {"alembic_version", "audit_log", "api_sources"}
 # Seed UUID primary keys have no default; ours default to gen_random_uuid(), except the event tables,

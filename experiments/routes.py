@@ -1,0 +1,170 @@
+"""HTTP API of the experiments domain (Litestar). Controllers parse and authorise; the service decides.
+
+Authentication of the assignment and conversion endpoints (``POST .../assignments``,
+``GET /v1/users/{user_id}/assignments``, ``POST .../conversions``):
+
+- an app's write key as the HTTP Basic **username** (password empty), as Segment SDKs send it;
+- a user's own Bearer access token (its own user id only: another id answers 404);
+- an admin's Bearer token (any user).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from typing import Any
+
+from litestar import Controller, Request, get, patch, post
+from litestar.datastructures import State
+from litestar.params import FromPath, FromQuery
+
+from core_api.auth import AuthUser, Source, bearer_token, load_auth_user, require_role
+from core_api.deps import CurrentUser, Db, DbConn
+from core_api.errors import AuthenticationError
+from experiments import service
+from experiments.definitions import ExperimentCache
+from experiments.errors import UserNotFound
+from experiments.schemas import (
+    AssignmentOut,
+    ConversionOut,
+    ExperimentCreate,
+    ExperimentOut,
+    ExperimentPatch,
+    ResultsOut,
+    UserAssignmentsOut,
+    UserRef,
+    decode,
+)
+
+__all__ = ["on_shutdown", "on_startup", "route_handlers"]
+
+# Definitions are small; nothing a client sends here needs more.
+_MAX_BODY = 64 * 1024
+
+
+def _cache(state: State) -> ExperimentCache:
+    cache: ExperimentCache = state.experiments
+    return cache
+
+
+async def _caller(request: Request[Any, Any, Any], db: Db) -> AuthUser | Source:
+    """The write key's source (Basic username) or the Bearer token's user; 401 otherwise."""
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "basic":
+        try:
+            decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError) as exc:
+            raise AuthenticationError("The Basic credentials are not valid base64.") from exc
+        key = decoded.partition(":")[0]
+        source: Source = await request.app.state.write_keys.authenticate(db.pool, key)
+        return source
+    token = bearer_token(request)
+    if token is None:
+        raise AuthenticationError("A write key (HTTP Basic username) or a Bearer access token is required.")
+    # The pool, not a transaction: a single autocommit SELECT.
+    return await load_auth_user(db.pool, request.app.state.settings, token)
+
+
+def _may_act_for(caller: AuthUser | Source, user_id: uuid.UUID) -> None:
+    """Apps and admins act for any user; a user only for itself (another id looks nonexistent)."""
+    if isinstance(caller, AuthUser) and not caller.has_role("admin") and caller.user_id != user_id:
+        raise UserNotFound(user_id)
+
+
+class ExperimentController(Controller):
+    """``/v1/experiments``: management (admin), results (analyst), assignment and conversions."""
+
+    path = "/v1/experiments"
+    tags = ["experiments"]
+
+    @post("/", status_code=201, request_max_body_size=_MAX_BODY)
+    async def create(
+        self, request: Request[Any, Any, Any], conn: DbConn, current_user: CurrentUser
+    ) -> ExperimentOut:
+        """Create an experiment (admin). Percentages must sum to exactly 100.00."""
+        require_role(current_user, "admin")
+        data = decode(await request.body(), ExperimentCreate)
+        exp = await service.create_experiment(conn, data, current_user)
+        _cache(request.app.state).invalidate(exp.name)
+        return service.experiment_out(exp)
+
+    @get("/")
+    async def list_all(self, conn: DbConn, current_user: CurrentUser) -> list[ExperimentOut]:
+        """Every experiment (admin)."""
+        require_role(current_user, "admin")
+        return [service.experiment_out(e) for e in await service.list_experiments(conn)]
+
+    @get("/{name:str}")
+    async def get_one(self, name: FromPath[str], conn: DbConn, current_user: CurrentUser) -> ExperimentOut:
+        """One experiment (admin)."""
+        require_role(current_user, "admin")
+        return service.experiment_out(await service.get_experiment(conn, name))
+
+    @patch("/{name:str}", request_max_body_size=_MAX_BODY)
+    async def update(
+        self, name: FromPath[str], request: Request[Any, Any, Any], conn: DbConn, current_user: CurrentUser
+    ) -> ExperimentOut:
+        """Change status, end date, description, goal event or traffic percentages (admin)."""
+        require_role(current_user, "admin")
+        data = decode(await request.body(), ExperimentPatch)
+        # Invalidate before and after: a request racing this one must not keep the old entry.
+        cache = _cache(request.app.state)
+        cache.invalidate(name)
+        exp = await service.update_experiment(conn, name, data, current_user)
+        cache.invalidate(name)
+        return service.experiment_out(exp)
+
+    @post("/{name:str}/assignments", status_code=200, request_max_body_size=_MAX_BODY)
+    async def assign(self, name: FromPath[str], request: Request[Any, Any, Any], db: Db) -> AssignmentOut:
+        """The user's variant (sticky), assigned now if needed: one database round trip."""
+        caller = await _caller(request, db)
+        user_id = service.parse_user_id(decode(await request.body(), UserRef).user_id)
+        _may_act_for(caller, user_id)
+        assignment = await service.assign(db.pool, _cache(request.app.state), name, user_id)
+        return assignment.out()
+
+    @post("/{name:str}/conversions", status_code=200, request_max_body_size=_MAX_BODY)
+    async def convert(self, name: FromPath[str], request: Request[Any, Any, Any], db: Db) -> ConversionOut:
+        """Record the user's conversion; only the first one counts (idempotent)."""
+        caller = await _caller(request, db)
+        user_id = service.parse_user_id(decode(await request.body(), UserRef).user_id)
+        _may_act_for(caller, user_id)
+        return await service.record_conversion(db.pool, _cache(request.app.state), name, user_id)
+
+    @get("/{name:str}/results")
+    async def results(
+        self,
+        name: FromPath[str],
+        conn: DbConn,
+        current_user: CurrentUser,
+        alpha: FromQuery[float] = 0.05,
+        mde: FromQuery[float] = 0.05,
+        power: FromQuery[float] = 0.8,
+    ) -> ResultsOut:
+        """Significance, SRM and power (analyst or admin); counted in SQL, computed from the sums."""
+        require_role(current_user, "analyst")
+        return await service.results(conn, name, alpha=alpha, mde=mde, power=power)
+
+
+@get("/v1/users/{user_id:str}/assignments", tags=["experiments"])
+async def user_assignments(user_id: FromPath[str], request: Request[Any, Any, Any], db: Db) -> UserAssignmentsOut:
+    """The user's variant in every running experiment, assigning where needed (one statement)."""
+    caller = await _caller(request, db)
+    uid = service.parse_user_id(user_id)
+    _may_act_for(caller, uid)
+    assignments = await service.assign_running(db.pool, _cache(request.app.state), uid)
+    return UserAssignmentsOut(uid, [a.out() for a in assignments])
+
+
+async def on_startup(app: Any) -> None:
+    """The process's definition cache."""
+    app.state.experiments = ExperimentCache()
+
+
+async def on_shutdown(app: Any) -> None:
+    """Nothing to release: the cache is memory only."""
+
+
+route_handlers: list[Any] = [ExperimentController, user_assignments]

@@ -1,0 +1,189 @@
+"""Request and response bodies (msgspec Structs) and the strict body decoder.
+
+Bodies are decoded here rather than by the framework so that the error statuses are the contract's:
+unreadable JSON is 400, well-formed JSON with wrong or out-of-range values is 422.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import uuid
+from typing import Annotated, Literal, TypeVar
+
+import msgspec
+from msgspec import UNSET, Meta, Struct, UnsetType
+
+from core_api.errors import BadRequestError, ValidationError
+
+__all__ = [
+    "AssignmentOut",
+    "Comparison",
+    "ConversionOut",
+    "ExperimentCreate",
+    "ExperimentOut",
+    "ExperimentPatch",
+    "PowerOut",
+    "ResultsOut",
+    "SrmOut",
+    "UserAssignmentsOut",
+    "UserRef",
+    "VariantIn",
+    "VariantOut",
+    "VariantResult",
+    "VariantTraffic",
+    "decode",
+]
+
+T = TypeVar("T")
+
+# Names appear in URLs and are GrowthBook's hash seed, so they stay URL-safe and stable.
+ExperimentName = Annotated[str, Meta(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")]
+VariantName = Annotated[str, Meta(min_length=1, max_length=100)]
+Description = Annotated[str, Meta(max_length=10_000)]
+EventName = Annotated[str, Meta(min_length=1, max_length=100)]
+Status = Literal["active", "paused", "completed"]
+
+
+class VariantIn(Struct, forbid_unknown_fields=True):
+    """A variant of a new experiment; ``traffic_percentage`` has at most 2 decimals."""
+
+    name: VariantName
+    traffic_percentage: decimal.Decimal
+    description: Description | None = None
+
+
+class ExperimentCreate(Struct, forbid_unknown_fields=True):
+    """``POST /v1/experiments``."""
+
+    name: ExperimentName
+    start_date: dt.date
+    variants: Annotated[list[VariantIn], Meta(min_length=2, max_length=26)]
+    description: Description | None = None
+    end_date: dt.date | None = None
+    control: VariantName | None = None
+    goal_event: EventName | None = None
+
+
+class VariantTraffic(Struct, forbid_unknown_fields=True):
+    """A new percentage for an existing variant."""
+
+    name: VariantName
+    traffic_percentage: decimal.Decimal
+
+
+class ExperimentPatch(Struct, forbid_unknown_fields=True):
+    """``PATCH /v1/experiments/{name}``: every field optional; ``null`` clears end_date/description."""
+
+    status: Status | UnsetType = UNSET
+    end_date: dt.date | UnsetType | None = UNSET
+    description: Description | UnsetType | None = UNSET
+    goal_event: EventName | UnsetType | None = UNSET
+    variants: Annotated[list[VariantTraffic], Meta(max_length=26)] | UnsetType = UNSET
+
+
+class UserRef(Struct):
+    """``{user_id}`` of an assignment or conversion; parsed as a UUID by the service (422 otherwise)."""
+
+    user_id: str
+
+
+class VariantOut(Struct):
+    variant_id: uuid.UUID
+    name: str
+    description: str | None
+    traffic_percentage: float
+    is_control: bool
+
+
+class ExperimentOut(Struct):
+    test_id: uuid.UUID
+    name: str
+    description: str | None
+    status: str
+    start_date: dt.date
+    end_date: dt.date | None
+    control: str
+    phase: int
+    goal_event: str | None
+    running: bool
+    variants: list[VariantOut]
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class AssignmentOut(Struct):
+    experiment: str
+    variant: str
+    assigned_at: dt.datetime
+    new: bool
+
+
+class UserAssignmentsOut(Struct):
+    user_id: uuid.UUID
+    assignments: list[AssignmentOut]
+
+
+class ConversionOut(Struct):
+    experiment: str
+    variant: str
+    converted_at: dt.datetime
+    new: bool
+
+
+class VariantResult(Struct):
+    name: str
+    users: int
+    conversions: int
+    conversion_rate: float | None
+    expected_share: float
+
+
+class Comparison(Struct):
+    variant: str
+    absolute_lift: float | None
+    absolute_ci: tuple[float, float] | None
+    relative_lift: float | None
+    relative_ci: tuple[float, float] | None
+    p_value: float | None
+    adjusted_p_value: float | None
+    significant: bool
+    chance_to_beat_control: float | None
+    sequential_p_value: float | None
+    note: str | None = None
+
+
+class SrmOut(Struct):
+    p_value: float
+    detected: bool
+
+
+class PowerOut(Struct):
+    mde_at_current_n: float | None
+    users_needed_for_mde: int | None
+    mde_absolute_at_current_n: float | None
+    target_mde: float
+    power: float
+    note: str | None = None
+
+
+class ResultsOut(Struct):
+    experiment: str
+    status: str
+    control: str
+    alpha: float
+    phase: int
+    variants: list[VariantResult]
+    comparisons: list[Comparison]
+    srm: SrmOut
+    power: PowerOut
+
+
+def decode(body: bytes, type_: type[T]) -> T:
+    """Decode a JSON body into ``type_``: 400 if it is not JSON, 422 if its values do not fit."""
+    try:
+        return msgspec.json.decode(body, type=type_)
+    except msgspec.ValidationError as exc:
+        raise ValidationError(f"The request body is not valid: {exc}") from exc
+    except msgspec.DecodeError as exc:
+        raise BadRequestError("The request body is not valid JSON.") from exc
