@@ -33,6 +33,7 @@ __all__ = [
     "AuditLog",
     "Business",
     "BusinessAnalysis",
+    "LoginThrottle",
     "Notification",
     "Report",
     "ReportSection",
@@ -97,6 +98,8 @@ class UserDevice(Base):
     __table_args__ = (
         Index("ix_user_devices_device_token", "device_token"),
         Index("ix_user_devices_platform", "platform"),
+        # Addition (core API): a push token is registered once per user, so a refresh is an upsert.
+        Index("uq_user_devices_user_id_device_token", "user_id", "device_token", unique=True),
     )
 
     device_id: Mapped[uuid.UUID] = _pk()
@@ -242,6 +245,8 @@ class Notification(Base):
         Index("ix_notifications_status", "status"),
         Index("ix_notifications_read", "read"),
         Index("ix_notifications_sent_at", "sent_at"),
+        # Addition (core API): a user's notifications newest first, the keyset order of the list.
+        Index("ix_notifications_user_id_created_at", "user_id", "created_at", "notification_id"),
     )
 
     notification_id: Mapped[uuid.UUID] = _pk()
@@ -263,6 +268,12 @@ class ScheduledNotification(Base):
     __table_args__ = (
         Index("ix_scheduled_notifications_scheduled_time", "scheduled_time"),
         Index("ix_scheduled_notifications_status", "status"),
+        # Addition (core API): the delivery job's scan for due rows touches only pending ones.
+        Index(
+            "ix_scheduled_notifications_due",
+            "scheduled_time",
+            postgresql_where=text("status = 'pending'"),
+        ),
     )
 
     schedule_id: Mapped[uuid.UUID] = _pk()
@@ -420,3 +431,18 @@ class ApiSource(Base):
     key_prefix: Mapped[str] = mapped_column(String(12), nullable=False)
     created_at: Mapped[dt.datetime] = _created()
     revoked_at: Mapped[dt.datetime | None] = mapped_column(TIMESTAMP())
+
+
+class LoginThrottle(Base):
+    """Failed-login counters per account and per client address, shared by every app process.
+
+    One row per key (``acct:<sha256 of the lower-cased email>`` or ``ip:<address>``) holding a fixed
+    window's start and the attempts counted in it; stale rows are deleted by the accounts job.
+    """
+
+    __tablename__ = "login_throttle"
+    __table_args__ = (Index("ix_login_throttle_window_start", "window_start"),)
+
+    throttle_key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    window_start: Mapped[dt.datetime] = mapped_column(TIMESTAMP(), nullable=False)
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False)

@@ -1,0 +1,371 @@
+"""SQL of the accounts domain: users, preferences, devices, subscriptions and the login throttle."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from core_api.resources import fetch_all, set_clause
+
+if TYPE_CHECKING:
+    import asyncpg
+
+__all__ = [
+    "USER_COLUMNS",
+    "deactivate_device",
+    "erase_user",
+    "get_device",
+    "get_preferences",
+    "get_subscription",
+    "get_user",
+    "get_user_by_email",
+    "insert_preferences",
+    "insert_subscription",
+    "insert_user",
+    "list_devices",
+    "list_subscriptions",
+    "list_users",
+    "purge_throttle",
+    "release_throttle",
+    "reserve_throttle",
+    "set_last_login",
+    "update_device",
+    "update_subscription",
+    "update_user",
+    "upsert_device",
+    "upsert_preferences",
+]
+
+USER_COLUMNS = """user_id, email, first_name, last_name, phone_number, date_of_birth, time_of_birth,
+    place_of_birth, subscription_tier, role, status, created_at, updated_at, last_login_at"""
+PREFERENCE_COLUMNS = """preference_id, user_id, notification_preferences, theme_preferences, language,
+    timezone, created_at, updated_at"""
+DEVICE_COLUMNS = """device_id, user_id, device_token, platform, device_model, os_version, app_version,
+    active, created_at, updated_at, last_used_at"""
+SUBSCRIPTION_COLUMNS = """subscription_id, user_id, plan_id, status, start_date, end_date, auto_renew,
+    payment_method, payment_provider, created_at, updated_at"""
+_NOW = "(now() AT TIME ZONE 'UTC')"
+
+Row = Any  # asyncpg.Record
+
+
+# --- Users ---------------------------------------------------------------------------------------
+
+
+async def insert_user(conn: asyncpg.Connection, user_id: uuid.UUID, values: dict[str, Any]) -> Row:
+    """Insert a user; raises ``UniqueViolationError`` if the email (any case) exists."""
+    cols = ["user_id", *values]
+    params = ", ".join(f"${i}" for i in range(1, len(cols) + 1))
+    return await conn.fetchrow(
+        f"INSERT INTO users ({', '.join(cols)}) VALUES ({params}) RETURNING {USER_COLUMNS}",
+        user_id,
+        *values.values(),
+    )
+
+
+async def get_user(conn: asyncpg.Connection, user_id: uuid.UUID) -> Row | None:
+    """A user's profile row."""
+    return await conn.fetchrow(f"SELECT {USER_COLUMNS} FROM users WHERE user_id = $1", user_id)
+
+
+async def get_user_by_email(conn: asyncpg.Connection, email: str) -> Row | None:
+    """The user with this email compared case-insensitively, with its password hash."""
+    return await conn.fetchrow(
+        f"SELECT {USER_COLUMNS}, password_hash FROM users WHERE lower(email) = lower($1)", email
+    )
+
+
+async def get_password_hash(conn: asyncpg.Connection, user_id: uuid.UUID) -> str | None:
+    """The stored argon2 hash of a user."""
+    value: str | None = await conn.fetchval("SELECT password_hash FROM users WHERE user_id = $1", user_id)
+    return value
+
+
+async def update_user(conn: asyncpg.Connection, user_id: uuid.UUID, values: dict[str, Any]) -> Row | None:
+    """Apply ``values`` to a user and return the updated profile."""
+    if not values:
+        return await get_user(conn, user_id)
+    sets, args = set_clause(values, 2)
+    return await conn.fetchrow(
+        f"UPDATE users SET {sets} WHERE user_id = $1 RETURNING {USER_COLUMNS}", user_id, *args
+    )
+
+
+async def set_last_login(conn: asyncpg.Connection, user_id: uuid.UUID, password_hash: str | None) -> None:
+    """Stamp ``last_login_at`` (and store an upgraded password hash when one is given)."""
+    await conn.execute(
+        f"""UPDATE users SET last_login_at = {_NOW},
+               password_hash = COALESCE($2, password_hash) WHERE user_id = $1""",
+        user_id,
+        password_hash,
+    )
+
+
+async def list_users(
+    conn: asyncpg.Connection, *, after: tuple[dt.datetime, uuid.UUID] | None, limit: int
+) -> list[Row]:
+    """Every user, newest first (admin)."""
+    return await fetch_all(
+        conn,
+        f"""SELECT {USER_COLUMNS} FROM users
+            WHERE $1::timestamp IS NULL OR (created_at, user_id) < ($1, $2)
+            ORDER BY created_at DESC, user_id DESC LIMIT $3""",
+        after[0] if after else None,
+        after[1] if after else None,
+        limit + 1,
+    )
+
+
+async def erase_user(conn: asyncpg.Connection, user_id: uuid.UUID) -> dict[str, int]:
+    """Delete a user and everything it owns; keep its analytics events, unlinked.
+
+    The ``ON DELETE CASCADE`` foreign keys remove devices, subscriptions, preferences, businesses and
+    their analyses, reports and their sections, notifications and experiment assignments. Three steps
+    are explicit on purpose: events are unlinked by an UPDATE rather than trusting the FK's SET NULL
+    (ingest may drop that FK for COPY speed); assignments are deleted by name for the same reason; and
+    scheduled notifications go first, so that a delivery run holding one of them finishes (its row lock
+    is waited for) before the user row is locked, which would otherwise deadlock with the delivery's
+    foreign-key check.
+    """
+    scheduled = await conn.execute("DELETE FROM scheduled_notifications WHERE user_id = $1", user_id)
+    events = await conn.execute("UPDATE analytics_events SET user_id = NULL WHERE user_id = $1", user_id)
+    assignments = await conn.execute("DELETE FROM ab_test_assignments WHERE user_id = $1", user_id)
+    users = await conn.execute("DELETE FROM users WHERE user_id = $1", user_id)
+    return {
+        "users": _count(users),
+        "events_unlinked": _count(events),
+        "scheduled_notifications": _count(scheduled),
+        "ab_test_assignments": _count(assignments),
+    }
+
+
+def _count(status: str) -> int:
+    """Rows affected, from a command tag such as ``DELETE 3`` or ``UPDATE 0``."""
+    return int(status.rsplit(" ", 1)[-1])
+
+
+# --- Preferences ---------------------------------------------------------------------------------
+
+
+async def get_preferences(conn: asyncpg.Connection, user_id: uuid.UUID) -> Row | None:
+    """The user's preferences row, if saved."""
+    return await conn.fetchrow(
+        f"SELECT {PREFERENCE_COLUMNS} FROM user_preferences WHERE user_id = $1", user_id
+    )
+
+
+async def insert_preferences(conn: asyncpg.Connection, preference_id: uuid.UUID, user_id: uuid.UUID) -> None:
+    """Create the default preferences row of a new user."""
+    await conn.execute(
+        "INSERT INTO user_preferences (preference_id, user_id) VALUES ($1, $2) ON CONFLICT (user_id) DO NOTHING",
+        preference_id,
+        user_id,
+    )
+
+
+async def upsert_preferences(
+    conn: asyncpg.Connection, preference_id: uuid.UUID, user_id: uuid.UUID, values: dict[str, Any]
+) -> Row:
+    """Store the given preference fields, creating the row with defaults for the others if needed."""
+    cols = list(values)
+    insert_cols = ", ".join(["preference_id", "user_id", *cols])
+    params = ", ".join(f"${i}" for i in range(1, len(cols) + 3))
+    updates = ", ".join([*(f"{c} = EXCLUDED.{c}" for c in cols), f"updated_at = {_NOW}"])
+    return await conn.fetchrow(
+        f"""INSERT INTO user_preferences ({insert_cols}) VALUES ({params})
+            ON CONFLICT (user_id) DO UPDATE SET {updates} RETURNING {PREFERENCE_COLUMNS}""",
+        preference_id,
+        user_id,
+        *values.values(),
+    )
+
+
+# --- Devices -------------------------------------------------------------------------------------
+
+
+async def upsert_device(
+    conn: asyncpg.Connection, device_id: uuid.UUID, user_id: uuid.UUID, values: dict[str, Any]
+) -> tuple[Row, bool]:
+    """Register a push token for a user, or refresh the existing registration; (row, created)."""
+    row = await conn.fetchrow(
+        f"""INSERT INTO user_devices (device_id, user_id, device_token, platform, device_model, os_version,
+                                      app_version, active, last_used_at)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, true, {_NOW})
+            ON CONFLICT (user_id, device_token) DO UPDATE SET
+                platform = EXCLUDED.platform, device_model = EXCLUDED.device_model,
+                os_version = EXCLUDED.os_version, app_version = EXCLUDED.app_version,
+                active = true, last_used_at = EXCLUDED.last_used_at, updated_at = {_NOW}
+            RETURNING {DEVICE_COLUMNS}, (xmax = 0) AS created""",
+        device_id,
+        user_id,
+        values["device_token"],
+        values["platform"],
+        values.get("device_model"),
+        values.get("os_version"),
+        values.get("app_version"),
+    )
+    # A token moves with the app install: another account that held it must stop receiving its pushes.
+    await conn.execute(
+        f"""UPDATE user_devices SET active = false, updated_at = {_NOW}
+            WHERE device_token = $1 AND user_id <> $2 AND active""",
+        values["device_token"],
+        user_id,
+    )
+    record = dict(row)
+    created = bool(record.pop("created"))
+    return record, created
+
+
+async def get_device(conn: asyncpg.Connection, device_id: uuid.UUID, owner: uuid.UUID | None) -> Row | None:
+    """A device, if it belongs to ``owner`` (any owner when None)."""
+    return await conn.fetchrow(
+        f"""SELECT {DEVICE_COLUMNS} FROM user_devices
+            WHERE device_id = $1 AND ($2::uuid IS NULL OR user_id = $2)""",
+        device_id,
+        owner,
+    )
+
+
+async def list_devices(
+    conn: asyncpg.Connection, user_id: uuid.UUID, *, after: tuple[dt.datetime, uuid.UUID] | None, limit: int
+) -> list[Row]:
+    """A user's devices, newest first."""
+    return await fetch_all(
+        conn,
+        f"""SELECT {DEVICE_COLUMNS} FROM user_devices
+            WHERE user_id = $1 AND ($2::timestamp IS NULL OR (created_at, device_id) < ($2, $3))
+            ORDER BY created_at DESC, device_id DESC LIMIT $4""",
+        user_id,
+        after[0] if after else None,
+        after[1] if after else None,
+        limit + 1,
+    )
+
+
+async def update_device(
+    conn: asyncpg.Connection, device_id: uuid.UUID, user_id: uuid.UUID, values: dict[str, Any]
+) -> Row | None:
+    """Apply ``values`` to the user's device."""
+    if not values:
+        return await get_device(conn, device_id, user_id)
+    sets, args = set_clause(values, 3)
+    return await conn.fetchrow(
+        f"""UPDATE user_devices SET {sets} WHERE device_id = $1 AND user_id = $2
+            RETURNING {DEVICE_COLUMNS}""",
+        device_id,
+        user_id,
+        *args,
+    )
+
+
+async def deactivate_device(conn: asyncpg.Connection, device_id: uuid.UUID, user_id: uuid.UUID) -> bool:
+    """Stop pushing to the user's device; False if there is no such device."""
+    status = await conn.execute(
+        f"UPDATE user_devices SET active = false, updated_at = {_NOW} WHERE device_id = $1 AND user_id = $2",
+        device_id,
+        user_id,
+    )
+    return _count(status) == 1
+
+
+# --- Subscriptions -------------------------------------------------------------------------------
+
+
+async def insert_subscription(
+    conn: asyncpg.Connection, subscription_id: uuid.UUID, values: dict[str, Any]
+) -> Row:
+    """Insert a subscription; ``ForeignKeyViolationError`` if the user does not exist."""
+    cols = ["subscription_id", *values]
+    params = ", ".join(f"${i}" for i in range(1, len(cols) + 1))
+    return await conn.fetchrow(
+        f"INSERT INTO subscriptions ({', '.join(cols)}) VALUES ({params}) RETURNING {SUBSCRIPTION_COLUMNS}",
+        subscription_id,
+        *values.values(),
+    )
+
+
+async def get_subscription(
+    conn: asyncpg.Connection, subscription_id: uuid.UUID, owner: uuid.UUID | None, *, for_update: bool = False
+) -> Row | None:
+    """A subscription, if it belongs to ``owner`` (any owner when None)."""
+    lock = " FOR UPDATE" if for_update else ""
+    return await conn.fetchrow(
+        f"""SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions
+            WHERE subscription_id = $1 AND ($2::uuid IS NULL OR user_id = $2){lock}""",
+        subscription_id,
+        owner,
+    )
+
+
+async def list_subscriptions(
+    conn: asyncpg.Connection,
+    owner: uuid.UUID | None,
+    *,
+    after: tuple[dt.datetime, uuid.UUID] | None,
+    limit: int,
+) -> list[Row]:
+    """Subscriptions of ``owner`` (everyone's when None), newest first."""
+    return await fetch_all(
+        conn,
+        f"""SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions
+            WHERE ($1::uuid IS NULL OR user_id = $1)
+              AND ($2::timestamp IS NULL OR (created_at, subscription_id) < ($2, $3))
+            ORDER BY created_at DESC, subscription_id DESC LIMIT $4""",
+        owner,
+        after[0] if after else None,
+        after[1] if after else None,
+        limit + 1,
+    )
+
+
+async def update_subscription(
+    conn: asyncpg.Connection, subscription_id: uuid.UUID, values: dict[str, Any]
+) -> Row | None:
+    """Apply ``values`` to a subscription."""
+    sets, args = set_clause(values, 2)
+    return await conn.fetchrow(
+        f"UPDATE subscriptions SET {sets} WHERE subscription_id = $1 RETURNING {SUBSCRIPTION_COLUMNS}",
+        subscription_id,
+        *args,
+    )
+
+
+# --- Login throttle ------------------------------------------------------------------------------
+
+
+async def reserve_throttle(
+    conn: asyncpg.Connection, key: str, now: dt.datetime, window: dt.timedelta
+) -> tuple[dt.datetime, int]:
+    """Count one attempt against ``key`` in its current fixed window; (window start, attempts so far).
+
+    One atomic upsert, so concurrent attempts in any number of processes are all counted.
+    """
+    row = await conn.fetchrow(
+        """INSERT INTO login_throttle AS t (throttle_key, window_start, attempts) VALUES ($1, $2, 1)
+           ON CONFLICT (throttle_key) DO UPDATE SET
+               window_start = CASE WHEN t.window_start <= $2 - $3::interval THEN $2 ELSE t.window_start END,
+               attempts = CASE WHEN t.window_start <= $2 - $3::interval THEN 1 ELSE t.attempts + 1 END
+           RETURNING window_start, attempts""",
+        key,
+        now,
+        window,
+    )
+    return row["window_start"], row["attempts"]
+
+
+async def release_throttle(conn: asyncpg.Connection, key: str) -> None:
+    """Un-count one attempt (it succeeded)."""
+    await conn.execute(
+        "UPDATE login_throttle SET attempts = greatest(attempts - 1, 0) WHERE throttle_key = $1", key
+    )
+
+
+async def clear_throttle(conn: asyncpg.Connection, key: str) -> None:
+    """Forget every attempt counted against ``key``."""
+    await conn.execute("DELETE FROM login_throttle WHERE throttle_key = $1", key)
+
+
+async def purge_throttle(conn: asyncpg.Connection, before: dt.datetime) -> int:
+    """Delete counters whose window started before ``before``; the number deleted."""
+    return _count(await conn.execute("DELETE FROM login_throttle WHERE window_start < $1", before))

@@ -1,0 +1,272 @@
+"""HTTP routes of the accounts domain: ``/v1/auth``, ``/v1/users/me[/...]``, ``/v1/users``, ``/v1/subscriptions``."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from litestar import Request, Response, delete, get, patch, post, put
+from litestar.params import FromPath, FromQuery, JSONBody
+
+from core_api.accounts import owned, service
+from core_api.accounts.errors import UserNotFoundError
+from core_api.accounts.schemas import (
+    AdminUserUpdate,
+    DeviceOut,
+    DeviceRegister,
+    DeviceUpdate,
+    LoginRequest,
+    PreferencesOut,
+    PreferencesUpdate,
+    RegisterRequest,
+    SubscriptionCreate,
+    SubscriptionOut,
+    SubscriptionUpdate,
+    TokenResponse,
+    UserOut,
+    UserUpdate,
+)
+from core_api.auth import require_role
+from core_api.deps import CurrentUser, Db, DbConn
+from core_api.pagination import DEFAULT_PAGE_SIZE, CursorParam, LimitParam, Page
+from core_api.resources import ResourceController, read_scope, request_ip
+
+__all__ = ["route_handlers"]
+
+
+class AuthController(ResourceController):
+    """Registration and login (no token needed)."""
+
+    path = "/v1/auth"
+    tags = ["auth"]
+
+    @post("/register", summary="Create an account")
+    async def register(self, data: JSONBody[RegisterRequest], conn: DbConn) -> UserOut:
+        """Create an account with the ``user`` role; the email is unique case-insensitively."""
+        return await service.register(conn, data)
+
+    @post("/login", status_code=200, summary="Exchange email and password for an access token")
+    async def login(
+        self, data: JSONBody[LoginRequest], db: Db, request: Request[Any, Any, Any]
+    ) -> TokenResponse:
+        """A short-lived bearer token. Failed logins are throttled per account and per address (429)."""
+        attempt = service.LoginAttempt(email=data.email, ip=request_ip(request))
+        # Three short transactions, none held across the password hash: count the attempt (committed
+        # at once, so other processes see it), look the account up, then record the outcome.
+        async with db.transaction() as conn:
+            await service.reserve_login_attempt(conn, attempt)
+            user = await service.find_login_user(conn, data.email)
+        ok = await service.password_matches(user, data.password)
+        async with db.transaction() as conn:
+            outcome = await service.complete_login(
+                conn, request.app.state.settings, attempt, user, data.password, ok
+            )
+        if outcome.error is not None:
+            raise outcome.error
+        assert outcome.token is not None
+        return outcome.token
+
+
+class MeController(ResourceController):
+    """The caller's own account and the resources it owns."""
+
+    path = "/v1/users/me"
+    tags = ["users"]
+
+    @get("/", summary="The caller's profile")
+    async def get_me(self, conn: DbConn, current_user: CurrentUser) -> UserOut:
+        """The caller's profile (never the password hash)."""
+        return await service.get_user(conn, current_user.user_id)
+
+    @patch("/", summary="Change the caller's profile")
+    async def update_me(
+        self,
+        data: JSONBody[UserUpdate],
+        conn: DbConn,
+        current_user: CurrentUser,
+        request: Request[Any, Any, Any],
+    ) -> UserOut:
+        """Change profile fields; ``password`` needs ``current_password``."""
+        return await service.update_me(conn, current_user, data, request_ip(request))
+
+    @delete("/", summary="Erase the caller's account")
+    async def erase_me(
+        self, conn: DbConn, current_user: CurrentUser, request: Request[Any, Any, Any]
+    ) -> None:
+        """Erase the account and everything it owns; analytics events are kept, unlinked."""
+        await service.erase_account(conn, current_user, request_ip(request))
+
+    @get("/preferences", summary="The caller's preferences")
+    async def get_preferences(self, conn: DbConn, current_user: CurrentUser) -> PreferencesOut:
+        """Language, time zone and notification/theme settings."""
+        return await owned.get_preferences(conn, current_user.user_id)
+
+    @put("/preferences", summary="Save the caller's preferences")
+    async def put_preferences(
+        self, data: JSONBody[PreferencesUpdate], conn: DbConn, current_user: CurrentUser
+    ) -> PreferencesOut:
+        """Store the given fields (language and time zone are validated); omitted ones are kept."""
+        return await owned.put_preferences(conn, current_user.user_id, data)
+
+    @get("/devices", summary="The caller's devices")
+    async def list_devices(
+        self,
+        conn: DbConn,
+        current_user: CurrentUser,
+        cursor: CursorParam = None,
+        limit: LimitParam = DEFAULT_PAGE_SIZE,
+    ) -> Page[DeviceOut]:
+        """Registered push devices, newest first."""
+        return await owned.list_devices(conn, current_user.user_id, cursor=cursor, limit=limit)
+
+    @post("/devices", summary="Register or refresh a push token")
+    async def register_device(
+        self, data: JSONBody[DeviceRegister], conn: DbConn, current_user: CurrentUser
+    ) -> Response[DeviceOut]:
+        """201 for a new token, 200 when an existing one is refreshed (reactivated, versions updated)."""
+        device, created = await owned.register_device(conn, current_user.user_id, data)
+        return Response(device, status_code=201 if created else 200)
+
+    @get("/devices/{device_id:uuid}", summary="One of the caller's devices")
+    async def get_device(
+        self, device_id: FromPath[uuid.UUID], conn: DbConn, current_user: CurrentUser
+    ) -> DeviceOut:
+        """A device of the caller (404 for anyone else's)."""
+        return await owned.get_device(conn, current_user.user_id, device_id)
+
+    @patch("/devices/{device_id:uuid}", summary="Change one of the caller's devices")
+    async def update_device(
+        self,
+        device_id: FromPath[uuid.UUID],
+        data: JSONBody[DeviceUpdate],
+        conn: DbConn,
+        current_user: CurrentUser,
+    ) -> DeviceOut:
+        """New token, versions, or ``active``."""
+        return await owned.update_device(conn, current_user.user_id, device_id, data)
+
+    @delete("/devices/{device_id:uuid}", summary="Deactivate one of the caller's devices")
+    async def deactivate_device(
+        self, device_id: FromPath[uuid.UUID], conn: DbConn, current_user: CurrentUser
+    ) -> None:
+        """Stop pushes to the device (``active`` = false; the row is kept)."""
+        await owned.deactivate_device(conn, current_user.user_id, device_id)
+
+    @get("/subscriptions", summary="The caller's subscriptions")
+    async def list_subscriptions(
+        self,
+        conn: DbConn,
+        current_user: CurrentUser,
+        cursor: CursorParam = None,
+        limit: LimitParam = DEFAULT_PAGE_SIZE,
+    ) -> Page[SubscriptionOut]:
+        """The caller's subscriptions, newest first."""
+        return await owned.list_subscriptions(conn, current_user.user_id, cursor=cursor, limit=limit)
+
+    @get("/subscriptions/{subscription_id:uuid}", summary="One of the caller's subscriptions")
+    async def get_subscription(
+        self, subscription_id: FromPath[uuid.UUID], conn: DbConn, current_user: CurrentUser
+    ) -> SubscriptionOut:
+        """A subscription of the caller."""
+        return await owned.get_subscription(conn, current_user.user_id, subscription_id)
+
+
+class UsersController(ResourceController):
+    """Accounts by id: admins read and manage every account; others see only their own."""
+
+    path = "/v1/users"
+    tags = ["users"]
+
+    @get("/", summary="Every account (admin)")
+    async def list_users(
+        self,
+        conn: DbConn,
+        current_user: CurrentUser,
+        cursor: CursorParam = None,
+        limit: LimitParam = DEFAULT_PAGE_SIZE,
+    ) -> Page[UserOut]:
+        """Every account, newest first."""
+        require_role(current_user, "admin")
+        return await service.list_users(conn, cursor=cursor, limit=limit)
+
+    @get("/{user_id:uuid}", summary="An account (admins: any; others: their own)")
+    async def get_user(
+        self, user_id: FromPath[uuid.UUID], conn: DbConn, current_user: CurrentUser
+    ) -> UserOut:
+        """An account's profile."""
+        scope = read_scope(current_user)
+        if scope is not None and scope != user_id:
+            raise UserNotFoundError("No such user.")
+        return await service.get_user(conn, user_id)
+
+    @patch("/{user_id:uuid}", summary="Change an account's role, status or tier (admin)")
+    async def update_user(
+        self,
+        user_id: FromPath[uuid.UUID],
+        data: JSONBody[AdminUserUpdate],
+        conn: DbConn,
+        current_user: CurrentUser,
+        request: Request[Any, Any, Any],
+    ) -> UserOut:
+        """Role and status changes are written to the audit log."""
+        if not current_user.has_role("admin") and user_id != current_user.user_id:
+            raise UserNotFoundError("No such user.")
+        require_role(current_user, "admin")
+        return await service.admin_update_user(conn, current_user, user_id, data, request_ip(request))
+
+
+class SubscriptionsController(ResourceController):
+    """Subscriptions by id: admins create and update them; users read theirs under ``/v1/users/me``."""
+
+    path = "/v1/subscriptions"
+    tags = ["subscriptions"]
+
+    @post("/", summary="Create a subscription for a user (admin)")
+    async def create(
+        self, data: JSONBody[SubscriptionCreate], conn: DbConn, current_user: CurrentUser
+    ) -> SubscriptionOut:
+        """A new subscription row for ``user_id``."""
+        require_role(current_user, "admin")
+        return await owned.create_subscription(conn, data)
+
+    @get("/", summary="Subscriptions (admins: everyone's, or one user's; others: their own)")
+    async def list_all(
+        self,
+        conn: DbConn,
+        current_user: CurrentUser,
+        user_id: FromQuery[uuid.UUID | None] = None,
+        cursor: CursorParam = None,
+        limit: LimitParam = DEFAULT_PAGE_SIZE,
+    ) -> Page[SubscriptionOut]:
+        """Newest first; ``user_id`` filters (admins only; anyone else sees only their own)."""
+        scope = read_scope(current_user)
+        if scope is None:
+            scope = user_id
+        elif user_id is not None and user_id != scope:
+            raise UserNotFoundError("No such user.")
+        return await owned.list_subscriptions(conn, scope, cursor=cursor, limit=limit)
+
+    @get("/{subscription_id:uuid}", summary="A subscription (admins: any; others: their own)")
+    async def get_one(
+        self, subscription_id: FromPath[uuid.UUID], conn: DbConn, current_user: CurrentUser
+    ) -> SubscriptionOut:
+        """One subscription."""
+        return await owned.get_subscription(conn, read_scope(current_user), subscription_id)
+
+    @patch("/{subscription_id:uuid}", summary="Change a subscription (admin)")
+    async def update(
+        self,
+        subscription_id: FromPath[uuid.UUID],
+        data: JSONBody[SubscriptionUpdate],
+        conn: DbConn,
+        current_user: CurrentUser,
+    ) -> SubscriptionOut:
+        """Plan, status, dates, renewal and payment fields."""
+        if not current_user.has_role("admin"):
+            # Visibility before permission: a stranger's subscription is not found, one's own is forbidden.
+            await owned.get_subscription(conn, current_user.user_id, subscription_id)
+            require_role(current_user, "admin")
+        return await owned.update_subscription(conn, subscription_id, data)
+
+
+route_handlers: list[Any] = [AuthController, MeController, UsersController, SubscriptionsController]

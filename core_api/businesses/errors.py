@@ -1,0 +1,13 @@
+"""Errors of the businesses domain."""
+
+from __future__ import annotations
+
+from core_api.errors import NotFoundError
+
+__all__ = ["BusinessNotFoundError"]
+
+
+class BusinessNotFoundError(NotFoundError):
+    """No such business (or it belongs to someone else)."""
+
+    code = "business_not_found"

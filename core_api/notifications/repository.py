@@ -1,0 +1,213 @@
+"""SQL of the notifications domain, including the delivery job's claim of due rows."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from core_api.resources import fetch_all
+
+if TYPE_CHECKING:
+    import asyncpg
+
+__all__ = [
+    "active_devices",
+    "cancel_schedule",
+    "claim_due",
+    "count_unread",
+    "get_notification",
+    "get_schedule",
+    "insert_notifications",
+    "insert_schedule",
+    "list_notifications",
+    "list_schedules",
+    "mark_all_read",
+    "mark_read",
+    "mark_schedules_sent",
+]
+
+NOTIFICATION_COLUMNS = """notification_id, user_id, title, body, data, type, status, read, sent_at, read_at,
+    created_at, updated_at"""
+SCHEDULE_COLUMNS = "schedule_id, user_id, title, body, data, scheduled_time, status, created_at, updated_at"
+_NOW = "(now() AT TIME ZONE 'UTC')"
+Row = Any  # asyncpg.Record
+Key = tuple[dt.datetime, uuid.UUID]
+
+
+# --- Notifications -------------------------------------------------------------------------------
+
+
+async def list_notifications(
+    conn: asyncpg.Connection,
+    owner: uuid.UUID | None,
+    *,
+    unread: bool | None,
+    type_: str | None,
+    after: Key | None,
+    limit: int,
+) -> list[Row]:
+    """Notifications of ``owner`` (everyone's when None), newest first, filtered."""
+    return await fetch_all(
+        conn,
+        f"""SELECT {NOTIFICATION_COLUMNS} FROM notifications
+            WHERE ($1::uuid IS NULL OR user_id = $1)
+              AND ($2::boolean IS NULL OR read = NOT $2)
+              AND ($3::text IS NULL OR type = $3)
+              AND ($4::timestamp IS NULL OR (created_at, notification_id) < ($4, $5))
+            ORDER BY created_at DESC, notification_id DESC LIMIT $6""",
+        owner,
+        unread,
+        type_,
+        after[0] if after else None,
+        after[1] if after else None,
+        limit + 1,
+    )
+
+
+async def get_notification(
+    conn: asyncpg.Connection, notification_id: uuid.UUID, owner: uuid.UUID | None
+) -> Row | None:
+    """A notification of ``owner`` (any owner when None)."""
+    return await conn.fetchrow(
+        f"""SELECT {NOTIFICATION_COLUMNS} FROM notifications
+            WHERE notification_id = $1 AND ($2::uuid IS NULL OR user_id = $2)""",
+        notification_id,
+        owner,
+    )
+
+
+async def count_unread(conn: asyncpg.Connection, user_id: uuid.UUID) -> int:
+    """How many of the user's notifications are unread."""
+    value: int = await conn.fetchval(
+        "SELECT count(*) FROM notifications WHERE user_id = $1 AND NOT read", user_id
+    )
+    return value
+
+
+async def mark_read(conn: asyncpg.Connection, notification_id: uuid.UUID, user_id: uuid.UUID) -> Row | None:
+    """Mark the user's notification read; ``read_at`` keeps the first time it was read."""
+    return await conn.fetchrow(
+        f"""UPDATE notifications SET read = true, read_at = COALESCE(read_at, {_NOW}),
+               updated_at = CASE WHEN read THEN updated_at ELSE {_NOW} END
+            WHERE notification_id = $1 AND user_id = $2 RETURNING {NOTIFICATION_COLUMNS}""",
+        notification_id,
+        user_id,
+    )
+
+
+async def mark_all_read(conn: asyncpg.Connection, user_id: uuid.UUID) -> int:
+    """Mark every unread notification of the user read; how many changed."""
+    status = await conn.execute(
+        f"""UPDATE notifications SET read = true, read_at = {_NOW}, updated_at = {_NOW}
+            WHERE user_id = $1 AND NOT read""",
+        user_id,
+    )
+    return int(status.rsplit(" ", 1)[-1])
+
+
+async def insert_notifications(conn: asyncpg.Connection, rows: list[tuple[Any, ...]]) -> None:
+    """Insert delivered notifications: (notification_id, user_id, title, body, data, type, status, sent_at)."""
+    await conn.executemany(
+        """INSERT INTO notifications (notification_id, user_id, title, body, data, type, status, sent_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
+        rows,
+    )
+
+
+# --- Scheduled notifications ---------------------------------------------------------------------
+
+
+async def insert_schedule(
+    conn: asyncpg.Connection, schedule_id: uuid.UUID, user_id: uuid.UUID, values: dict[str, Any]
+) -> Row:
+    """Insert a pending scheduled notification."""
+    return await conn.fetchrow(
+        f"""INSERT INTO scheduled_notifications (schedule_id, user_id, title, body, data, scheduled_time)
+            VALUES ($1, $2, $3, $4, $5, $6) RETURNING {SCHEDULE_COLUMNS}""",
+        schedule_id,
+        user_id,
+        values["title"],
+        values["body"],
+        values["data"],
+        values["scheduled_time"],
+    )
+
+
+async def get_schedule(
+    conn: asyncpg.Connection, schedule_id: uuid.UUID, owner: uuid.UUID | None
+) -> Row | None:
+    """A scheduled notification of ``owner`` (any owner when None)."""
+    return await conn.fetchrow(
+        f"""SELECT {SCHEDULE_COLUMNS} FROM scheduled_notifications
+            WHERE schedule_id = $1 AND ($2::uuid IS NULL OR user_id = $2)""",
+        schedule_id,
+        owner,
+    )
+
+
+async def list_schedules(
+    conn: asyncpg.Connection, owner: uuid.UUID | None, *, status: str | None, after: Key | None, limit: int
+) -> list[Row]:
+    """Scheduled notifications of ``owner`` (everyone's when None), soonest first."""
+    return await fetch_all(
+        conn,
+        f"""SELECT {SCHEDULE_COLUMNS} FROM scheduled_notifications
+            WHERE ($1::uuid IS NULL OR user_id = $1)
+              AND ($2::text IS NULL OR status = $2)
+              AND ($3::timestamp IS NULL OR (scheduled_time, schedule_id) > ($3, $4))
+            ORDER BY scheduled_time, schedule_id LIMIT $5""",
+        owner,
+        status,
+        after[0] if after else None,
+        after[1] if after else None,
+        limit + 1,
+    )
+
+
+async def cancel_schedule(conn: asyncpg.Connection, schedule_id: uuid.UUID, user_id: uuid.UUID) -> Row | None:
+    """Cancel the user's pending scheduled notification.
+
+    If the delivery job holds the row, this waits for it and then sees ``status = 'sent'``: a
+    notification is never both delivered and cancelled.
+    """
+    return await conn.fetchrow(
+        f"""UPDATE scheduled_notifications SET status = 'cancelled', updated_at = {_NOW}
+            WHERE schedule_id = $1 AND user_id = $2 AND status = 'pending' RETURNING {SCHEDULE_COLUMNS}""",
+        schedule_id,
+        user_id,
+    )
+
+
+async def claim_due(conn: asyncpg.Connection, now: dt.datetime, limit: int) -> list[Row]:
+    """Lock up to ``limit`` due pending rows that no other runner holds (``FOR UPDATE SKIP LOCKED``).
+
+    Another runner's transaction skips these rows instead of waiting, and when this transaction
+    commits they are no longer pending: each row is delivered by exactly one runner.
+    """
+    return await fetch_all(
+        conn,
+        f"""SELECT {SCHEDULE_COLUMNS} FROM scheduled_notifications
+            WHERE status = 'pending' AND scheduled_time <= $1
+            ORDER BY scheduled_time LIMIT $2 FOR UPDATE SKIP LOCKED""",
+        now,
+        limit,
+    )
+
+
+async def mark_schedules_sent(conn: asyncpg.Connection, schedule_ids: list[uuid.UUID]) -> None:
+    """Mark claimed rows delivered."""
+    await conn.execute(
+        f"UPDATE scheduled_notifications SET status = 'sent', updated_at = {_NOW} WHERE schedule_id = ANY($1)",
+        schedule_ids,
+    )
+
+
+async def active_devices(conn: asyncpg.Connection, user_ids: list[uuid.UUID]) -> list[Row]:
+    """Active push devices of the given users."""
+    return await fetch_all(
+        conn,
+        """SELECT user_id, device_id, platform, device_token FROM user_devices
+           WHERE user_id = ANY($1) AND active ORDER BY user_id, created_at""",
+        user_ids,
+    )

@@ -1,0 +1,141 @@
+"""HTTP routes of the notifications domain: ``/v1/notifications`` and ``/v1/scheduled-notifications``."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from litestar import Litestar, delete, get, post
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+
+from core_api.deps import CurrentUser, DbConn
+from core_api.errors import NotFoundError
+from core_api.notifications import service
+from core_api.notifications.push import LoggingPushProvider
+from core_api.notifications.schemas import (
+    NotificationOut,
+    ReadAllResult,
+    ScheduledCreate,
+    ScheduledOut,
+    ScheduleStatus,
+    UnreadCount,
+)
+from core_api.pagination import DEFAULT_PAGE_SIZE, CursorParam, LimitParam, Page
+from core_api.resources import NO_NUL, ResourceController, read_scope
+
+__all__ = ["on_startup", "route_handlers"]
+
+TypeParam = Annotated[str | None, QueryParameter(name="type", max_length=50, pattern=NO_NUL)]
+
+
+def _list_scope(current_user: CurrentUser, user_id: uuid.UUID | None) -> uuid.UUID | None:
+    scope = read_scope(current_user)
+    if scope is None:
+        return user_id
+    if user_id is not None and user_id != scope:
+        raise NotFoundError("No such user.", code="user_not_found")
+    return scope
+
+
+class NotificationsController(ResourceController):
+    """The caller's notifications inbox. Admins may read everyone's."""
+
+    path = "/v1/notifications"
+    tags = ["notifications"]
+
+    @get("/", summary="List notifications")
+    async def list_all(
+        self,
+        conn: DbConn,
+        current_user: CurrentUser,
+        unread: FromQuery[bool | None] = None,
+        type_: TypeParam = None,
+        user_id: FromQuery[uuid.UUID | None] = None,
+        cursor: CursorParam = None,
+        limit: LimitParam = DEFAULT_PAGE_SIZE,
+    ) -> Page[NotificationOut]:
+        """Newest first; ``unread=true`` keeps unread ones, ``type`` one type."""
+        scope = _list_scope(current_user, user_id)
+        return await service.list_notifications(
+            conn, scope, unread=unread, type_=type_, cursor=cursor, limit=limit
+        )
+
+    @get("/unread-count", summary="How many notifications are unread")
+    async def unread_count(self, conn: DbConn, current_user: CurrentUser) -> UnreadCount:
+        """The caller's unread count."""
+        return UnreadCount(unread=await service.count_unread(conn, current_user.user_id))
+
+    @post("/read-all", status_code=200, summary="Mark every notification read")
+    async def read_all(self, conn: DbConn, current_user: CurrentUser) -> ReadAllResult:
+        """Marks all the caller's unread notifications read."""
+        return ReadAllResult(updated=await service.mark_all_read(conn, current_user.user_id))
+
+    @get("/{notification_id:uuid}", summary="A notification")
+    async def get_one(
+        self, notification_id: FromPath[uuid.UUID], conn: DbConn, current_user: CurrentUser
+    ) -> NotificationOut:
+        """One notification (404 if it is someone else's)."""
+        return await service.get_notification(conn, read_scope(current_user), notification_id)
+
+    @post("/{notification_id:uuid}/read", status_code=200, summary="Mark a notification read")
+    async def mark_read(
+        self, notification_id: FromPath[uuid.UUID], conn: DbConn, current_user: CurrentUser
+    ) -> NotificationOut:
+        """Sets ``read`` and ``read_at`` (kept from the first time)."""
+        return await service.mark_read(conn, current_user.user_id, notification_id)
+
+
+class ScheduledNotificationsController(ResourceController):
+    """Notifications the caller scheduled for later. Admins may read everyone's."""
+
+    path = "/v1/scheduled-notifications"
+    tags = ["notifications"]
+
+    @post("/", summary="Schedule a notification")
+    async def create(
+        self, data: JSONBody[ScheduledCreate], conn: DbConn, current_user: CurrentUser
+    ) -> ScheduledOut:
+        """A notification for the caller at ``scheduled_time`` (in the future, within two years)."""
+        return await service.create_schedule(conn, current_user.user_id, data)
+
+    @get("/", summary="List scheduled notifications")
+    async def list_all(
+        self,
+        conn: DbConn,
+        current_user: CurrentUser,
+        status: FromQuery[ScheduleStatus | None] = None,
+        user_id: FromQuery[uuid.UUID | None] = None,
+        cursor: CursorParam = None,
+        limit: LimitParam = DEFAULT_PAGE_SIZE,
+    ) -> Page[ScheduledOut]:
+        """Soonest first, optionally of one ``status``."""
+        scope = _list_scope(current_user, user_id)
+        return await service.list_schedules(conn, scope, status=status, cursor=cursor, limit=limit)
+
+    @get("/{schedule_id:uuid}", summary="A scheduled notification")
+    async def get_one(
+        self, schedule_id: FromPath[uuid.UUID], conn: DbConn, current_user: CurrentUser
+    ) -> ScheduledOut:
+        """One scheduled notification (404 if it is someone else's)."""
+        return await service.get_schedule(conn, read_scope(current_user), schedule_id)
+
+    @post("/{schedule_id:uuid}/cancel", status_code=200, summary="Cancel a scheduled notification")
+    async def cancel(
+        self, schedule_id: FromPath[uuid.UUID], conn: DbConn, current_user: CurrentUser
+    ) -> ScheduledOut:
+        """Cancel a pending one; 409 if it was already sent or cancelled."""
+        return await service.cancel_schedule(conn, current_user.user_id, schedule_id)
+
+    @delete("/{schedule_id:uuid}", summary="Cancel a scheduled notification")
+    async def remove(self, schedule_id: FromPath[uuid.UUID], conn: DbConn, current_user: CurrentUser) -> None:
+        """The same as ``POST .../cancel`` (the row is kept with ``status`` = cancelled)."""
+        await service.cancel_schedule(conn, current_user.user_id, schedule_id)
+
+
+async def on_startup(app: Litestar) -> None:
+    """Install the default push provider unless one was installed already."""
+    if getattr(app.state, "push_provider", None) is None:
+        app.state.push_provider = LoggingPushProvider()
+
+
+route_handlers: list[Any] = [NotificationsController, ScheduledNotificationsController]

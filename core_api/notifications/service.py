@@ -1,0 +1,218 @@
+"""Notifications logic: the inbox, scheduling, and the exactly-once delivery of due schedules."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+from collections import defaultdict
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+
+from core_api.auth import utcnow
+from core_api.db import uuid7
+from core_api.notifications import repository as repo
+from core_api.notifications.errors import (
+    NotificationNotFoundError,
+    ScheduleNotFoundError,
+    ScheduleNotPendingError,
+)
+from core_api.notifications.push import PushMessage, PushProvider, PushTarget
+from core_api.notifications.schemas import NotificationOut, ScheduledCreate, ScheduledOut
+from core_api.pagination import Page, decode_cursor, make_page
+from core_api.resources import changes, to_struct
+
+if TYPE_CHECKING:
+    from core_api.db import Database
+
+__all__ = [
+    "DELIVERY_BATCH",
+    "SCHEDULED_TYPE",
+    "cancel_schedule",
+    "count_unread",
+    "create_schedule",
+    "deliver_batch",
+    "deliver_due",
+    "get_notification",
+    "get_schedule",
+    "list_notifications",
+    "list_schedules",
+    "mark_all_read",
+    "mark_read",
+]
+
+_log = logging.getLogger("corp_astro.notifications")
+_Key = tuple[dt.datetime, uuid.UUID]
+DELIVERY_BATCH = 100
+# The notification type given to delivered schedules (the seed's scheduled_notifications has no type).
+SCHEDULED_TYPE = "scheduled"
+
+
+def _naive(value: dt.datetime) -> dt.datetime:
+    return value.replace(tzinfo=None)
+
+
+# --- Inbox ---------------------------------------------------------------------------------------
+
+
+async def list_notifications(
+    conn: asyncpg.Connection,
+    scope: uuid.UUID | None,
+    *,
+    unread: bool | None,
+    type_: str | None,
+    cursor: str | None,
+    limit: int,
+) -> Page[NotificationOut]:
+    """Notifications visible in ``scope``, newest first; ``unread`` and ``type_`` filter."""
+    rows = await repo.list_notifications(
+        conn, scope, unread=unread, type_=type_, after=decode_cursor(cursor, _Key), limit=limit
+    )
+    items = [to_struct(NotificationOut, r) for r in rows]
+    return make_page(items, limit, lambda n: (_naive(n.created_at), n.notification_id))
+
+
+async def get_notification(
+    conn: asyncpg.Connection, scope: uuid.UUID | None, notification_id: uuid.UUID
+) -> NotificationOut:
+    """A notification visible in ``scope``."""
+    row = await repo.get_notification(conn, notification_id, scope)
+    if row is None:
+        raise NotificationNotFoundError("No such notification.")
+    return to_struct(NotificationOut, row)
+
+
+async def count_unread(conn: asyncpg.Connection, user_id: uuid.UUID) -> int:
+    """The caller's unread notifications."""
+    return await repo.count_unread(conn, user_id)
+
+
+async def mark_read(
+    conn: asyncpg.Connection, user_id: uuid.UUID, notification_id: uuid.UUID
+) -> NotificationOut:
+    """Mark one of the caller's notifications read (idempotent)."""
+    row = await repo.mark_read(conn, notification_id, user_id)
+    if row is None:
+        raise NotificationNotFoundError("No such notification.")
+    return to_struct(NotificationOut, row)
+
+
+async def mark_all_read(conn: asyncpg.Connection, user_id: uuid.UUID) -> int:
+    """Mark all of the caller's notifications read; how many changed."""
+    return await repo.mark_all_read(conn, user_id)
+
+
+# --- Scheduled notifications ---------------------------------------------------------------------
+
+
+async def create_schedule(
+    conn: asyncpg.Connection, user_id: uuid.UUID, data: ScheduledCreate
+) -> ScheduledOut:
+    """Schedule a notification for the caller."""
+    row = await repo.insert_schedule(conn, uuid7(), user_id, changes(data))
+    return to_struct(ScheduledOut, row)
+
+
+async def list_schedules(
+    conn: asyncpg.Connection, scope: uuid.UUID | None, *, status: str | None, cursor: str | None, limit: int
+) -> Page[ScheduledOut]:
+    """Scheduled notifications visible in ``scope``, soonest first."""
+    rows = await repo.list_schedules(
+        conn, scope, status=status, after=decode_cursor(cursor, _Key), limit=limit
+    )
+    items = [to_struct(ScheduledOut, r) for r in rows]
+    return make_page(items, limit, lambda s: (_naive(s.scheduled_time), s.schedule_id))
+
+
+async def get_schedule(
+    conn: asyncpg.Connection, scope: uuid.UUID | None, schedule_id: uuid.UUID
+) -> ScheduledOut:
+    """A scheduled notification visible in ``scope``."""
+    row = await repo.get_schedule(conn, schedule_id, scope)
+    if row is None:
+        raise ScheduleNotFoundError("No such scheduled notification.")
+    return to_struct(ScheduledOut, row)
+
+
+async def cancel_schedule(
+    conn: asyncpg.Connection, user_id: uuid.UUID, schedule_id: uuid.UUID
+) -> ScheduledOut:
+    """Cancel one of the caller's pending scheduled notifications (409 once sent or cancelled)."""
+    row = await repo.cancel_schedule(conn, schedule_id, user_id)
+    if row is not None:
+        return to_struct(ScheduledOut, row)
+    existing = await repo.get_schedule(conn, schedule_id, user_id)
+    if existing is None:
+        raise ScheduleNotFoundError("No such scheduled notification.")
+    raise ScheduleNotPendingError(f"The scheduled notification is already {existing['status']}.")
+
+
+# --- Delivery ------------------------------------------------------------------------------------
+
+
+async def deliver_batch(conn: asyncpg.Connection, provider: PushProvider, limit: int = DELIVERY_BATCH) -> int:
+    """Deliver up to ``limit`` due schedules inside the caller's transaction; how many were delivered.
+
+    The rows are claimed with ``FOR UPDATE SKIP LOCKED``, so concurrent runners (in this process or
+    any other) never take the same row, and the claim, the new notifications and the status change
+    commit together. The push is handed over under the row lock: if the transaction then fails to
+    commit, the rows stay pending and are delivered again later (the push may repeat; the stored
+    notification does not).
+    """
+    rows = await repo.claim_due(conn, utcnow(), limit)
+    if not rows:
+        return 0
+    targets: dict[uuid.UUID, list[PushTarget]] = defaultdict(list)
+    for d in await repo.active_devices(conn, list({r["user_id"] for r in rows})):
+        targets[d["user_id"]].append(PushTarget(d["device_id"], d["platform"], d["device_token"]))
+    now = utcnow()
+    notifications: list[tuple[Any, ...]] = []
+    for row in rows:
+        notification_id = uuid7()
+        data = {**row["data"], "schedule_id": str(row["schedule_id"])}
+        message = PushMessage(
+            notification_id=notification_id,
+            schedule_id=row["schedule_id"],
+            user_id=row["user_id"],
+            title=row["title"],
+            body=row["body"],
+            data=data,
+            targets=tuple(targets.get(row["user_id"], ())),
+        )
+        try:
+            pushed = await provider.send(message)
+        except Exception:  # one provider failure must not block the rest of the batch
+            _log.exception("push provider failed", extra={"notification_id": str(notification_id)})
+            pushed = False
+        notifications.append(
+            (
+                notification_id,
+                row["user_id"],
+                row["title"],
+                row["body"],
+                data,
+                SCHEDULED_TYPE,
+                "sent" if pushed else "failed",
+                now,
+            )
+        )
+    await repo.insert_notifications(conn, notifications)
+    await repo.mark_schedules_sent(conn, [r["schedule_id"] for r in rows])
+    return len(rows)
+
+
+async def deliver_due(
+    db: Database, provider: PushProvider, *, batch_size: int = DELIVERY_BATCH, max_batches: int = 20
+) -> int:
+    """Deliver due schedules in batches of one transaction each, until none are left (or a bound)."""
+    total = 0
+    for _ in range(max_batches):
+        async with db.transaction() as conn:
+            delivered = await deliver_batch(conn, provider, batch_size)
+        total += delivered
+        if delivered < batch_size:
+            break
+    if total:
+        _log.info("scheduled notifications delivered", extra={"delivered": total})
+    return total
