@@ -1,0 +1,163 @@
+"""Pure Polars transforms: each takes and returns a ``LazyFrame`` and does no I/O.
+
+Raw events arrive as read by ADBC (``uuid`` columns as 16-byte binary, ``timestamp`` as naive UTC
+microseconds). The person behind an event is ``coalesce(user_id::text, external_user_id, anonymous_id)``:
+a known user, else the Segment ``userId``, else the ``anonymousId``; an event with none of them counts for
+no one. Distinct counts ignore NULLs (as SQL ``count(DISTINCT x)`` does).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+
+__all__ = [
+    "EXPORT_SCHEMA",
+    "ROLLUP_SCHEMA",
+    "active_users",
+    "daily_rollup",
+    "distinct_people",
+    "export_rows",
+    "hourly_rollup",
+    "properties_json",
+    "uuid_text",
+    "with_person",
+]
+
+# Column order and types of both rollup outputs (``period`` is a datetime for hours, a date for days).
+ROLLUP_SCHEMA = ("period", "event_name", "event_category", "events", "users", "devices", "sessions")
+
+_UTC_US = pl.Datetime("us", "UTC")
+EXPORT_SCHEMA: dict[str, pl.DataType] = {
+    "event_id": pl.String(),
+    "user_id": pl.String(),
+    "event_name": pl.String(),
+    "event_category": pl.String(),
+    "device_id": pl.String(),
+    "session_id": pl.String(),
+    "ip_address": pl.String(),
+    "user_agent": pl.String(),
+    "timestamp": _UTC_US,
+    "created_at": _UTC_US,
+    "received_at": _UTC_US,
+    "source_id": pl.String(),
+    "message_id": pl.String(),
+    "external_user_id": pl.String(),
+    "anonymous_id": pl.String(),
+    "properties": pl.String(),
+}
+
+# JSON must escape the quote, the backslash and every control character below U+0020 (RFC 8259 §7).
+_JSON_FROM = ["\\", '"', *(chr(c) for c in range(0x20))]
+_JSON_TO = ["\\\\", '\\"', *(f"\\u{c:04x}" for c in range(0x20))]
+
+
+def uuid_text(col: str) -> pl.Expr:
+    """A 16-byte binary UUID column as its canonical lower-case text (what ``uuid::text`` gives)."""
+    hexed = pl.col(col).bin.encode("hex")
+    return pl.concat_str(
+        [
+            hexed.str.slice(0, 8),
+            hexed.str.slice(8, 4),
+            hexed.str.slice(12, 4),
+            hexed.str.slice(16, 4),
+            hexed.str.slice(20, 12),
+        ],
+        separator="-",
+    )
+
+
+def with_person(events: pl.LazyFrame) -> pl.LazyFrame:
+    """Add ``person`` (see the module docstring) and drop the three identity columns it came from."""
+    return events.with_columns(
+        person=pl.coalesce(uuid_text("user_id"), pl.col("external_user_id"), pl.col("anonymous_id"))
+    ).drop("user_id", "external_user_id", "anonymous_id")
+
+
+def _rollup(events: pl.LazyFrame, period: pl.Expr) -> pl.LazyFrame:
+    return (
+        events.group_by(period.alias("period"), "event_name", "event_category")
+        .agg(
+            events=pl.len().cast(pl.Int64),
+            users=pl.col("person").drop_nulls().n_unique().cast(pl.Int64),
+            devices=pl.col("device_id").drop_nulls().n_unique().cast(pl.Int64),
+            sessions=pl.col("session_id").drop_nulls().n_unique().cast(pl.Int64),
+        )
+        .select(ROLLUP_SCHEMA)
+    )
+
+
+def hourly_rollup(events: pl.LazyFrame) -> pl.LazyFrame:
+    """Per UTC hour (``period`` = start of the hour), event name and category. Needs ``with_person``."""
+    return _rollup(events, pl.col("timestamp").dt.truncate("1h"))
+
+
+def daily_rollup(events: pl.LazyFrame) -> pl.LazyFrame:
+    """Per UTC day (``period`` = the date), event name and category. Needs ``with_person``."""
+    return _rollup(events, pl.col("timestamp").dt.date())
+
+
+def distinct_people(events: pl.LazyFrame) -> pl.LazyFrame:
+    """The distinct non-NULL people of the events, one column ``person``."""
+    return events.select(pl.col("person").drop_nulls().unique())
+
+
+def active_users(people_by_day: pl.LazyFrame, day: dt.date) -> pl.LazyFrame:
+    """One row ``day, dau, wau, mau`` from the distinct people of each day (columns ``day, person``).
+
+    WAU is the 7 days ending ``day`` and MAU the 30 days ending ``day``, both inclusive; rows outside the
+    30 days are ignored.
+    """
+    week = day - dt.timedelta(days=6)
+    month = day - dt.timedelta(days=29)
+    window = people_by_day.filter(pl.col("day").is_between(month, day))
+    return window.select(
+        pl.lit(day).alias("day"),
+        dau=pl.col("person").filter(pl.col("day") == day).n_unique().cast(pl.Int64),
+        wau=pl.col("person").filter(pl.col("day") >= week).n_unique().cast(pl.Int64),
+        mau=pl.col("person").n_unique().cast(pl.Int64),
+    )
+
+
+def _json_string(expr: pl.Expr) -> pl.Expr:
+    return pl.concat_str([pl.lit('"'), expr.str.replace_many(_JSON_FROM, _JSON_TO), pl.lit('"')])
+
+
+def properties_json(properties: pl.LazyFrame) -> pl.LazyFrame:
+    """``event_id, properties``: each event's properties as one JSON object string (PostHog's convention).
+
+    Input columns: ``event_id``, ``property_name``, ``property_value`` (values stay strings, as stored).
+    """
+    pair = pl.concat_str(
+        [_json_string(pl.col("property_name")), pl.lit(":"), _json_string(pl.col("property_value"))]
+    )
+    return properties.group_by("event_id").agg(
+        properties=pl.concat_str([pl.lit("{"), pair.str.join(","), pl.lit("}")])
+    )
+
+
+def export_rows(events: pl.LazyFrame, properties: pl.LazyFrame) -> pl.LazyFrame:
+    """One row per event in ``EXPORT_SCHEMA``: ids as text, timestamps microsecond UTC, properties JSON.
+
+    ``properties`` is the output of ``properties_json``; an event without properties gets ``{}``.
+    """
+    joined = events.join(properties, on="event_id", how="left")
+    return joined.select(
+        uuid_text("event_id").alias("event_id"),
+        uuid_text("user_id").alias("user_id"),
+        "event_name",
+        "event_category",
+        "device_id",
+        "session_id",
+        "ip_address",
+        "user_agent",
+        pl.col("timestamp").dt.replace_time_zone("UTC"),
+        pl.col("created_at").dt.replace_time_zone("UTC"),
+        pl.col("received_at").dt.replace_time_zone("UTC"),
+        uuid_text("source_id").alias("source_id"),
+        "message_id",
+        "external_user_id",
+        "anonymous_id",
+        pl.col("properties").fill_null("{}"),
+    ).cast(EXPORT_SCHEMA)  # type: ignore[arg-type]
