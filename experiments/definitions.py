@@ -16,7 +16,19 @@ from dataclasses import dataclass, field
 
 from experiments.bucketing import bucket_ranges, choose_variant, hash_v2
 
-__all__ = ["Experiment", "ExperimentCache", "Variant"]
+__all__ = ["Experiment", "ExperimentCache", "Variant", "weight"]
+
+_HUNDRED = decimal.Decimal(100)
+
+
+def weight(traffic_percentage: decimal.Decimal) -> float:
+    """The GrowthBook weight of a percentage: the double nearest the exact decimal fraction.
+
+    ``Decimal("7.78") / 100`` gives 0.0778, the literal a GrowthBook payload carries; the float
+    ``7.78 / 100`` is 0.07780000000000001 (one ulp off for 28% of all 2-decimal percentages), which
+    would move the users whose hash sits on that boundary.
+    """
+    return float(traffic_percentage / _HUNDRED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,8 +61,7 @@ class Experiment:
     ranges: tuple[tuple[float, float], ...] = field(init=False)
 
     def __post_init__(self) -> None:
-        # GrowthBook weights are fractions: traffic_percentage / 100, converted once per definition.
-        weights = [float(v.traffic_percentage) / 100.0 for v in self.variants]
+        weights = [weight(v.traffic_percentage) for v in self.variants]
         object.__setattr__(self, "ranges", bucket_ranges(weights))
 
     @property

@@ -149,7 +149,9 @@ class ExperimentController(Controller):
 
 
 @get("/v1/users/{user_id:str}/assignments", tags=["experiments"])
-async def user_assignments(user_id: FromPath[str], request: Request[Any, Any, Any], db: Db) -> UserAssignmentsOut:
+async def user_assignments(
+    user_id: FromPath[str], request: Request[Any, Any, Any], db: Db
+) -> UserAssignmentsOut:
     """The user's variant in every running experiment, assigning where needed (one statement)."""
     caller = await _caller(request, db)
     uid = service.parse_user_id(user_id)

@@ -89,10 +89,13 @@ class UserRef(Struct):
 
 
 class VariantOut(Struct):
+    """A variant; ``weight`` is the exact GrowthBook weight (pass it to an SDK rather than pct / 100)."""
+
     variant_id: uuid.UUID
     name: str
     description: str | None
     traffic_percentage: float
+    weight: float
     is_control: bool
 
 
@@ -185,5 +188,6 @@ def decode(body: bytes, type_: type[T]) -> T:
         return msgspec.json.decode(body, type=type_)
     except msgspec.ValidationError as exc:
         raise ValidationError(f"The request body is not valid: {exc}") from exc
-    except msgspec.DecodeError as exc:
-        raise BadRequestError("The request body is not valid JSON.") from exc
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        # msgspec raises UnicodeDecodeError itself for bytes that are not UTF-8 (lone surrogates).
+        raise BadRequestError("The request body is not valid UTF-8 JSON.") from exc

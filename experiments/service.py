@@ -25,7 +25,7 @@ from core_api.db import uuid7
 from core_api.errors import ValidationError
 from experiments import repository as repo
 from experiments import stats
-from experiments.definitions import Experiment, ExperimentCache, Variant
+from experiments.definitions import Experiment, ExperimentCache, Variant, weight
 from experiments.errors import (
     DuplicateExperiment,
     DuplicateVariant,
@@ -97,7 +97,14 @@ def experiment_out(exp: Experiment, today: dt.date | None = None) -> ExperimentO
         goal_event=exp.goal_event,
         running=exp.not_running_reason(today or utcnow().date()) is None,
         variants=[
-            VariantOut(v.variant_id, v.name, v.description, float(v.traffic_percentage), v.is_control)
+            VariantOut(
+                v.variant_id,
+                v.name,
+                v.description,
+                float(v.traffic_percentage),
+                weight(v.traffic_percentage),
+                v.is_control,
+            )
             for v in exp.variants
         ],
         created_at=_utc(exp.created_at),

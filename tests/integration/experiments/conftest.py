@@ -108,7 +108,9 @@ def definition(name: str = "checkout", **overrides: Any) -> dict[str, Any]:
     return body
 
 
-async def create(client: Client, admin: dict[str, str], name: str = "checkout", **overrides: Any) -> dict[str, Any]:
+async def create(
+    client: Client, admin: dict[str, str], name: str = "checkout", **overrides: Any
+) -> dict[str, Any]:
     """Create an experiment through the API and return its body."""
     r = await client.post("/v1/experiments", json=definition(name, **overrides), headers=admin)
     assert r.status_code == 201, r.text
@@ -128,3 +130,43 @@ async def client(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setattr(app_module, "DOMAIN_MODULES", ("experiments",))
     async with AsyncTestClient(app=app_module.create_app(settings)) as c:
         yield c
+
+
+@pytest.fixture
+async def db(clean_db: str) -> Any:
+    """An app-like pool on the emptied database, for calling the service directly."""
+    from core_api.db import Database
+
+    database = Database(clean_db, max_size=30)
+    await database.open()
+    try:
+        yield database
+    finally:
+        await database.close()
+
+
+async def seed_arm(
+    conn: asyncpg.Connection,
+    test_id: uuid.UUID,
+    variant_id: uuid.UUID,
+    users: int,
+    conversions: int,
+    phase: int = 1,
+) -> None:
+    """``users`` new users assigned to a variant, the first ``conversions`` of them converted (COPY)."""
+    ids = await make_users(conn, users)
+    await conn.copy_records_to_table(
+        "ab_test_assignments",
+        records=[(uuid.uuid4(), test_id, variant_id, u, i < conversions, phase) for i, u in enumerate(ids)],
+        columns=["assignment_id", "test_id", "variant_id", "user_id", "converted", "phase"],
+    )
+
+
+async def variant_ids(conn: asyncpg.Connection, name: str) -> tuple[uuid.UUID, dict[str, uuid.UUID]]:
+    """The test id and its variants' ids by name."""
+    rows = await conn.fetch(
+        """SELECT t.test_id, v.name, v.variant_id FROM ab_tests t JOIN ab_test_variants v USING (test_id)
+           WHERE t.name = $1""",
+        name,
+    )
+    return rows[0]["test_id"], {r["name"]: r["variant_id"] for r in rows}

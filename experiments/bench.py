@@ -1,0 +1,387 @@
+"""``corp-astro bench assign``: the assignment hot path against its floor, in one run.
+
+- **HTTP**: K clients, each on its own keep-alive connection to a real ``corp-astro serve`` process,
+  POST first-time assignments for users that have none (write-key auth, the apps' path).
+- **Baseline**: the same K clients doing only the bare ``INSERT ... ON CONFLICT DO NOTHING`` round trip
+  through asyncpg, one connection each: the least any assignment can cost.
+- **Results**: ``GET /v1/experiments/{name}/results`` for an experiment with N (1,000,000) assignments.
+
+Everything happens in a scratch database on the configured server, dropped at the end. Rounds
+alternate (baseline, HTTP, baseline, HTTP) so that background load on a shared machine hits both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import datetime as dt
+import decimal
+import json
+import os
+import secrets
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import asyncpg
+import click
+
+__all__ = ["run"]
+
+_SCRATCH_DB = "corp_astro_bench_assign"
+_ROUNDS = 2
+
+
+@dataclass
+class Phase:
+    """Throughput and latency of one measured phase."""
+
+    label: str
+    requests: int
+    seconds: float
+    latencies: list[float]
+    errors: int
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.seconds
+
+    def pct(self, q: float) -> float:
+        xs = sorted(self.latencies)
+        return xs[min(len(xs) - 1, int(q * len(xs)))] * 1000.0
+
+
+def _admin_url(url: str, database: str) -> str:
+    head, _, tail = url.partition("?")
+    return f"{head.rsplit('/', 1)[0]}/{database}" + (f"?{tail}" if tail else "")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def _recreate(url: str, name: str) -> str:
+    conn = await asyncpg.connect(_admin_url(url, "postgres"))
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return _admin_url(url, name)
+
+
+async def _drop(url: str, name: str) -> None:
+    conn = await asyncpg.connect(_admin_url(url, "postgres"))
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+async def _new_users(conn: asyncpg.Connection, n: int, tag: str) -> list[uuid.UUID]:
+    rows = await conn.fetch(
+        """INSERT INTO users (user_id, email, password_hash, first_name, last_name)
+           SELECT gen_random_uuid(), $2 || g || '@bench.invalid', 'x', 'Bench', 'User'
+           FROM generate_series(1, $1) AS g RETURNING user_id""",
+        n,
+        tag,
+    )
+    return [r["user_id"] for r in rows]
+
+
+async def _create_experiment(
+    conn: asyncpg.Connection, admin_id: uuid.UUID, name: str
+) -> tuple[uuid.UUID, list[uuid.UUID]]:
+    from core_api.auth import AuthUser
+    from experiments import service
+    from experiments.schemas import ExperimentCreate, VariantIn
+
+    exp = await service.create_experiment(
+        conn,
+        ExperimentCreate(
+            name=name,
+            start_date=dt.date(2020, 1, 1),
+            variants=[VariantIn("control", decimal.Decimal(50)), VariantIn("treatment", decimal.Decimal(50))],
+        ),
+        AuthUser(admin_id, "admin", "bench@bench.invalid"),
+    )
+    return exp.test_id, [v.variant_id for v in exp.variants]
+
+
+class _Server:
+    """``corp-astro serve`` in its own process group, stopped by its pid."""
+
+    def __init__(self, url: str, secret: str, pool: int, workers: int) -> None:
+        self.port = _free_port()
+        env = {
+            **os.environ,
+            "DATABASE_URL": url,
+            "CORP_ASTRO_JWT_SECRET": secret,
+            "CORP_ASTRO_DB_POOL_MAX": str(pool),
+            "CORP_ASTRO_LOG_LEVEL": "WARNING",
+        }
+        cmd = [sys.executable, "-m", "core_api.cli", "serve", "--no-migrate", "--no-scheduler"]
+        cmd += ["--host", "127.0.0.1", "--port", str(self.port), "--workers", str(workers)]
+        self.proc = subprocess.Popen(cmd, env=env, start_new_session=True)
+
+    async def wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise click.ClickException(f"the server exited with {self.proc.returncode}")
+            with contextlib.suppress(OSError):
+                reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+                writer.write(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                line = await reader.readline()
+                writer.close()
+                if b" 200 " in line:
+                    return
+            await asyncio.sleep(0.2)
+        raise click.ClickException("the server did not start")
+
+    def stop(self) -> None:
+        if self.proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(5)
+
+
+class _Http:
+    """A minimal HTTP/1.1 keep-alive client: the load generator must not be the bottleneck."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def connect(cls, port: int) -> _Http:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        return cls(reader, writer)
+
+    async def request(
+        self, method: str, path: str, headers: dict[str, str], body: bytes = b""
+    ) -> tuple[int, bytes]:
+        head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {len(body)}\r\n"
+        head += "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        self.writer.write(head.encode() + b"\r\n" + body)
+        status = int((await self.reader.readline()).split(b" ", 2)[1])
+        length = 0
+        chunked = False
+        while (line := await self.reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.decode("latin-1").partition(":")
+            if name.lower() == "content-length":
+                length = int(value)
+            elif name.lower() == "transfer-encoding" and "chunked" in value.lower():
+                chunked = True
+        if not chunked:
+            return status, await self.reader.readexactly(length)
+        data = b""
+        while (size := int((await self.reader.readline()).strip(), 16)) > 0:
+            data += await self.reader.readexactly(size)
+            await self.reader.readline()
+        await self.reader.readline()
+        return status, data
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+async def _run_clients(k: int, users: Iterator[uuid.UUID], one: object, label: str) -> Phase:
+    """K concurrent workers draining ``users``; ``one(worker, user)`` does one timed request."""
+    latencies: list[float] = []
+    errors = 0
+
+    async def worker(i: int) -> None:
+        nonlocal errors
+        for user in users:
+            t0 = time.perf_counter()
+            ok = await one(i, user)  # type: ignore[operator]
+            latencies.append(time.perf_counter() - t0)
+            errors += not ok
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(worker(i) for i in range(k)))
+    return Phase(label, len(latencies), time.perf_counter() - t0, latencies, errors)
+
+
+async def run(k: int, n_users: int, n_results: int, workers: int, keep: bool) -> int:
+    """The whole benchmark; prints its figures and returns the process exit code."""
+    from core_api import migrate
+    from core_api.auth import create_access_token, generate_write_key, hash_write_key
+    from core_api.db import resolve_database_url, uuid7
+    from core_api.settings import Settings, get_settings
+
+    base_url = resolve_database_url(get_settings())
+    url = await _recreate(base_url, _SCRATCH_DB)
+    click.echo(
+        f"scratch database {_SCRATCH_DB}; K={k} clients, {n_users:,} new users per phase, {workers} worker(s)"
+    )
+    await asyncio.to_thread(migrate.upgrade, url, "heads")
+    server: _Server | None = None
+    try:
+        conn = await asyncpg.connect(url, server_settings={"timezone": "UTC"})
+        try:
+            admin_id = (await _new_users(conn, 1, "admin"))[0]
+            await conn.execute("UPDATE users SET role = 'admin' WHERE user_id = $1", admin_id)
+            key = generate_write_key()
+            await conn.execute(
+                "INSERT INTO api_sources (name, key_hash, key_prefix) VALUES ('bench', $1, $2)",
+                hash_write_key(key),
+                key[:12],
+            )
+            async with conn.transaction():
+                await _create_experiment(conn, admin_id, "bench-http")
+                base_test, base_variants = await _create_experiment(conn, admin_id, "bench-baseline")
+            warm_users = await _new_users(conn, 2 * k * 20, "warm")
+            http_users = [await _new_users(conn, n_users, f"h{r}-") for r in range(_ROUNDS)]
+            base_users = [await _new_users(conn, n_users, f"b{r}-") for r in range(_ROUNDS)]
+        finally:
+            await conn.close()
+
+        secret = secrets.token_urlsafe(32)
+        server = _Server(url, secret, pool=k, workers=workers)
+        await server.wait_ready()
+
+        auth = {
+            "Authorization": "Basic " + base64.b64encode(f"{key}:".encode()).decode(),
+            "Content-Type": "application/json",
+        }
+        clients = [await _Http.connect(server.port) for _ in range(k)]
+        pgs = [await asyncpg.connect(url, server_settings={"timezone": "UTC"}) for _ in range(k)]
+        insert = """INSERT INTO ab_test_assignments (assignment_id, test_id, variant_id, user_id, phase)
+                    VALUES ($1, $2, $3, $4, 1) ON CONFLICT (test_id, user_id) DO NOTHING"""
+
+        async def http_one(i: int, user: uuid.UUID) -> bool:
+            status, body = await clients[i].request(
+                "POST",
+                "/v1/experiments/bench-http/assignments",
+                auth,
+                b'{"user_id":"%s"}' % str(user).encode(),
+            )
+            return status == 200 and b'"new":true' in body
+
+        async def base_one(i: int, user: uuid.UUID) -> bool:
+            await pgs[i].execute(insert, uuid7(), base_test, base_variants[user.int & 1], user)
+            return True
+
+        # Warm-up: connections, prepared statements, the definition and write-key caches.
+        half = len(warm_users) // 2
+        await _run_clients(k, iter(warm_users[:half]), http_one, "warm-up")
+        await _run_clients(k, iter(warm_users[half:]), base_one, "warm-up")
+
+        phases: list[tuple[Phase, Phase]] = []
+        for r in range(_ROUNDS):
+            base = await _run_clients(k, iter(base_users[r]), base_one, f"baseline {r + 1}")
+            http = await _run_clients(k, iter(http_users[r]), http_one, f"HTTP {r + 1}")
+            phases.append((base, http))
+        for c in clients:
+            c.close()
+        for pg in pgs:
+            await pg.close()
+
+        click.echo("")
+        click.echo(f"{'phase':<14}{'requests':>10}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}")
+        for pair in phases:
+            for p in pair:
+                click.echo(
+                    f"{p.label:<14}{p.requests:>10,}{p.rate:>10,.0f}{p.pct(0.5):>9.2f}{p.pct(0.99):>9.2f}{p.errors:>8}"
+                )
+        base_rate = sum(b.requests for b, _ in phases) / sum(b.seconds for b, _ in phases)
+        http_rate = sum(h.requests for _, h in phases) / sum(h.seconds for _, h in phases)
+        base_p99 = Phase("", 0, 1, [x for b, _ in phases for x in b.latencies], 0).pct(0.99)
+        http_p99 = Phase("", 0, 1, [x for _, h in phases for x in h.latencies], 0).pct(0.99)
+        ratio = http_rate / base_rate
+        errors = sum(h.errors + b.errors for b, h in phases)
+        click.echo(
+            f"\nfirst-time assignments over HTTP: {http_rate:,.0f}/s (p99 {http_p99:.2f} ms); "
+            f"bare asyncpg INSERT ... ON CONFLICT: {base_rate:,.0f}/s (p99 {base_p99:.2f} ms)"
+        )
+        click.echo(
+            f"ratio HTTP / baseline = {ratio:.2f} (goal >= 0.70: {'met' if ratio >= 0.7 else 'NOT met'})"
+        )
+
+        # --- results over N assignments --------------------------------------------------------------
+        conn = await asyncpg.connect(url, server_settings={"timezone": "UTC"})
+        try:
+            async with conn.transaction():
+                res_test, res_variants = await _create_experiment(conn, admin_id, "bench-results")
+            t0 = time.perf_counter()
+            await conn.execute(
+                """INSERT INTO users (user_id, email, password_hash, first_name, last_name)
+                   SELECT gen_random_uuid(), 'r' || g || '@bench.invalid', 'x', 'Bench', 'User'
+                   FROM generate_series(1, $1) AS g""",
+                n_results,
+            )
+            # Control converts at 10%, treatment at 10.5%; the split is 50/50 at random.
+            await conn.execute(
+                """INSERT INTO ab_test_assignments (test_id, variant_id, user_id, phase, converted, converted_at)
+                   SELECT $1, CASE WHEN x.t THEN $3::uuid ELSE $2::uuid END, x.user_id, 1,
+                          random() < CASE WHEN x.t THEN 0.105 ELSE 0.10 END, NULL
+                   FROM (SELECT user_id, random() < 0.5 AS t FROM users WHERE email LIKE 'r%@bench.invalid') x""",
+                res_test,
+                res_variants[0],
+                res_variants[1],
+            )
+            await conn.execute("VACUUM ANALYZE ab_test_assignments")
+            click.echo(
+                f"\nloaded {n_results:,} assignments for bench-results in {time.perf_counter() - t0:.1f} s"
+            )
+            sql_times = []
+            for _ in range(5):
+                t0 = time.perf_counter()
+                await conn.fetch(
+                    """SELECT variant_id, phase, count(*), count(*) FILTER (WHERE converted)
+                       FROM ab_test_assignments WHERE test_id = $1 GROUP BY variant_id, phase""",
+                    res_test,
+                )
+                sql_times.append(time.perf_counter() - t0)
+        finally:
+            await conn.close()
+
+        token, _ = create_access_token(
+            Settings(database_url=url, data_dir=get_settings().data_dir, jwt_secret_override=secret),
+            admin_id,
+            "admin",
+        )
+        api = await _Http.connect(server.port)
+        times = []
+        body = b""
+        for _ in range(6):
+            t0 = time.perf_counter()
+            status, body = await api.request(
+                "GET", "/v1/experiments/bench-results/results", {"Authorization": f"Bearer {token}"}
+            )
+            times.append(time.perf_counter() - t0)
+            if status != 200:
+                raise click.ClickException(f"results answered {status}: {body[:200]!r}")
+        api.close()
+        times = times[1:]  # the first call also loads the definition and prepares statements
+        users_seen = sum(v["users"] for v in json.loads(body)["variants"])
+        med = statistics.median(times)
+        click.echo(
+            f"results endpoint over {users_seen:,} assignments: median {med * 1000:.0f} ms, max {max(times) * 1000:.0f} ms "
+            f"(of 5; the GROUP BY alone: median {statistics.median(sql_times) * 1000:.0f} ms) "
+            f"(goal < 1 s: {'met' if max(times) < 1 else 'NOT met'})"
+        )
+        return 1 if errors else 0
+    finally:
+        if server is not None:
+            server.stop()
+        if keep:
+            click.echo(f"kept database {_SCRATCH_DB}")
+        else:
+            await _drop(base_url, _SCRATCH_DB)

@@ -1,0 +1,138 @@
+"""``corp-astro experiments ...`` and ``corp-astro bench assign``."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import click
+
+__all__ = ["register"]
+
+
+def _fmt(x: float | None, spec: str = ".4f") -> str:
+    return "—" if x is None else format(x, spec)
+
+
+def _pct(x: float | None) -> str:
+    return "—" if x is None else f"{x * 100:+.2f}%"
+
+
+def _ci(ci: tuple[float, float] | None, pct: bool) -> str:
+    if ci is None:
+        return "—"
+    return f"[{_pct(ci[0])}, {_pct(ci[1])}]" if pct else f"[{ci[0]:+.4f}, {ci[1]:+.4f}]"
+
+
+async def _results(name: str, alpha: float, mde: float, power: float) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from core_api.db import Database, resolve_database_url
+    from core_api.errors import DomainError
+    from core_api.settings import get_settings
+    from experiments import service
+
+    db = Database(resolve_database_url(get_settings()), max_size=1)
+    await db.open()
+    try:
+        async with db.transaction() as conn:
+            res = await service.results(conn, name, alpha=alpha, mde=mde, power=power)
+    except DomainError as exc:
+        raise click.ClickException(exc.message) from exc
+    finally:
+        await db.close()
+
+    console = Console()
+    console.print(
+        f"[bold]{res.experiment}[/bold]  status={res.status}  control={res.control}  phase={res.phase}  alpha={res.alpha}"
+    )
+    variants = Table(title="Variants")
+    for col in ("variant", "users", "conversions", "rate", "expected share"):
+        variants.add_column(col, justify="left" if col == "variant" else "right")
+    for v in res.variants:
+        variants.add_row(
+            v.name + (" (control)" if v.name == res.control else ""),
+            f"{v.users:,}",
+            f"{v.conversions:,}",
+            _pct(v.conversion_rate).lstrip("+") if v.conversion_rate is not None else "—",
+            f"{v.expected_share * 100:.2f}%",
+        )
+    console.print(variants)
+    comparisons = Table(
+        title=f"Against {res.control} (Welch t-test; Holm-adjusted across {len(res.comparisons)})"
+    )
+    for col in (
+        "variant",
+        "abs. lift",
+        f"{1 - res.alpha:.0%} CI",
+        "rel. lift",
+        f"{1 - res.alpha:.0%} CI (rel.)",
+        "p",
+        "p (Holm)",
+        "significant",
+        "P(beat control)",
+        "p (sequential)",
+    ):
+        comparisons.add_column(col, justify="left" if col == "variant" else "right")
+    for c in res.comparisons:
+        comparisons.add_row(
+            c.variant,
+            _fmt(c.absolute_lift, "+.4f"),
+            _ci(c.absolute_ci, pct=False),
+            _pct(c.relative_lift),
+            _ci(c.relative_ci, pct=True),
+            _fmt(c.p_value),
+            _fmt(c.adjusted_p_value),
+            "yes" if c.significant else "no",
+            _fmt(c.chance_to_beat_control, ".3f"),
+            _fmt(c.sequential_p_value),
+        )
+    console.print(comparisons)
+    for c in res.comparisons:
+        if c.note:
+            console.print(f"{c.variant}: {c.note}")
+    srm = "MISMATCH (p < 0.001): check the assignment pipeline" if res.srm.detected else "ok"
+    console.print(f"SRM: p = {res.srm.p_value:.4g}, {srm}")
+    p = res.power
+    console.print(
+        f"Power {p.power:.0%}: detectable relative lift now {_pct(p.mde_at_current_n)}; "
+        f"users needed for {p.target_mde:.1%}: {p.users_needed_for_mde if p.users_needed_for_mde is not None else '—'}"
+        + (f" ({p.note})" if p.note else "")
+    )
+
+
+def register(main: click.Group) -> None:
+    """Attach the experiments commands to the ``corp-astro`` CLI."""
+
+    @main.group("experiments")
+    def experiments() -> None:
+        """A/B experiments."""
+
+    @experiments.command("results")
+    @click.argument("name")
+    @click.option("--alpha", default=0.05, show_default=True, type=float)
+    @click.option(
+        "--mde", default=0.05, show_default=True, type=float, help="Target relative lift for sizing."
+    )
+    @click.option("--power", default=0.8, show_default=True, type=float)
+    def results(name: str, alpha: float, mde: float, power: float) -> None:
+        """Print the significance results of experiment NAME as tables."""
+        asyncio.run(_results(name, alpha, mde, power))
+
+    bench = main.commands.get("bench")
+    if isinstance(bench, click.Group):
+
+        @bench.command("assign")
+        @click.option("--clients", "-k", default=32, show_default=True, help="Concurrent clients (K).")
+        @click.option("--users", default=20_000, show_default=True, help="New users per measured phase.")
+        @click.option("--results-assignments", default=1_000_000, show_default=True)
+        @click.option("--workers", default=1, show_default=True, help="Server worker processes.")
+        @click.option("--keep", is_flag=True, help="Keep the scratch database afterwards.")
+        def bench_assign(
+            clients: int, users: int, results_assignments: int, workers: int, keep: bool
+        ) -> None:
+            """First-time assignments/s and p99 over HTTP vs a bare asyncpg INSERT ... ON CONFLICT."""
+            from experiments.bench import run
+
+            sys.exit(asyncio.run(run(clients, users, results_assignments, workers, keep)))
