@@ -217,6 +217,12 @@ async def _do_finalise(db: Database, month: dt.date, end: dt.date) -> Action:
         pending = await _pending_days(conn, month, end)
     failures: list[str] = []
     for day in pending:
+        # Days whose rollups already reconcile (including days without events) finalise as they are;
+        # only the others are rolled up again from the raw rows, which still exist at this point.
+        async with db.transaction() as conn:
+            raw, rolled, ok = await aggregation.finalise_day(conn, day)
+        if ok:
+            continue
         try:
             await aggregation.rollup_day(db, day)
         except Exception as exc:  # one failed day must not stop the others; it is retried next run

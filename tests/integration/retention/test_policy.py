@@ -53,13 +53,19 @@ async def test_policy_across_month_boundaries(rdb: Database) -> None:
         "event_properties_p2024_10",
     }
     # Older than 24 months: gone. 12-24 months: raw kept, rollups finalised. Newer: untouched.
-    assert await _events_by_month(rdb) == {"2024-11": 2, "2025-06": 1, "2025-10": 1, "2025-11": 1, "2026-11": 1}
+    assert await _events_by_month(rdb) == {
+        "2024-11": 2,
+        "2025-06": 1,
+        "2025-10": 1,
+        "2025-11": 1,
+        "2026-11": 1,
+    }
     finalised = await _finalised(rdb)
     for ts in TIMES[:6]:
         assert finalised[ts.date()] == 1, ts
     assert dt.date(2025, 11, 1) not in finalised  # inside the aggregation window: still open
     # Properties went with their events; none orphaned.
-    assert await rdb.fetchval("SELECT count(*) FROM event_properties") == 2 * 5
+    assert await rdb.fetchval("SELECT count(*) FROM event_properties") == 2 * 6
 
     # A month later the clock crosses into December: November 2024 goes, its rollups stay.
     actions = await service.run(rdb, dt.date(2026, 12, 1), POLICY)
@@ -76,7 +82,9 @@ async def test_policy_across_month_boundaries(rdb: Database) -> None:
     assert [a for a in again if a.status == "done"] == []
 
 
-async def test_partition_whose_rollups_fail_is_not_dropped(rdb: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_partition_whose_rollups_fail_is_not_dropped(
+    rdb: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
     await insert_events(rdb, [dt.datetime(2024, 3, 4, 5), dt.datetime(2024, 3, 20, 6)])
     await service.run(rdb, dt.date(2026, 11, 26), POLICY, upkeep_only=True)
     real_rollup = aggregation.rollup_day
@@ -106,7 +114,9 @@ async def test_partition_whose_rollups_fail_is_not_dropped(rdb: Database, monkey
     assert (await _finalised(rdb))[dt.date(2024, 3, 20)] == 1
 
 
-async def test_rollups_that_do_not_reconcile_block_the_drop(rdb: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_rollups_that_do_not_reconcile_block_the_drop(
+    rdb: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
     await insert_events(rdb, [dt.datetime(2024, 2, 10, 5)])
     await service.run(rdb, dt.date(2026, 11, 26), POLICY, upkeep_only=True)
 

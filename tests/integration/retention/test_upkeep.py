@@ -58,7 +58,9 @@ async def test_default_partition_is_drained_by_a_later_run(rdb: Database) -> Non
     idx = await rdb.fetchval("SELECT count(*) FROM pg_indexes WHERE tablename = 'analytics_events_p2019_03'")
     assert idx == 5
     # The ledger recorded both drains.
-    ledger = await rdb.pool.fetch("SELECT action, target, rows FROM retention_actions WHERE action = 'drain_default'")
+    ledger = await rdb.pool.fetch(
+        "SELECT action, target, rows FROM retention_actions WHERE action = 'drain_default'"
+    )
     assert {(r["target"], r["rows"]) for r in ledger} == {("2019-03", 2), ("2019-04", 1)}
 
 
@@ -73,14 +75,18 @@ async def test_audit_and_log_rows_older_than_six_months_are_purged(rdb: Database
         )
         for ts in (old, recent):
             await conn.execute(
-                "INSERT INTO webhook_deliveries (webhook_id, event_type, payload, queued_at) VALUES ($1, 'e', '{}', $2)", wh, ts
+                "INSERT INTO webhook_deliveries (webhook_id, event_type, payload, queued_at) VALUES ($1, 'e', '{}', $2)",
+                wh,
+                ts,
             )
         wf = await conn.fetchval(
             "INSERT INTO workflows (name, definition, trigger_type) VALUES ('w', '{}', 'manual') RETURNING workflow_id"
         )
         for ts in (old, recent):
             ex = await conn.fetchval(
-                "INSERT INTO workflow_executions (workflow_id, started_at) VALUES ($1, $2) RETURNING execution_id", wf, ts
+                "INSERT INTO workflow_executions (workflow_id, started_at) VALUES ($1, $2) RETURNING execution_id",
+                wf,
+                ts,
             )
             await conn.execute(
                 "INSERT INTO workflow_execution_steps (execution_id, step_name, step_type, started_at) VALUES ($1, 's', 't', $2)",
@@ -90,7 +96,12 @@ async def test_audit_and_log_rows_older_than_six_months_are_purged(rdb: Database
 
     actions = await service.run(rdb, now, POLICY)
     purged = {a.target: a.rows for a in actions if a.action == "purge"}
-    assert purged == {"audit_log": 7, "webhook_deliveries": 1, "workflow_execution_steps": 1, "workflow_executions": 1}
+    assert purged == {
+        "audit_log": 7,
+        "webhook_deliveries": 1,
+        "workflow_execution_steps": 1,
+        "workflow_executions": 1,
+    }
     for table, column in (
         ("audit_log", "created_at"),
         ("webhook_deliveries", "queued_at"),
