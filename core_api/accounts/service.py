@@ -12,6 +12,7 @@ import hashlib
 import ipaddress
 import logging
 import math
+import os
 import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -68,9 +69,9 @@ _log = logging.getLogger("corp_astro.accounts")
 
 # Failed logins allowed per fixed window, per account and per client address. The address limit is
 # higher because several people can share one (an office NAT).
-ACCOUNT_ATTEMPTS = 5
-IP_ATTEMPTS = 30
-THROTTLE_WINDOW = dt.timedelta(minutes=15)
+ACCOUNT_ATTEMPTS = int(os.environ.get("CORP_ASTRO_LOGIN_ACCOUNT_ATTEMPTS", "5"))
+IP_ATTEMPTS = int(os.environ.get("CORP_ASTRO_LOGIN_IP_ATTEMPTS", "30"))
+THROTTLE_WINDOW = dt.timedelta(seconds=int(os.environ.get("CORP_ASTRO_LOGIN_WINDOW_SECONDS", "900")))
 
 MIN_PASSWORD = 10
 MAX_PASSWORD = 128
