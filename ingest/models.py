@@ -1,8 +1,14 @@
-"""The raw event tables, range-partitioned by month on the event's ``timestamp``.
+"""The raw event tables, range-partitioned by month on the event's ``timestamp``, and the dedupe ledger.
 
-Both tables partition on the same column and the same monthly bounds, so retention drops matching
+Both event tables partition on the same column and the same monthly bounds, so retention drops matching
 partitions together. The primary keys include ``timestamp`` because PostgreSQL requires every unique
 constraint of a partitioned table to contain the partition key.
+
+The seed's foreign keys on the partitioned tables (``event_properties`` -> ``analytics_events`` and
+``analytics_events.user_id`` -> ``users``) are not declared: their per-row triggers cost most of the COPY
+throughput (figures in docs/schema.md, "## Ingest"). The ingest pipeline enforces the same integrity
+itself: properties are written only with their event in one transaction, and ``user_id`` is set only for a
+``users`` row locked ``FOR KEY SHARE`` in that transaction.
 """
 
 from __future__ import annotations
@@ -10,13 +16,13 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from sqlalchemy import ForeignKey, ForeignKeyConstraint, Index, String, Text, func
+from sqlalchemy import Index, String, Text, func
 from sqlalchemy.dialects.postgresql import TIMESTAMP, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core_api.db import Base
 
-__all__ = ["PARTITIONED_TABLES", "AnalyticsEvent", "EventProperty"]
+__all__ = ["PARTITIONED_TABLES", "AnalyticsEvent", "EventProperty", "IngestMessageId"]
 
 PARTITIONED_TABLES = ("analytics_events", "event_properties")
 
@@ -31,9 +37,8 @@ class AnalyticsEvent(Base):
     )
 
     event_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
-    user_id: Mapped[uuid.UUID | None] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("users.user_id", ondelete="SET NULL"), index=True
-    )
+    # Logically references users.user_id (ON DELETE SET NULL); enforced by ingest and account erasure.
+    user_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True), index=True)
     event_name: Mapped[str] = mapped_column(String(100), nullable=False)
     event_category: Mapped[str] = mapped_column(String(50), nullable=False)
     device_id: Mapped[str | None] = mapped_column(String(255))
@@ -57,21 +62,36 @@ class EventProperty(Base):
     __table_args__ = (
         Index("ix_event_properties_property_name", "property_name"),
         Index("ix_event_properties_event_id", "event_id"),
-        ForeignKeyConstraint(
-            ["event_id", "timestamp"],
-            ["analytics_events.event_id", "analytics_events.timestamp"],
-            name="fk_event_properties_event_id_analytics_events",
-            ondelete="CASCADE",
-        ),
         {"postgresql_partition_by": 'RANGE ("timestamp")'},
     )
 
     property_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    # Logically references analytics_events (event_id, timestamp); written only in the event's transaction.
     event_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
     property_name: Mapped[str] = mapped_column(String(100), nullable=False)
     property_value: Mapped[str] = mapped_column(Text, nullable=False)
     created_at: Mapped[dt.datetime] = mapped_column(
         TIMESTAMP(), nullable=False, server_default=func.current_timestamp()
     )
-    # The owning event's timestamp: the partition key, and half of the composite FK.
+    # The owning event's timestamp: the partition key.
     timestamp: Mapped[dt.datetime] = mapped_column(TIMESTAMP(), primary_key=True, nullable=False)
+
+
+class IngestMessageId(Base):
+    """One row per stored message: the exactly-once key, independent of the (skew-corrected) timestamp.
+
+    ``event_id`` is uuid5(source_id, messageId). The event tables cannot carry a unique key without the
+    partition key, and the corrected timestamp changes between retries, so dedupe lives here. Rows older
+    than the dedupe window are pruned by ``ingest.jobs``.
+    """
+
+    __tablename__ = "ingest_message_ids"
+    __table_args__ = (
+        # Rows arrive in first_seen_at order, so a BRIN index serves the prune at almost no write cost.
+        Index("ix_ingest_message_ids_first_seen_at", "first_seen_at", postgresql_using="brin"),
+    )
+
+    event_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    first_seen_at: Mapped[dt.datetime] = mapped_column(
+        TIMESTAMP(), nullable=False, server_default=func.current_timestamp()
+    )

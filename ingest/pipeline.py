@@ -1,0 +1,306 @@
+"""Group commit: requests enqueue their rows and wait; flushers write many requests per COPY transaction.
+
+- A request is answered only after the transaction holding its events committed (durable ack).
+- The queue is bounded in events; a request that does not fit, or whose flush cannot reach the database,
+  gets ``IngestOverloaded`` (503 + Retry-After): nothing is accepted that cannot be committed.
+- A flush that fails on its data (a poisoned row) is bisected, by request and then by event, until the
+  bad events are isolated; every other event is committed and the bad ones are reported as rejected.
+- Connection failures (PostgreSQL restarting, a stale pooled connection) are retried once on a fresh
+  connection, then reported as 503; the pool reconnects by itself once the server is back.
+- Exactly once: each event id is claimed in ``ingest_message_ids`` in the same transaction as its rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+import asyncpg.exceptions._base as asyncpg_base
+
+from ingest import repository
+from ingest.errors import IngestOverloaded
+from ingest.mapping import USER_ID_SLOT, Batch
+
+if TYPE_CHECKING:
+    from core_api.db import Database
+    from ingest.config import IngestConfig
+
+__all__ = ["Outcome", "Pipeline"]
+
+_log = logging.getLogger("corp_astro.ingest")
+
+# The database is unreachable or refused service: nothing was committed, the client should retry.
+_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.InsufficientResourcesError,
+)
+# Worth an immediate retry of the same transaction.
+_TRANSIENT: tuple[type[BaseException], ...] = (asyncpg.exceptions.TransactionRollbackError,)
+
+
+class _Unavailable(Exception):
+    pass
+
+
+class _Poisoned(Exception):
+    pass
+
+
+def _classify(exc: BaseException) -> str:
+    if isinstance(exc, asyncpg_base.DataError):  # client-side encoding of a bad value
+        return "poison"
+    if isinstance(exc, asyncpg.InterfaceError):  # "connection is closed" and the like
+        return "unavailable"
+    if isinstance(exc, _UNAVAILABLE):
+        return "unavailable"
+    if isinstance(exc, _TRANSIENT):
+        return "transient"
+    return "poison"
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What became of one request's accepted events."""
+
+    accepted: int = 0
+    duplicates: int = 0
+    # Positions in the request's Batch whose rows the database refused (isolated poisoned rows).
+    failed: list[int] = field(default_factory=list)
+
+
+@dataclass(eq=False, slots=True)
+class _Pending:
+    batch: Batch
+    future: asyncio.Future[Outcome]
+    outcome: Outcome = field(default_factory=Outcome)
+    unavailable: bool = False
+
+
+# A run of one request's events: batch.events[start:end].
+_Slice = tuple[_Pending, int, int]
+
+
+class Pipeline:
+    """The process's group-commit writer (one per app, started and stopped with it)."""
+
+    def __init__(self, db: Database, config: IngestConfig) -> None:
+        self._db = db
+        self._config = config
+        self._queue: deque[_Pending] = deque()
+        self._queued_events = 0
+        # Queued plus being flushed: the memory bound.
+        self._pending_events = 0
+        self._wake = asyncio.Event()
+        self._workers: list[asyncio.Task[None]] = []
+        self._closing = False
+        self.stats: dict[str, int] = {"flushes": 0, "rejected_overload": 0, "unavailable": 0, "isolations": 0}
+
+    @property
+    def pending_events(self) -> int:
+        """Events accepted into memory and not yet resolved."""
+        return self._pending_events
+
+    def start(self) -> None:
+        """Start the flusher tasks."""
+        for n in range(max(1, self._config.flushers)):
+            self._workers.append(asyncio.create_task(self._worker(), name=f"ingest-flusher-{n}"))
+
+    async def close(self, drain_seconds: float = 10.0) -> None:
+        """Refuse new work, flush what is queued (bounded wait), stop the flushers."""
+        self._closing = True
+        self._wake.set()
+        if self._workers:
+            _done, still = await asyncio.wait(self._workers, timeout=drain_seconds)
+            for task in still:
+                task.cancel()
+            for task in still:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        while self._queue:
+            pending = self._queue.popleft()
+            if not pending.future.done():
+                pending.future.set_exception(IngestOverloaded("The server is shutting down; retry."))
+
+    async def submit(self, batch: Batch) -> Outcome:
+        """Queue ``batch`` and wait until its events are committed (or known not to be)."""
+        n = len(batch)
+        cfg = self._config
+        if self._closing:
+            raise IngestOverloaded("The server is shutting down; nothing was stored. Retry.")
+        if self._pending_events and self._pending_events + n > cfg.max_pending_events:
+            self.stats["rejected_overload"] += 1
+            raise IngestOverloaded(
+                "The ingest queue is full; nothing was stored. Retry later.",
+                retry_after=cfg.retry_after_seconds,
+            )
+        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Pending(batch, future))
+        self._queued_events += n
+        self._pending_events += n
+        self._wake.set()
+        try:
+            # shield: a timed-out request leaves its events to the flush (a retry is deduplicated).
+            return await asyncio.wait_for(asyncio.shield(future), cfg.ack_timeout_seconds)
+        except TimeoutError:
+            raise IngestOverloaded(
+                "The events were not committed in time; retry (a retry never duplicates).",
+                retry_after=cfg.retry_after_seconds,
+            ) from None
+
+    # --- Flusher ----------------------------------------------------------------------------------
+
+    async def _worker(self) -> None:
+        cfg = self._config
+        linger = cfg.flush_linger_ms / 1000.0
+        while True:
+            while not self._queue:
+                if self._closing:
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+            if linger > 0 and self._queued_events < cfg.flush_max_events and not self._closing:
+                # Let concurrent requests join this flush: one transaction (and one WAL flush) for all.
+                await asyncio.sleep(linger)
+                if not self._queue:
+                    continue
+            take: list[_Pending] = []
+            count = 0
+            while self._queue and (not take or count + len(self._queue[0].batch) <= cfg.flush_max_events):
+                pending = self._queue.popleft()
+                take.append(pending)
+                count += len(pending.batch)
+            self._queued_events -= count
+            try:
+                await self._write_isolating([(p, 0, len(p.batch)) for p in take])
+            except Exception:  # a bug must not kill the flusher; the requests get 503 and retry
+                _log.exception("ingest flush failed unexpectedly")
+                for p in take:
+                    p.unavailable = True
+            finally:
+                self._pending_events -= count
+                for p in take:
+                    self._resolve(p)
+
+    def _resolve(self, pending: _Pending) -> None:
+        if pending.future.done():
+            return
+        if pending.unavailable:
+            self.stats["unavailable"] += 1
+            pending.future.set_exception(
+                IngestOverloaded(
+                    "The database is unavailable; the events were not stored. Retry.",
+                    retry_after=self._config.retry_after_seconds,
+                )
+            )
+        else:
+            pending.future.set_result(pending.outcome)
+
+    async def _write_isolating(self, slices: list[_Slice]) -> None:
+        try:
+            await self._write_retrying(slices)
+        except _Unavailable:
+            for p, _, _ in slices:
+                p.unavailable = True
+        except _Poisoned:
+            self.stats["isolations"] += 1
+            if len(slices) > 1:
+                mid = len(slices) // 2
+                await self._write_isolating(slices[:mid])
+                await self._write_isolating(slices[mid:])
+                return
+            p, start, end = slices[0]
+            if end - start == 1:
+                p.outcome.failed.append(start)
+                return
+            mid = (start + end) // 2
+            await self._write_isolating([(p, start, mid)])
+            await self._write_isolating([(p, mid, end)])
+
+    async def _write_retrying(self, slices: list[_Slice]) -> None:
+        connection_failures = 0
+        for _attempt in range(5):
+            try:
+                await self._write(slices)
+                self.stats["flushes"] += 1
+                return
+            except Exception as exc:
+                kind = _classify(exc)
+                if kind == "poison":
+                    _log.warning("ingest flush refused by the database: %s: %s", type(exc).__name__, exc)
+                    raise _Poisoned from exc
+                if kind == "unavailable":
+                    connection_failures += 1
+                    # One retry on a fresh connection covers a pooled connection that died with a restart.
+                    if connection_failures > 1:
+                        _log.warning("database unavailable for ingest: %s", type(exc).__name__)
+                        raise _Unavailable from exc
+        raise _Unavailable
+
+    @staticmethod
+    async def _claim(conn: asyncpg.Connection, ids: list[Any], timeout: float) -> set[Any]:
+        """The ids of ``ids`` never seen before, now recorded in the ledger (in this transaction).
+
+        Duplicates are rare (SDK retries), so the cheap path is tried first: COPY all ids inside a
+        savepoint. Only if one was already there does the slower INSERT ... ON CONFLICT sort them out.
+        """
+        if not ids:
+            return set()
+        try:
+            async with conn.transaction():
+                await repository.copy_event_ids(conn, ids, timeout)
+            return set(ids)
+        except asyncpg.UniqueViolationError:
+            return await repository.claim_event_ids(conn, ids, timeout)
+
+    async def _write(self, slices: list[_Slice]) -> None:
+        timeout = self._config.flush_timeout_seconds
+        seen: set[Any] = set()
+        owners: list[tuple[_Pending, int]] = []
+        ids: list[Any] = []
+        candidates: set[Any] = set()
+        for p, start, end in slices:
+            events = p.batch.events
+            for i in range(start, end):
+                row = events[i]
+                event_id = row[0]
+                if event_id in seen:  # the same message twice in one flush: counted as a duplicate below
+                    continue
+                seen.add(event_id)
+                ids.append(event_id)
+                owners.append((p, i))
+                if row[USER_ID_SLOT] is not None:
+                    candidates.add(row[USER_ID_SLOT])
+
+        accepted: dict[int, int] = {}
+        async with self._db.pool.acquire(timeout=timeout) as conn, conn.transaction():
+            known = await repository.lock_known_users(conn, candidates, timeout) if candidates else set()
+            new = await self._claim(conn, ids, timeout)
+            event_rows: list[tuple[Any, ...]] = []
+            property_rows: list[tuple[Any, ...]] = []
+            for p, i in owners:
+                row = p.batch.events[i]
+                if row[0] not in new:
+                    continue
+                user = row[USER_ID_SLOT]
+                if user is not None and user not in known:
+                    row = (row[0], None, *row[2:])
+                event_rows.append(row)
+                property_rows.extend(p.batch.properties[i])
+                accepted[id(p)] = accepted.get(id(p), 0) + 1
+            if event_rows:
+                await repository.copy_events(conn, event_rows, timeout)
+                if property_rows:
+                    await repository.copy_properties(conn, property_rows, timeout)
+        # Committed: only now do the counts become part of the requests' outcomes.
+        for p, start, end in slices:
+            n_accepted = accepted.get(id(p), 0)
+            p.outcome.accepted += n_accepted
+            p.outcome.duplicates += (end - start) - n_accepted

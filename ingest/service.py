@@ -1,0 +1,196 @@
+"""Ingest use cases, free of HTTP: decode a Segment request, map and validate it, commit it; manage keys."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from core_api import audit
+from core_api.auth import Source, WriteKeyCache, generate_write_key, hash_write_key
+from ingest import repository
+from ingest.errors import AllEventsRejected, CorruptBody, InvalidWriteKey, SourceNotFound, TooManyEvents
+from ingest.mapping import Batch, Rejection, RequestInfo, map_events
+from ingest.schemas import BatchEnvelope, CreatedSource, IngestResponse, RejectedEvent, SourceOut
+
+if TYPE_CHECKING:
+    import asyncpg
+
+    from ingest.config import IngestConfig
+    from ingest.pipeline import Pipeline
+
+__all__ = [
+    "Envelope",
+    "create_source",
+    "decode_request",
+    "ingest",
+    "list_sources",
+    "revoke_source",
+    "write_key_from_authorization",
+]
+
+_envelope_decoder = msgspec.json.Decoder(BatchEnvelope)
+_any_decoder = msgspec.json.Decoder()
+
+
+@dataclass(slots=True)
+class Envelope:
+    """A decoded request: its messages (raw for a batch), the batch-level fields and the body's key."""
+
+    items: list[Any]
+    sizes: list[int] | None
+    write_key: str | None
+    sent_at: Any
+    context: dict[str, Any] | None
+    integrations: dict[str, Any] | None
+    call: str | None  # the single-call type, None for a batch
+    # JSON can only carry NUL as the escape \u0000; without one in the body, no string holds NUL.
+    check_nul: bool = True
+
+
+def write_key_from_authorization(header: str | None) -> str | None:
+    """The write key from ``Authorization: Basic base64(key:)`` (the colon is optional); None if absent."""
+    if not header:
+        return None
+    scheme, _, value = header.strip().partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        raise InvalidWriteKey("The Authorization header is not valid HTTP Basic.") from exc
+    return decoded.partition(":")[0] or None
+
+
+def decode_request(body: bytes, call: str | None, config: IngestConfig) -> Envelope:
+    """Decode a batch (``call`` None) or a single call; a body that is not the envelope is a 400."""
+    if call is None:
+        try:
+            env = _envelope_decoder.decode(body)
+        except msgspec.ValidationError as exc:
+            raise CorruptBody(f"The body is not a Segment batch: {exc}.") from exc
+        except msgspec.DecodeError as exc:
+            raise CorruptBody(f"The body is not valid JSON: {exc}.") from exc
+        if len(env.batch) > config.max_batch_events:
+            raise TooManyEvents(
+                f"A batch holds at most {config.max_batch_events} events; this one has {len(env.batch)}."
+            )
+        return Envelope(
+            env.batch, None, env.writeKey, env.sentAt, env.context, env.integrations, None, b"\\u0000" in body
+        )
+    try:
+        msg = _any_decoder.decode(body)
+    except msgspec.DecodeError as exc:
+        raise CorruptBody(f"The body is not valid JSON: {exc}.") from exc
+    if type(msg) is not dict:
+        raise CorruptBody("The body must be a JSON object.")
+    key = msg.get("writeKey")
+    return Envelope(
+        [msg], [len(body)], key if type(key) is str else None, None, None, None, call, b"\\u0000" in body
+    )
+
+
+def _response(batch: Batch, rejected: list[Rejection], accepted: int, duplicates: int) -> IngestResponse:
+    wire = [RejectedEvent(r.index, r.message_id, r.reason) for r in sorted(rejected, key=lambda r: r.index)]
+    if rejected and accepted == 0 and duplicates == 0:
+        raise AllEventsRejected([r.as_dict() for r in sorted(rejected, key=lambda r: r.index)])
+    return IngestResponse(success=True, accepted=accepted, duplicates=duplicates, rejected=wire)
+
+
+async def ingest(
+    pipeline: Pipeline,
+    envelope: Envelope,
+    source: Source,
+    *,
+    received_at: dt.datetime,
+    peer_ip: str | None,
+    user_agent: str | None,
+    config: IngestConfig,
+) -> IngestResponse:
+    """Validate and map every message, commit the valid ones, and say what happened to each."""
+    info = RequestInfo(
+        source_id=source.source_id,
+        received_at=received_at,
+        peer_ip=peer_ip,
+        user_agent=user_agent,
+        max_event_bytes=config.max_event_bytes,
+        max_future=dt.timedelta(seconds=config.max_future_seconds),
+    )
+    batch = map_events(
+        envelope.items,
+        info,
+        forced_type=envelope.call,
+        sent_at=envelope.sent_at,
+        context=envelope.context,
+        integrations=envelope.integrations,
+        sizes=envelope.sizes,
+        check_nul=envelope.check_nul,
+    )
+    rejected = list(batch.rejected)
+    if not batch.events:
+        return _response(batch, rejected, 0, 0)
+    outcome = await pipeline.submit(batch)
+    for pos in outcome.failed:
+        rejected.append(Rejection(batch.indexes[pos], batch.message_ids[pos], "storage_error"))
+    return _response(batch, rejected, outcome.accepted, outcome.duplicates)
+
+
+# --- Event sources and their write keys -------------------------------------------------------------
+
+
+def _out(row: asyncpg.Record) -> SourceOut:
+    return SourceOut(row["source_id"], row["name"], row["key_prefix"], row["created_at"], row["revoked_at"])
+
+
+async def create_source(
+    conn: asyncpg.Connection, name: str, *, actor: uuid.UUID | None = None
+) -> CreatedSource:
+    """Create a source and its write key (returned this once; only its SHA-256 is stored), audited."""
+    name = name.strip()
+    if not name or len(name) > 100:
+        raise CorruptBody("A source name is 1 to 100 characters.")
+    key = generate_write_key()
+    prefix = key[:12]
+    row = await repository.insert_source(conn, name, hash_write_key(key), prefix)
+    await audit.record(
+        conn,
+        "key_created",
+        actor_user_id=actor,
+        subject_id=str(row["source_id"]),
+        details={"name": name, "key_prefix": prefix},
+    )
+    return CreatedSource(row["source_id"], row["name"], prefix, key)
+
+
+async def list_sources(conn: asyncpg.Connection) -> list[SourceOut]:
+    """Every source with its key prefix and revocation time."""
+    return [_out(r) for r in await repository.list_sources(conn)]
+
+
+async def revoke_source(
+    conn: asyncpg.Connection,
+    source_id: uuid.UUID,
+    *,
+    cache: WriteKeyCache | None = None,
+    actor: uuid.UUID | None = None,
+) -> SourceOut:
+    """Revoke a source's key, audited. ``cache`` (this process's) forgets it at once; other processes'
+    caches expire within their TTL (5 s)."""
+    row = await repository.revoke_source(conn, source_id)
+    if row is None:
+        raise SourceNotFound(f"No source {source_id}.")
+    await audit.record(
+        conn,
+        "key_revoked",
+        actor_user_id=actor,
+        subject_id=str(source_id),
+        details={"name": row["name"], "key_prefix": row["key_prefix"]},
+    )
+    if cache is not None:
+        cache.invalidate()
+    return _out(row)

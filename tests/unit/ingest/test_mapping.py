@@ -1,0 +1,224 @@
+"""Segment message -> rows: column mapping, skew correction, clamping, and per-event rejection."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+import msgspec
+import orjson
+
+from ingest.mapping import EVENT_COLUMNS, PROPERTY_COLUMNS, RequestInfo, derive_event_id, map_events
+
+SOURCE = uuid.UUID("8a0b6a1e-6a86-4b8e-9d39-3d1f4c2b7f10")
+RECEIVED = dt.datetime(2026, 11, 20, 12, 0, 0)
+
+
+def _info(**kw: object) -> RequestInfo:
+    values: dict[str, object] = {
+        "source_id": SOURCE,
+        "received_at": RECEIVED,
+        "peer_ip": "10.0.0.9",
+        "user_agent": "header-agent",
+    }
+    values.update(kw)
+    return RequestInfo(**values)  # type: ignore[arg-type]
+
+
+def _raw(*msgs: object) -> list[msgspec.Raw]:
+    return [msgspec.Raw(orjson.dumps(m)) for m in msgs]
+
+
+def _event(batch_rows: tuple[object, ...]) -> dict[str, object]:
+    return dict(zip(EVENT_COLUMNS, batch_rows, strict=True))
+
+
+def _props(rows: list[tuple[object, ...]]) -> dict[str, object]:
+    return {r[PROPERTY_COLUMNS.index("property_name")]: r[3] for r in rows}
+
+
+def test_event_id_is_uuid5_of_source_and_message_id() -> None:
+    assert derive_event_id(SOURCE, "abc") == uuid.uuid5(SOURCE, "abc")
+    assert derive_event_id(SOURCE, "é-ü") == uuid.uuid5(SOURCE, "é-ü")
+
+
+def test_track_maps_to_columns_and_properties() -> None:
+    user = str(uuid.uuid4())
+    msg = {
+        "type": "track",
+        "event": "Order Completed",
+        "userId": user,
+        "anonymousId": "anon-1",
+        "messageId": "m-1",
+        "timestamp": "2026-11-20T11:59:00.000Z",
+        "properties": {"category": "commerce", "total": 9.5, "items": [1, 2], "coupon": None},
+        "context": {
+            "ip": "203.0.113.7",
+            "userAgent": "sdk-agent",
+            "device": {"id": "dev-1", "model": "x"},
+            "library": {"name": "analytics-python", "version": "2.4.0"},
+            "sessionId": 1234,
+        },
+        "integrations": {"All": True},
+        "channel": "server",
+    }
+    batch = map_events(_raw(msg), _info(), sent_at="2026-11-20T11:59:00.000Z")
+    assert not batch.rejected
+    row = _event(batch.events[0])
+    assert row["event_id"] == uuid.uuid5(SOURCE, "m-1")
+    assert row["user_id"] == uuid.UUID(user)  # a candidate; the flush keeps it only for a known user
+    assert row["event_name"] == "Order Completed"
+    assert row["event_category"] == "commerce"
+    assert row["device_id"] == "dev-1"
+    assert row["session_id"] == "1234"
+    assert row["ip_address"] == "203.0.113.7"
+    assert row["user_agent"] == "sdk-agent"
+    assert row["external_user_id"] == user
+    assert row["anonymous_id"] == "anon-1"
+    assert row["message_id"] == "m-1"
+    assert row["source_id"] == SOURCE
+    assert row["received_at"] == RECEIVED
+    # sentAt == timestamp: the event happened at receivedAt on the server's clock.
+    assert row["timestamp"] == RECEIVED
+    props = _props(batch.properties[0])
+    assert props["category"] == "commerce"
+    assert props["total"] == "9.5"
+    assert props["items"] == "[1,2]"
+    assert props["coupon"] == "null"
+    assert props["context.device"] == '{"id":"dev-1","model":"x"}'
+    assert props["context.library"] == '{"name":"analytics-python","version":"2.4.0"}'
+    assert props["integrations"] == '{"All":true}'
+    assert props["$channel"] == "server"
+    assert "context.ip" not in props
+    assert "context.userAgent" not in props
+    ids = [r[0] for r in batch.properties[0]]
+    assert len(set(ids)) == len(ids)
+    assert all(i.version == 7 for i in ids)
+    assert all(r[1] == row["event_id"] and r[4] == row["timestamp"] for r in batch.properties[0])
+
+
+def test_skew_correction_uses_received_minus_sent_minus_timestamp() -> None:
+    # The device clock is 1 h fast: it says sentAt 13:00 when the server receives at 12:00.
+    msg = {"type": "track", "event": "e", "userId": "u", "timestamp": "2026-11-20T12:59:30+00:00"}
+    batch = map_events(_raw(msg), _info(), sent_at="2026-11-20T13:00:00Z")
+    assert _event(batch.events[0])["timestamp"] == dt.datetime(2026, 11, 20, 11, 59, 30)
+    # A per-message sentAt wins over the batch's; offsets are converted to UTC.
+    msg2 = {**msg, "sentAt": "2026-11-20T14:00:00+01:00", "timestamp": "2026-11-20T13:59:00+01:00"}
+    batch = map_events(_raw(msg2), _info(), sent_at="2020-01-01T00:00:00Z")
+    assert _event(batch.events[0])["timestamp"] == dt.datetime(2026, 11, 20, 11, 59)
+
+
+def test_no_timestamp_means_received_at_and_no_sent_at_means_as_sent() -> None:
+    batch = map_events(_raw({"type": "track", "event": "e", "userId": "u"}), _info())
+    assert _event(batch.events[0])["timestamp"] == RECEIVED
+    old = {"type": "track", "event": "e", "userId": "u", "timestamp": "2019-03-01T00:00:00Z"}
+    batch = map_events(_raw(old), _info())
+    assert _event(batch.events[0])["timestamp"] == dt.datetime(2019, 3, 1)
+
+
+def test_far_future_is_clamped_and_original_kept() -> None:
+    msg = {"type": "track", "event": "e", "userId": "u", "timestamp": "2031-01-01T00:00:00Z"}
+    batch = map_events(_raw(msg), _info())
+    assert _event(batch.events[0])["timestamp"] == RECEIVED
+    assert _props(batch.properties[0])["$original_timestamp"] == "2031-01-01T00:00:00Z"
+    # Less than an hour ahead is left alone.
+    near = {**msg, "timestamp": "2026-11-20T12:30:00Z"}
+    batch = map_events(_raw(near), _info())
+    assert _event(batch.events[0])["timestamp"] == dt.datetime(2026, 11, 20, 12, 30)
+
+
+def test_event_name_and_category_per_call_type() -> None:
+    msgs = [
+        {"type": "page", "name": "Pricing", "userId": "u"},
+        {"type": "screen", "userId": "u"},
+        {"type": "identify", "userId": "u", "traits": {"plan": "pro", "email": "a@b.c"}},
+        {"type": "group", "userId": "u", "groupId": "g1", "traits": {"name": "Acme"}},
+        {"type": "alias", "userId": "u", "previousId": "old"},
+    ]
+    batch = map_events(_raw(*msgs), _info())
+    rows = [_event(r) for r in batch.events]
+    assert [(r["event_name"], r["event_category"]) for r in rows] == [
+        ("Pricing", "page"),
+        ("screen", "screen"),
+        ("identify", "identify"),
+        ("group", "group"),
+        ("alias", "alias"),
+    ]
+    assert _props(batch.properties[2]) == {"plan": "pro", "email": "a@b.c"}
+    assert _props(batch.properties[3]) == {"name": "Acme", "$groupId": "g1"}
+    assert _props(batch.properties[4]) == {"$previousId": "old"}
+
+
+def test_batch_context_and_integrations_merge_into_each_item() -> None:
+    msgs = [
+        {"type": "track", "event": "a", "userId": "u", "context": {"ip": "198.51.100.1"}},
+        {"type": "track", "event": "b", "userId": "u"},
+    ]
+    batch = map_events(
+        _raw(*msgs),
+        _info(),
+        context={"ip": "192.0.2.1", "locale": "en-GB"},
+        integrations={"Amplitude": {"session_id": 77}},
+    )
+    first, second = (_event(r) for r in batch.events)
+    assert first["ip_address"] == "198.51.100.1"  # the item's own context wins
+    assert second["ip_address"] == "192.0.2.1"
+    assert first["session_id"] == second["session_id"] == "77"
+    assert _props(batch.properties[1])["context.locale"] == "en-GB"
+
+
+def test_fallbacks_peer_ip_header_agent_and_truncation() -> None:
+    long_agent = "A" * 400
+    msg = {"type": "track", "event": "e", "userId": "u", "context": {"userAgent": long_agent}}
+    batch = map_events(_raw(msg), _info())
+    row = _event(batch.events[0])
+    assert row["ip_address"] == "10.0.0.9"
+    assert row["user_agent"] == "A" * 255
+    assert _props(batch.properties[0])["context.userAgent"] == long_agent
+    batch = map_events(_raw({"type": "track", "event": "e", "anonymousId": "a"}), _info())
+    row = _event(batch.events[0])
+    assert row["user_agent"] == "header-agent"
+    assert row["external_user_id"] is None
+    assert row["user_id"] is None
+
+
+def test_each_invalid_event_is_rejected_alone_with_its_reason() -> None:
+    msgs = [
+        {"type": "track", "event": "ok", "userId": "u", "messageId": "good"},
+        {"type": "track", "event": "e", "messageId": "no-ids"},
+        {"type": "track", "userId": "u", "messageId": "no-event"},
+        {"type": "bogus", "userId": "u", "messageId": "bad-type"},
+        {"type": "track", "event": "e", "userId": "u", "timestamp": "yesterday", "messageId": "bad-ts"},
+        {"type": "track", "event": "e", "userId": "u", "messageId": "big", "properties": {"x": "y" * 33000}},
+        ["not", "an", "object"],
+        {"type": "track", "event": "e", "userId": "u", "messageId": "nul", "properties": {"a": "b\x00"}},
+        {"type": "track", "event": "e", "userId": "u", "properties": [1]},
+        {"type": "track", "event": "x" * 101, "userId": "u"},
+        {"type": "track", "event": "e", "userId": {"id": 1}},
+    ]
+    batch = map_events(_raw(*msgs), _info())
+    assert batch.indexes == [0]
+    assert [(r.index, r.message_id, r.reason) for r in batch.rejected] == [
+        (1, "no-ids", "missing_user_id_and_anonymous_id"),
+        (2, "no-event", "missing_event"),
+        (3, "bad-type", "invalid_type"),
+        (4, "bad-ts", "invalid_timestamp"),
+        (5, None, "event_too_large"),
+        (6, None, "not_an_object"),
+        (7, "nul", "nul_character"),
+        (8, None, "invalid_properties"),
+        (9, None, "event_name_too_long"),
+        (10, None, "invalid_user_id"),
+    ]
+
+
+def test_missing_message_id_gets_a_fresh_one() -> None:
+    batch = map_events(_raw({"type": "track", "event": "e", "userId": "u"}) * 2, _info())
+    assert len(set(batch.message_ids)) == 2
+
+
+def test_forced_type_for_single_calls() -> None:
+    batch = map_events([{"event": "Clicked", "userId": "u"}], _info(), forced_type="track", sizes=[40])
+    assert _event(batch.events[0])["event_name"] == "Clicked"
+    batch = map_events([{"userId": "u"}], _info(), forced_type="track", sizes=[40_000])
+    assert batch.rejected[0].reason == "event_too_large"
