@@ -15,7 +15,8 @@ import asyncio
 import datetime as dt
 import io
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -229,9 +230,10 @@ class _Runner:
                 if d in stored:
                     self._people[d] = await asyncio.to_thread(_decode_people, stored[d])
                 else:
-                    people = await self.read(_people_of_day, d)
-                    await repo.replace_people_set(conn, d, len(people), _encode_people(people))
-                    self._people[d] = people
+                    # Rebuilt from raw and only cached: storing it here would lock a row another
+                    # transaction (computing that very day) may hold, and a day's set is stored by its
+                    # own rollup anyway.
+                    self._people[d] = await self.read(_people_of_day, d)
         return {d: self._people[d] for d in wanted}
 
     async def _write_active_users(self, conn: asyncpg.Connection, day: dt.date) -> int:
@@ -319,6 +321,17 @@ async def rollup_day(db: Database, day: dt.date) -> None:
         raise RuntimeError(f"rollup of {day} failed: {result.error}")
 
 
+@asynccontextmanager
+async def _job_lock(db: Database, job: str) -> AsyncIterator[bool]:
+    """Hold the job's advisory lock for a whole scheduled run; False if another process runs it.
+
+    The periods are still locked one by one (against backfills and ``rollup_day``), but one runner per job
+    also keeps the order of a run intact: a day's WAU/MAU are computed after the days before it.
+    """
+    async with db.transaction() as conn:
+        yield await try_job_lock(conn, f"aggregation-job:{job}")
+
+
 def _changed(
     periods: Iterable[dt.datetime],
     current: dict[dt.datetime, Fingerprint],
@@ -373,6 +386,11 @@ async def run_daily(db: Database, *, today: dt.date | None = None) -> list[Perio
     active users of D+1 .. D+29 (up to yesterday).
     """
     today = today or utcnow().date()
+    async with _job_lock(db, "daily") as mine:
+        return await _run_daily(db, today) if mine else []
+
+
+async def _run_daily(db: Database, today: dt.date) -> list[PeriodResult]:
     runner = _Runner(db)
     results: list[PeriodResult] = []
     try:
@@ -404,6 +422,11 @@ async def run_daily(db: Database, *, today: dt.date | None = None) -> list[Perio
 async def run_hourly(db: Database, *, now: dt.datetime | None = None) -> list[PeriodResult]:
     """The hourly job: the last closed hour plus every changed or failed hour of the last 48 hours."""
     now = now or utcnow()
+    async with _job_lock(db, "hourly") as mine:
+        return await _run_hourly(db, now) if mine else []
+
+
+async def _run_hourly(db: Database, now: dt.datetime) -> list[PeriodResult]:
     current_hour = now.replace(minute=0, second=0, microsecond=0)
     lo = current_hour - HOURLY_LOOKBACK
     async with db.pool.acquire() as conn:
@@ -428,6 +451,11 @@ async def run_hourly(db: Database, *, now: dt.datetime | None = None) -> list[Pe
 async def run_conversions(db: Database, *, today: dt.date | None = None) -> list[PeriodResult]:
     """The conversions job: goal events of yesterday and of every changed or failed day, in day order."""
     today = today or utcnow().date()
+    async with _job_lock(db, "conversions") as mine:
+        return await _run_conversions(db, today) if mine else []
+
+
+async def _run_conversions(db: Database, today: dt.date) -> list[PeriodResult]:
     periods, results = await _drop_finalised(db, "conversions", await _candidates(db, "conversions", today))
     runner = _Runner(db)
     try:

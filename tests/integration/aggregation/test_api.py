@@ -1,0 +1,263 @@
+"""The query and export API: analysts only, bounded ranges (422), keyset pagination, background exports."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import io
+import uuid
+
+import asyncpg
+import pyarrow.parquet as pq
+import pytest
+from litestar.testing import AsyncTestClient
+
+from aggregation.service import aggregate_range
+from core_api.db import Database
+from core_api.settings import Settings
+from tests.integration.aggregation.conftest import (
+    Event,
+    auth_header,
+    create_user,
+    create_users,
+    insert_events,
+)
+
+D = dt.date(2026, 3, 10)
+Client = AsyncTestClient  # type: ignore[type-arg]
+
+
+@pytest.fixture
+async def analyst(conn: asyncpg.Connection, settings: Settings) -> dict[str, str]:
+    return auth_header(settings, await create_user(conn, "analyst"), "analyst")
+
+
+@pytest.fixture
+async def plain_user(conn: asyncpg.Connection, settings: Settings) -> dict[str, str]:
+    return auth_header(settings, await create_user(conn, "user"), "user")
+
+
+@pytest.fixture
+async def rolled_up(db: Database, conn: asyncpg.Connection) -> None:
+    users = await create_users(conn, 3)
+    events = [
+        Event(
+            dt.datetime.combine(D + dt.timedelta(days=i % 2), dt.time(i % 5, 10)),
+            event_name=f"e{i % 3}",
+            event_category="app",
+            user_id=users[i % 3],
+            device_id=f"d{i % 4}",
+            session_id=f"s{i % 6}",
+            properties={"k": str(i)},
+        )
+        for i in range(30)
+    ]
+    await insert_events(conn, events)
+    await aggregate_range(db, D, D + dt.timedelta(days=1), jobs=("daily",))
+
+
+async def test_events_by_day_and_hour(client: Client, analyst: dict[str, str], rolled_up: None) -> None:
+    r = await client.get("/v1/analytics/events", params={"from": str(D), "to": str(D)}, headers=analyst)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["next_cursor"] is None
+    assert [i["period"] for i in body["items"]] == [str(D)] * 3
+    assert sum(i["events"] for i in body["items"]) == 15
+    assert set(body["items"][0]) == {
+        "period",
+        "event_name",
+        "event_category",
+        "events",
+        "users",
+        "devices",
+        "sessions",
+    }
+
+    r = await client.get(
+        "/v1/analytics/events",
+        params={
+            "granularity": "hour",
+            "from": str(D),
+            "to": str(D + dt.timedelta(days=1)),
+            "event_name": "e1",
+        },
+        headers=analyst,
+    )
+    assert r.status_code == 200, r.text
+    items = r.json()["items"]
+    assert {i["event_name"] for i in items} == {"e1"}
+    assert items[0]["period"] == f"{D}T00:00:00Z"
+    assert sum(i["events"] for i in items) == 10
+
+
+async def test_keyset_pagination_walks_every_row_once(
+    client: Client, analyst: dict[str, str], rolled_up: None
+) -> None:
+    params = {"granularity": "hour", "from": str(D), "to": str(D + dt.timedelta(days=1))}
+    full = (
+        await client.get("/v1/analytics/events", params={**params, "limit": 200}, headers=analyst)
+    ).json()["items"]
+    seen: list[dict[str, object]] = []
+    cursor = None
+    for _ in range(100):
+        page = await client.get(
+            "/v1/analytics/events",
+            params={**params, "limit": 4, **({"cursor": cursor} if cursor else {})},
+            headers=analyst,
+        )
+        assert page.status_code == 200, page.text
+        seen += page.json()["items"]
+        cursor = page.json()["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == full
+    assert len(full) > 8
+
+    r = await client.get(
+        "/v1/analytics/events", params={**params, "cursor": "bm90LWEtY3Vyc29y"}, headers=analyst
+    )
+    assert r.status_code == 400
+    assert r.json()["code"] == "invalid_cursor"
+
+
+async def test_active_users(client: Client, analyst: dict[str, str], rolled_up: None) -> None:
+    r = await client.get(
+        "/v1/analytics/active-users",
+        params={"from": str(D), "to": str(D + dt.timedelta(days=1))},
+        headers=analyst,
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["items"] == [
+        {"day": str(D), "dau": 3, "wau": 3, "mau": 3},
+        {"day": str(D + dt.timedelta(days=1)), "dau": 3, "wau": 3, "mau": 3},
+    ]
+    page = await client.get(
+        "/v1/analytics/active-users",
+        params={"from": str(D), "to": str(D + dt.timedelta(days=1)), "limit": 1},
+        headers=analyst,
+    )
+    nxt = await client.get(
+        "/v1/analytics/active-users",
+        params={
+            "from": str(D),
+            "to": str(D + dt.timedelta(days=1)),
+            "limit": 1,
+            "cursor": page.json()["next_cursor"],
+        },
+        headers=analyst,
+    )
+    assert [i["day"] for i in page.json()["items"] + nxt.json()["items"]] == [
+        str(D),
+        str(D + dt.timedelta(days=1)),
+    ]
+    assert nxt.json()["next_cursor"] is None
+
+
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        ("/v1/analytics/events", {"from": "2026-03-10", "to": "2026-03-01"}),
+        ("/v1/analytics/events", {"from": "2025-01-01", "to": "2026-03-01"}),
+        ("/v1/analytics/events", {"granularity": "hour", "from": "2026-01-01", "to": "2026-03-01"}),
+        ("/v1/analytics/events", {"granularity": "minute", "from": "2026-03-01", "to": "2026-03-01"}),
+        ("/v1/analytics/events", {"from": "yesterday", "to": "2026-03-01"}),
+        ("/v1/analytics/events", {"to": "2026-03-01"}),
+        ("/v1/analytics/active-users", {"from": "2026-03-10", "to": "2026-03-09"}),
+        ("/v1/analytics/active-users", {"from": "2020-01-01", "to": "2026-03-09"}),
+        ("/v1/analytics/active-users", {"from": "2026-02-30", "to": "2026-03-09"}),
+    ],
+)
+async def test_bad_ranges_are_422(
+    client: Client, analyst: dict[str, str], path: str, params: dict[str, str]
+) -> None:
+    r = await client.get(path, params=params, headers=analyst)
+    assert r.status_code == 422, r.text
+    assert r.json()["code"] == "invalid_range"
+    assert r.json()["message"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/v1/analytics/events?from=2026-03-10&to=2026-03-10"),
+        ("GET", "/v1/analytics/active-users?from=2026-03-10&to=2026-03-10"),
+        ("POST", "/v1/exports"),
+        ("GET", f"/v1/exports/{uuid.uuid4()}"),
+        ("GET", f"/v1/exports/{uuid.uuid4()}/download"),
+    ],
+)
+async def test_unauthorised_callers_are_refused(
+    client: Client, plain_user: dict[str, str], method: str, path: str
+) -> None:
+    body = {"from": str(D), "to": str(D)} if method == "POST" else None
+    anonymous = await client.request(method, path, json=body)
+    assert anonymous.status_code == 401
+    assert anonymous.json()["code"] == "unauthorized"
+    user = await client.request(method, path, json=body, headers=plain_user)
+    assert user.status_code == 403
+    assert user.json()["code"] == "forbidden"
+
+
+async def test_export_api_end_to_end(
+    client: Client, analyst: dict[str, str], conn: asyncpg.Connection, settings: Settings, rolled_up: None
+) -> None:
+    r = await client.post(
+        "/v1/exports", json={"from": str(D), "to": str(D + dt.timedelta(days=1))}, headers=analyst
+    )
+    assert r.status_code == 202, r.text
+    export_id = r.json()["id"]
+    assert r.json()["status"] == "pending"
+    status = {}
+    for _ in range(200):
+        status = (await client.get(f"/v1/exports/{export_id}", headers=analyst)).json()
+        if status["status"] in ("done", "failed"):
+            break
+        await asyncio.sleep(0.05)
+    assert status["status"] == "done", status
+    assert status["rows"] == 30
+    assert status["download_url"] == f"/v1/exports/{export_id}/download"
+
+    # Another analyst (or an admin) sees and downloads it too: exports are shared within the team.
+    admin = auth_header(settings, await create_user(conn, "admin"), "admin")
+    download = await client.get(status["download_url"], headers=admin)
+    assert download.status_code == 200
+    table = pq.read_table(io.BytesIO(download.content))
+    assert table.num_rows == 30
+    assert str(table.schema.field("timestamp").type) == "timestamp[us, tz=UTC]"
+    assert sorted(set(table.column("event_date").to_pylist())) == [D, D + dt.timedelta(days=1)]
+    assert {p for p in table.column("properties").to_pylist()} == {f'{{"k":"{i}"}}' for i in range(30)}
+
+
+async def test_export_refusals(client: Client, analyst: dict[str, str], conn: asyncpg.Connection) -> None:
+    for body in (
+        {"from": "2026-03-10", "to": "2026-03-01"},
+        {"from": "2024-01-01", "to": "2026-03-01"},
+        {"from": "not a date", "to": "2026-03-01"},
+        {"to": "2026-03-01"},
+    ):
+        r = await client.post("/v1/exports", json=body, headers=analyst)
+        assert r.status_code == 422, (body, r.text)
+        assert r.json()["code"] == "invalid_range"
+    assert (await client.get(f"/v1/exports/{uuid.uuid4()}", headers=analyst)).status_code == 404
+    assert (await client.get("/v1/exports/not-a-uuid", headers=analyst)).status_code == 404
+
+    # Not finished yet: no download.
+    owner = await conn.fetchval("SELECT user_id FROM users WHERE role = 'analyst'")
+    pending = await conn.fetchval(
+        "INSERT INTO exports (requested_by, date_from, date_to) VALUES ($1, $2, $2) RETURNING export_id",
+        owner,
+        D,
+    )
+    r = await client.get(f"/v1/exports/{pending}/download", headers=analyst)
+    assert r.status_code == 409
+    assert r.json()["code"] == "export_not_ready"
+
+    # Unfinished exports per analyst are capped.
+    await conn.execute(
+        "INSERT INTO exports (requested_by, date_from, date_to) SELECT $1, $2, $2 FROM generate_series(1, 2)",
+        owner,
+        D,
+    )
+    r = await client.post("/v1/exports", json={"from": str(D), "to": str(D)}, headers=analyst)
+    assert r.status_code == 429
+    assert r.headers["retry-after"]
