@@ -178,7 +178,16 @@ class _Http:
         head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {len(body)}\r\n"
         head += "".join(f"{k}: {v}\r\n" for k, v in headers.items())
         self.writer.write(head.encode() + b"\r\n" + body)
-        status = int((await self.reader.readline()).split(b" ", 2)[1])
+        line = await self.reader.readline()
+        if not line:
+            # The server closed an idle keep-alive connection (uvicorn's timeout is 5 s): reconnect once.
+            self.close()
+            self.reader, self.writer = await asyncio.open_connection(
+                *self.writer.get_extra_info("peername")[:2]
+            )
+            self.writer.write(head.encode() + b"\r\n" + body)
+            line = await self.reader.readline()
+        status = int(line.split(b" ", 2)[1])
         length = 0
         chunked = False
         while (line := await self.reader.readline()) not in (b"\r\n", b""):
@@ -222,7 +231,7 @@ async def run(k: int, n_users: int, n_results: int, workers: int, keep: bool) ->
     """The whole benchmark; prints its figures and returns the process exit code."""
     from core_api import migrate
     from core_api.auth import create_access_token, generate_write_key, hash_write_key
-    from core_api.db import resolve_database_url, uuid7
+    from core_api.db import Database, resolve_database_url, uuid7
     from core_api.settings import Settings, get_settings
 
     base_url = resolve_database_url(get_settings())
@@ -233,24 +242,26 @@ async def run(k: int, n_users: int, n_results: int, workers: int, keep: bool) ->
     await asyncio.to_thread(migrate.upgrade, url, "heads")
     server: _Server | None = None
     try:
-        conn = await asyncpg.connect(url, server_settings={"timezone": "UTC"})
+        # The app's own pool setup (JSON codecs, UTC) for the rows the service writes.
+        setup_db = Database(url, max_size=1)
+        await setup_db.open()
         try:
-            admin_id = (await _new_users(conn, 1, "admin"))[0]
-            await conn.execute("UPDATE users SET role = 'admin' WHERE user_id = $1", admin_id)
-            key = generate_write_key()
-            await conn.execute(
-                "INSERT INTO api_sources (name, key_hash, key_prefix) VALUES ('bench', $1, $2)",
-                hash_write_key(key),
-                key[:12],
-            )
-            async with conn.transaction():
+            async with setup_db.transaction() as conn:
+                admin_id = (await _new_users(conn, 1, "admin"))[0]
+                await conn.execute("UPDATE users SET role = 'admin' WHERE user_id = $1", admin_id)
+                key = generate_write_key()
+                await conn.execute(
+                    "INSERT INTO api_sources (name, key_hash, key_prefix) VALUES ('bench', $1, $2)",
+                    hash_write_key(key),
+                    key[:12],
+                )
                 await _create_experiment(conn, admin_id, "bench-http")
                 base_test, base_variants = await _create_experiment(conn, admin_id, "bench-baseline")
-            warm_users = await _new_users(conn, 2 * k * 20, "warm")
-            http_users = [await _new_users(conn, n_users, f"h{r}-") for r in range(_ROUNDS)]
-            base_users = [await _new_users(conn, n_users, f"b{r}-") for r in range(_ROUNDS)]
+                warm_users = await _new_users(conn, 2 * k * 20, "warm")
+                http_users = [await _new_users(conn, n_users, f"h{r}-") for r in range(_ROUNDS)]
+                base_users = [await _new_users(conn, n_users, f"b{r}-") for r in range(_ROUNDS)]
         finally:
-            await conn.close()
+            await setup_db.close()
 
         secret = secrets.token_urlsafe(32)
         server = _Server(url, secret, pool=k, workers=workers)
@@ -286,6 +297,10 @@ async def run(k: int, n_users: int, n_results: int, workers: int, keep: bool) ->
         phases: list[tuple[Phase, Phase]] = []
         for r in range(_ROUNDS):
             base = await _run_clients(k, iter(base_users[r]), base_one, f"baseline {r + 1}")
+            # Fresh keep-alive connections: the server closes those left idle during the baseline.
+            for c in clients:
+                c.close()
+            clients[:] = [await _Http.connect(server.port) for _ in range(k)]
             http = await _run_clients(k, iter(http_users[r]), http_one, f"HTTP {r + 1}")
             phases.append((base, http))
         for c in clients:
@@ -315,10 +330,13 @@ async def run(k: int, n_users: int, n_results: int, workers: int, keep: bool) ->
         )
 
         # --- results over N assignments --------------------------------------------------------------
+        setup_db = Database(url, max_size=1)
+        await setup_db.open()
+        async with setup_db.transaction() as conn:
+            res_test, res_variants = await _create_experiment(conn, admin_id, "bench-results")
+        await setup_db.close()
         conn = await asyncpg.connect(url, server_settings={"timezone": "UTC"})
         try:
-            async with conn.transaction():
-                res_test, res_variants = await _create_experiment(conn, admin_id, "bench-results")
             t0 = time.perf_counter()
             await conn.execute(
                 """INSERT INTO users (user_id, email, password_hash, first_name, last_name)

@@ -15,12 +15,13 @@ import binascii
 import uuid
 from typing import Any
 
+import asyncpg
 from litestar import Controller, Request, get, patch, post
 from litestar.datastructures import State
 from litestar.params import FromPath, FromQuery
 
 from core_api.auth import AuthUser, Source, bearer_token, load_auth_user, require_role
-from core_api.deps import CurrentUser, Db, DbConn
+from core_api.deps import CurrentUser, DbConn
 from core_api.errors import AuthenticationError
 from experiments import service
 from experiments.definitions import ExperimentCache
@@ -48,7 +49,21 @@ def _cache(state: State) -> ExperimentCache:
     return cache
 
 
-async def _caller(request: Request[Any, Any, Any], db: Db) -> AuthUser | Source:
+def _hot_pool(state: State) -> asyncpg.Pool:
+    pool: asyncpg.Pool = state.experiments_pool
+    return pool
+
+
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Release without asyncpg's default reset query (RESET ALL, UNLISTEN *, CLOSE ALL, ...).
+
+    That query is a second round trip on every release. Connections of the hot-path pool only ever run
+    single autocommit statements that leave no session state, so there is nothing to reset; asyncpg
+    still rolls back a transaction left open by a cancelled request before calling this.
+    """
+
+
+async def _caller(request: Request[Any, Any, Any]) -> AuthUser | Source:
     """The write key's source (Basic username) or the Bearer token's user; 401 otherwise."""
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
@@ -58,13 +73,13 @@ async def _caller(request: Request[Any, Any, Any], db: Db) -> AuthUser | Source:
         except (binascii.Error, UnicodeDecodeError) as exc:
             raise AuthenticationError("The Basic credentials are not valid base64.") from exc
         key = decoded.partition(":")[0]
-        source: Source = await request.app.state.write_keys.authenticate(db.pool, key)
+        source: Source = await request.app.state.write_keys.authenticate(_hot_pool(request.app.state), key)
         return source
     token = bearer_token(request)
     if token is None:
         raise AuthenticationError("A write key (HTTP Basic username) or a Bearer access token is required.")
-    # The pool, not a transaction: a single autocommit SELECT.
-    return await load_auth_user(db.pool, request.app.state.settings, token)
+    # A single autocommit SELECT, not a transaction.
+    return await load_auth_user(_hot_pool(request.app.state), request.app.state.settings, token)
 
 
 def _may_act_for(caller: AuthUser | Source, user_id: uuid.UUID) -> None:
@@ -117,21 +132,25 @@ class ExperimentController(Controller):
         return service.experiment_out(exp)
 
     @post("/{name:str}/assignments", status_code=200, request_max_body_size=_MAX_BODY)
-    async def assign(self, name: FromPath[str], request: Request[Any, Any, Any], db: Db) -> AssignmentOut:
+    async def assign(self, name: FromPath[str], request: Request[Any, Any, Any]) -> AssignmentOut:
         """The user's variant (sticky), assigned now if needed: one database round trip."""
-        caller = await _caller(request, db)
+        caller = await _caller(request)
         user_id = service.parse_user_id(decode(await request.body(), UserRef).user_id)
         _may_act_for(caller, user_id)
-        assignment = await service.assign(db.pool, _cache(request.app.state), name, user_id)
+        assignment = await service.assign(
+            _hot_pool(request.app.state), _cache(request.app.state), name, user_id
+        )
         return assignment.out()
 
     @post("/{name:str}/conversions", status_code=200, request_max_body_size=_MAX_BODY)
-    async def convert(self, name: FromPath[str], request: Request[Any, Any, Any], db: Db) -> ConversionOut:
+    async def convert(self, name: FromPath[str], request: Request[Any, Any, Any]) -> ConversionOut:
         """Record the user's conversion; only the first one counts (idempotent)."""
-        caller = await _caller(request, db)
+        caller = await _caller(request)
         user_id = service.parse_user_id(decode(await request.body(), UserRef).user_id)
         _may_act_for(caller, user_id)
-        return await service.record_conversion(db.pool, _cache(request.app.state), name, user_id)
+        return await service.record_conversion(
+            _hot_pool(request.app.state), _cache(request.app.state), name, user_id
+        )
 
     @get("/{name:str}/results")
     async def results(
@@ -149,24 +168,41 @@ class ExperimentController(Controller):
 
 
 @get("/v1/users/{user_id:str}/assignments", tags=["experiments"])
-async def user_assignments(
-    user_id: FromPath[str], request: Request[Any, Any, Any], db: Db
-) -> UserAssignmentsOut:
+async def user_assignments(user_id: FromPath[str], request: Request[Any, Any, Any]) -> UserAssignmentsOut:
     """The user's variant in every running experiment, assigning where needed (one statement)."""
-    caller = await _caller(request, db)
+    caller = await _caller(request)
     uid = service.parse_user_id(user_id)
     _may_act_for(caller, uid)
-    assignments = await service.assign_running(db.pool, _cache(request.app.state), uid)
+    assignments = await service.assign_running(_hot_pool(request.app.state), _cache(request.app.state), uid)
     return UserAssignmentsOut(uid, [a.out() for a in assignments])
 
 
 async def on_startup(app: Any) -> None:
-    """The process's definition cache."""
+    """The process's definition cache and the hot-path pool.
+
+    The hot-path pool is separate from the kernel's so that its connections can skip the per-release
+    reset round trip (see ``_keep_session``); every other query goes through the kernel's pool. Its
+    connections open lazily, so start-up works while the database is down.
+    """
     app.state.experiments = ExperimentCache()
+    app.state.experiments_pool = await asyncpg.create_pool(
+        app.state.db.url,
+        min_size=0,
+        max_size=app.state.settings.db_pool_max,
+        reset=_keep_session,
+        server_settings={"timezone": "UTC", "application_name": "corp-astro-experiments"},
+        command_timeout=60,
+    )
 
 
 async def on_shutdown(app: Any) -> None:
-    """Nothing to release: the cache is memory only."""
+    """Close the hot-path pool."""
+    pool = getattr(app.state, "experiments_pool", None)
+    if pool is not None:
+        try:
+            await pool.close()
+        except Exception:  # closing a pool to a dead server must not break shutdown
+            pool.terminate()
 
 
 route_handlers: list[Any] = [ExperimentController, user_assignments]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import decimal
 import uuid
 from typing import Any
 
@@ -231,8 +232,8 @@ async def _define(db: Any, admin_id: uuid.UUID, name: str = "race") -> None:
                 name=name,
                 start_date=dt.date(2020, 1, 1),
                 variants=[
-                    VariantIn("a", service.decimal.Decimal(34)),
-                    VariantIn("b", service.decimal.Decimal(66)),
+                    VariantIn("a", decimal.Decimal(34)),
+                    VariantIn("b", decimal.Decimal(66)),
                 ],
             ),
             admin,
@@ -285,8 +286,8 @@ async def test_stale_cache_in_another_process(db: Any, conn: asyncpg.Connection)
             ExperimentPatch(
                 status="active",
                 variants=[
-                    VariantTraffic("a", service.decimal.Decimal(0)),
-                    VariantTraffic("b", service.decimal.Decimal(100)),
+                    VariantTraffic("a", decimal.Decimal(0)),
+                    VariantTraffic("b", decimal.Decimal(100)),
                 ],
             ),
             admin,
@@ -300,8 +301,8 @@ async def test_stale_cache_in_another_process(db: Any, conn: asyncpg.Connection)
             "stale",
             ExperimentPatch(
                 variants=[
-                    VariantTraffic("a", service.decimal.Decimal(100)),
-                    VariantTraffic("b", service.decimal.Decimal(0)),
+                    VariantTraffic("a", decimal.Decimal(100)),
+                    VariantTraffic("b", decimal.Decimal(0)),
                 ]
             ),
             admin,

@@ -7,6 +7,7 @@ tests/unit/experiments/test_stats.py for the full set.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -84,7 +85,12 @@ async def test_srm_is_per_phase(client: Client, actors: Actors, conn: asyncpg.Co
     await seed_arm(conn, test_id, v["green"], 5000, 520, phase=1)
     r = await client.patch(
         "/v1/experiments/checkout",
-        json={"variants": [{"name": "control", "traffic_percentage": 10}, {"name": "green", "traffic_percentage": 90}]},
+        json={
+            "variants": [
+                {"name": "control", "traffic_percentage": 10},
+                {"name": "green", "traffic_percentage": 90},
+            ]
+        },
         headers=actors.admin,
     )
     assert r.status_code == 200
@@ -124,9 +130,12 @@ async def test_results_edge_cases_and_roles(client: Client, actors: Actors, conn
         assert r.json()["code"]
 
 
-async def test_cli_results_table(client: Client, actors: Actors, conn: asyncpg.Connection, clean_db: str) -> None:
+async def test_cli_results_table(
+    client: Client, actors: Actors, conn: asyncpg.Connection, clean_db: str
+) -> None:
     await _three_arms(client, actors, conn)
-    out = subprocess.run(
+    out = await asyncio.to_thread(
+        subprocess.run,
         [sys.executable, "-m", "core_api.cli", "experiments", "results", "checkout"],
         cwd=ROOT,
         env={**os.environ, "DATABASE_URL": clean_db, "COLUMNS": "160"},
@@ -138,7 +147,8 @@ async def test_cli_results_table(client: Client, actors: Actors, conn: asyncpg.C
     assert out.returncode == 0, out.stderr
     for text in ("checkout", "control", "10,000", "0.0211", "SRM", "Holm", "+10.00%"):
         assert text in out.stdout, (text, out.stdout)
-    missing = subprocess.run(
+    missing = await asyncio.to_thread(
+        subprocess.run,
         [sys.executable, "-m", "core_api.cli", "experiments", "results", "nope"],
         cwd=ROOT,
         env={**os.environ, "DATABASE_URL": clean_db},
