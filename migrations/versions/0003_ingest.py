@@ -1,7 +1,7 @@
-"""Ingest: the exactly-once ledger, and the seed's FK triggers on the partitioned event tables removed.
+"""Ingest: the exactly-once ledger, and the seed's event_properties -> analytics_events FK removed.
 
-The two foreign keys on the partitioned tables cost most of the binary COPY throughput (docs/schema.md,
-"## Ingest"); the ingest pipeline enforces the same integrity in its flush transaction instead.
+That foreign key's per-row trigger cuts binary COPY throughput about 3x (docs/schema.md, "## Ingest"); the
+ingest pipeline writes properties only in their event's transaction instead.
 
 Revision ID: 0003
 Revises: 0002
@@ -44,26 +44,13 @@ def upgrade() -> None:
     op.drop_constraint(
         "fk_event_properties_event_id_analytics_events", "event_properties", type_="foreignkey"
     )
-    op.drop_constraint("fk_analytics_events_user_id_users", "analytics_events", type_="foreignkey")
 
 
 def downgrade() -> None:
-    # Rows written without the triggers may violate the constraints; unlink rather than fail the downgrade.
-    op.execute(
-        "UPDATE analytics_events e SET user_id = NULL WHERE user_id IS NOT NULL "
-        "AND NOT EXISTS (SELECT 1 FROM users u WHERE u.user_id = e.user_id)"
-    )
+    # Rows written without the trigger could violate the constraint; drop those rather than fail.
     op.execute(
         "DELETE FROM event_properties p WHERE NOT EXISTS "
         '(SELECT 1 FROM analytics_events e WHERE e.event_id = p.event_id AND e."timestamp" = p."timestamp")'
-    )
-    op.create_foreign_key(
-        "fk_analytics_events_user_id_users",
-        "analytics_events",
-        "users",
-        ["user_id"],
-        ["user_id"],
-        ondelete="SET NULL",
     )
     op.create_foreign_key(
         "fk_event_properties_event_id_analytics_events",

@@ -26,7 +26,7 @@ FOREIGN_KEY_DEVIATIONS = {
     ),
 }
 # Declared by the seed, replaced by integrity the ingest pipeline enforces (docs/schema.md, "## Ingest").
-DROPPED_FOREIGN_KEYS = {("analytics_events", ("user_id",)), ("event_properties", ("event_id",))}
+DROPPED_FOREIGN_KEYS = {("event_properties", ("event_id",))}
 ADDED_COLUMNS = {
     "event_properties": {"timestamp"},
     "analytics_events": {"source_id", "message_id", "external_user_id", "anonymous_id", "received_at"},
