@@ -7,6 +7,7 @@ FCM) implements ``PushProvider`` and is installed as ``app.state.push_provider``
 from __future__ import annotations
 
 import logging
+import os
 import uuid
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -58,6 +59,7 @@ class LoggingPushProvider:
                 "schedule_id": str(message.schedule_id) if message.schedule_id else None,
                 "user_id": str(message.user_id),
                 "devices": [str(t.device_id) for t in message.targets],
+                "pid": os.getpid(),
             },
         )
         return True

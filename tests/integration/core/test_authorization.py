@@ -270,7 +270,8 @@ async def test_admin_reads_everything_but_changes_only_through_admin_routes(
         "/v1/subscriptions",
     ):
         r = await client.get(f"{path}?user_id={alice.user_id}", headers=admin.headers)
-        assert r.status_code == 200 and len(r.json()["items"]) == 1, path
+        assert r.status_code == 200, path
+        assert len(r.json()["items"]) == 1, path
     # The owner's own routes stay the owner's: an admin cannot edit Alice's business or report.
     for method, template, body in ID_ROUTES:
         if method == "GET" or "/users/" in template or "/subscriptions/" in template:

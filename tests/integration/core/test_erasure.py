@@ -158,14 +158,16 @@ async def test_erasure_removes_everything_owned_and_unlinks_events(
     rows = await conn.fetch(
         "SELECT event_id, user_id FROM analytics_events WHERE event_id = ANY($1::uuid[])", alice_events
     )
-    assert len(rows) == 2 and all(r["user_id"] is None for r in rows)
+    assert len(rows) == 2
+    assert all(r["user_id"] is None for r in rows)
     # Bob is untouched.
     assert await _owned_rows(conn, bob.user_id, await _parents(conn, bob.user_id)) == bob_before
     assert await conn.fetchval("SELECT count(*) FROM analytics_events WHERE user_id = $1", bob.user_id) == 2
     # The erasure is audited, without personal data beyond the id.
     audit = await conn.fetch("SELECT * FROM audit_log WHERE action = 'account_erased'")
     assert len(audit) == 1
-    assert audit[0]["subject_id"] == str(alice.user_id) and audit[0]["actor_user_id"] == alice.user_id
+    assert audit[0]["subject_id"] == str(alice.user_id)
+    assert audit[0]["actor_user_id"] == alice.user_id
     assert json.loads(audit[0]["details"])["events_unlinked"] == 2
     assert alice.email not in str(dict(audit[0]))
     # The account is gone: its token no longer works and its credentials do not log in.
