@@ -312,6 +312,9 @@ async def test_stale_cache_in_another_process(db: Any, conn: asyncpg.Connection)
     assert await conn.fetchval("SELECT phase FROM ab_test_assignments WHERE user_id = $1", u3) == 3
 
 
+_LIVE_SECRET = "experiments-live-secret-0123456789abcdef0123456789"
+
+
 def test_concurrent_http_calls_on_a_real_server(clean_db: str) -> None:
     """The same race over HTTP against ``corp-astro serve``: one row, one answer."""
 
@@ -327,7 +330,7 @@ def test_concurrent_http_calls_on_a_real_server(clean_db: str) -> None:
         from tests.conftest import make_settings
 
         token, _ = create_access_token(
-            make_settings(clean_db, server_dir, jwt_secret_override="test-secret-for-live-servers"),
+            make_settings(clean_db, server_dir, jwt_secret_override=_LIVE_SECRET),
             admin_id,
             "admin",
         )
@@ -368,5 +371,5 @@ def test_concurrent_http_calls_on_a_real_server(clean_db: str) -> None:
     from pathlib import Path
 
     server_dir = Path(tempfile.mkdtemp())
-    with LiveServer(clean_db) as server:
+    with LiveServer(clean_db, env={"CORP_ASTRO_JWT_SECRET": _LIVE_SECRET}) as server:
         asyncio.run(scenario(server))
