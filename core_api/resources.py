@@ -4,7 +4,8 @@
   cannot store in text and would otherwise turn into a server error.
 - Checks for free-form JSON objects (JSONB columns): bounded depth and size, no NUL anywhere.
 - ``ResourceController``: a small request-body limit and a last line of defence that answers a value
-  PostgreSQL refuses, or a JSON document nested too deeply to decode, with a 4xx instead of a 500.
+  PostgreSQL refuses, a JSON document nested too deeply to decode, or invalid UTF-8, with a 4xx instead
+  of a 500 (Litestar's JSON decoding lets the last two escape as non-validation errors).
 - ``to_struct``: a database row as an output Struct, with timestamps marked as UTC.
 """
 
@@ -185,6 +186,10 @@ def _too_deep(request: Request[Any, Any, Any], exc: RecursionError) -> Response[
     return error_response(400, "bad_request", "The JSON document is nested too deeply.")
 
 
+def _not_utf8(request: Request[Any, Any, Any], exc: UnicodeDecodeError) -> Response[dict[str, Any]]:
+    return error_response(400, "bad_request", "The request body is not valid UTF-8.")
+
+
 def _refused_value(request: Request[Any, Any, Any], exc: asyncpg.DataError) -> Response[dict[str, Any]]:
     # Input checks should have caught this; answering 422 keeps a missed case a client error.
     return error_response(422, "validation_error", "A value is not acceptable to the database.")
@@ -215,6 +220,8 @@ class ResourceController(Controller):
     request_max_body_size = 64 * 1024
     exception_handlers = {
         RecursionError: _too_deep,
+        # msgspec raises these (not a DecodeError) for invalid UTF-8 inside a JSON string.
+        UnicodeDecodeError: _not_utf8,
         asyncpg.DataError: _refused_value,
         asyncpg.IntegrityConstraintViolationError: _constraint,
         asyncpg.TransactionRollbackError: _retry,

@@ -53,6 +53,7 @@ GENERIC_BAD_BODIES: list[bytes] = [
     b"123",
     b'"string"',
     b'{"\\ud800": 1}',
+    b'{"name": "caf\xe9"}',
     b"[" * 5000 + b"]" * 5000,
     b'{"a":' * 3000 + b"1" + b"}" * 3000,
 ]
@@ -392,3 +393,23 @@ async def test_unknown_ids_in_bodies(client: AsyncTestClient[Any], alice: Actor,
     )
     assert r.status_code == 404
     assert r.json()["code"] == "user_not_found"
+
+
+async def test_odd_content_types_and_repeated_parameters(client: AsyncTestClient[Any], alice: Actor) -> None:
+    for content_type, raw in (
+        ("text/plain", b'{"name": "Acme"}'),
+        ("application/x-www-form-urlencoded", b"name=Acme"),
+        (
+            "multipart/form-data; boundary=x",
+            b"--x\r\nContent-Disposition: form-data; name=name\r\n\r\nAcme\r\n--x--\r\n",
+        ),
+        ("application/json; charset=latin-1", '{"name": "Caf\u00e9"}'.encode("latin-1")),
+        ("application/vnd.msgpack", b"\x81\xa4name\xa4Acme"),
+    ):
+        r = await client.post(
+            "/v1/businesses", headers={**alice.headers, "Content-Type": content_type}, content=raw
+        )
+        assert r.status_code < 500, (content_type, r.status_code, r.text)
+    for query in ("limit=1&limit=2", "cursor=a&cursor=b", "unread=true&unread=false"):
+        r = await client.get(f"/v1/notifications?{query}", headers=alice.headers)
+        assert r.status_code < 500, (query, r.status_code)
