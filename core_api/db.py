@@ -77,10 +77,13 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
 class Database:
     """The process's single asyncpg pool, opened at startup and closed at shutdown."""
 
-    def __init__(self, url: str, *, min_size: int = 2, max_size: int = 10) -> None:
+    def __init__(
+        self, url: str, *, min_size: int = 2, max_size: int = 10, command_timeout: float | None = 60
+    ) -> None:
         self.url = url
         self._min_size = min_size
         self._max_size = max_size
+        self._command_timeout = command_timeout
         self._pool: asyncpg.Pool | None = None
 
     async def open(self) -> None:
@@ -92,7 +95,7 @@ class Database:
             init=_init_connection,
             # Every TIMESTAMP column holds UTC; pin the session so CURRENT_TIMESTAMP defaults agree.
             server_settings={"timezone": "UTC", "application_name": "corp-astro"},
-            command_timeout=60,
+            command_timeout=self._command_timeout,
         )
 
     async def close(self) -> None:

@@ -230,7 +230,8 @@ async def _bench(rows: int, props: int, clients: int, with_load: bool) -> None:
     from core_api import migrate
 
     await asyncio.to_thread(migrate.upgrade, url, "heads")
-    db = Database(url, max_size=4)
+    # Bulk fills and DELETEs of millions of rows outlast the pool's default 60 s statement timeout.
+    db = Database(url, max_size=4, command_timeout=None)
     await db.open()
     try:
         months = [dt.date(2020, m, 1) for m in (1, 2, 3, 4)]
