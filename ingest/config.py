@@ -29,13 +29,13 @@ class IngestConfig:
     # Client clocks further ahead than this are clamped to the receive time (PostHog uses 1 h too).
     max_future_seconds: float = 3_600.0
     # A flush takes whole requests until it holds this many events...
-    flush_max_events: int = 5_000
+    flush_max_events: int = 2_000
     # ...or this long after the first one arrived, so concurrent requests share one COPY transaction.
     flush_linger_ms: float = 2.0
     # Flushes running at once, each on its own pooled connection.
     flushers: int = 2
     # Events accepted into memory but not yet committed; past this a request gets 503 at once.
-    max_pending_events: int = 20_000
+    max_pending_events: int = 4_000
     # A request waits this long for its commit before answering 503 (the retry is deduplicated).
     ack_timeout_seconds: float = 10.0
     # Per statement of a flush; a hung database turns into 503s rather than a growing queue.

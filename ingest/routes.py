@@ -49,6 +49,8 @@ async def _handle(request: Request[Any, Any, Any], call: str | None) -> Response
     source: Source | None = None
     if header_key is not None:
         source = await state.write_keys.authenticate(state.db.pool, header_key)
+    pipeline: Pipeline = state.ingest
+    pipeline.check_room()
     body = await read_body(
         request.receive,
         limit=config.max_body_bytes,
@@ -61,7 +63,7 @@ async def _handle(request: Request[Any, Any, Any], call: str | None) -> Response
         source = await state.write_keys.authenticate(state.db.pool, envelope.write_key)
     peer = request.client.host if request.client else None
     result = await service.ingest(
-        state.ingest,
+        pipeline,
         envelope,
         source,
         received_at=received_at,
