@@ -11,31 +11,23 @@ from litestar.di import NamedDependency
 from core_api.auth import AuthUser, bearer_token, load_auth_user
 from core_api.db import Database
 from core_api.errors import AuthenticationError
-from core_api.settings import Settings
 
 if TYPE_CHECKING:
     from litestar import Request
     from litestar.datastructures import State
 
-__all__ = ["CurrentUser", "Db", "DbConn", "SettingsDep", "dependencies"]
+__all__ = ["CurrentUser", "Db", "DbConn", "dependencies"]
 
 # Annotate handler parameters with these to receive the app-level dependencies below.
 Db: TypeAlias = NamedDependency[Database]
 DbConn: TypeAlias = NamedDependency[asyncpg.Connection]
 CurrentUser: TypeAlias = NamedDependency[AuthUser]
-SettingsDep: TypeAlias = NamedDependency[Settings]
 
 
 def provide_db(state: State) -> Database:
     """The process's database (pool)."""
     db: Database = state.db
     return db
-
-
-def provide_settings(state: State) -> Settings:
-    """The process's settings."""
-    settings: Settings = state.settings
-    return settings
 
 
 async def provide_conn(state: State) -> AsyncGenerator[asyncpg.Connection, None]:
@@ -73,7 +65,6 @@ def _build() -> None:
 
     dependencies.update(
         db=Provide(provide_db, sync_to_thread=False),
-        settings=Provide(provide_settings, sync_to_thread=False),
         conn=Provide(provide_conn),
         current_user=Provide(provide_current_user),
     )

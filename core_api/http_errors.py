@@ -95,6 +95,39 @@ def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[
     return error_response(status, code, message, details=exc.extra or None, headers=exc.headers)
 
 
+def _too_deep(request: Request[Any, Any, Any], exc: RecursionError) -> Response[dict[str, Any]]:
+    return error_response(400, "bad_request", "The JSON document is nested too deeply.")
+
+
+def _not_utf8(request: Request[Any, Any, Any], exc: UnicodeDecodeError) -> Response[dict[str, Any]]:
+    # msgspec raises this (not a DecodeError) for invalid UTF-8 inside a JSON string.
+    return error_response(400, "bad_request", "The request body is not valid UTF-8.")
+
+
+def _refused_value(request: Request[Any, Any, Any], exc: asyncpg.DataError) -> Response[dict[str, Any]]:
+    # Input checks should have caught this; answering 422 keeps a missed case a client error.
+    return error_response(422, "validation_error", "A value is not acceptable to the database.")
+
+
+def _retry(
+    request: Request[Any, Any, Any], exc: asyncpg.TransactionRollbackError
+) -> Response[dict[str, Any]]:
+    # A deadlock or serialization failure: the transaction was rolled back, so a retry is safe.
+    return error_response(
+        503,
+        "unavailable",
+        "A concurrent change got in the way; nothing was saved. Retry.",
+        headers={"Retry-After": "1"},
+    )
+
+
+def _constraint(
+    request: Request[Any, Any, Any], exc: asyncpg.IntegrityConstraintViolationError
+) -> Response[dict[str, Any]]:
+    # E.g. a parent row deleted by a concurrent request between a check and an insert.
+    return error_response(409, "conflict", "The request conflicts with the current state; retry it.")
+
+
 def _unhandled(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
     if isinstance(exc, _DB_DOWN):
         _log.warning("database unavailable: %s", type(exc).__name__)
@@ -112,5 +145,10 @@ exception_handlers: dict[Any, Any] = {
     DomainError: _domain,
     ValidationException: _validation,
     HTTPException: _http,
+    RecursionError: _too_deep,
+    UnicodeDecodeError: _not_utf8,
+    asyncpg.DataError: _refused_value,
+    asyncpg.IntegrityConstraintViolationError: _constraint,
+    asyncpg.TransactionRollbackError: _retry,
     Exception: _unhandled,
 }

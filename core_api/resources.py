@@ -19,11 +19,10 @@ from typing import Annotated, Any, TypeVar
 
 import asyncpg
 import msgspec
-from litestar import Controller, Request, Response
+from litestar import Controller, Request
 from msgspec import Meta
 
 from core_api.auth import AuthUser, client_ip
-from core_api.http_errors import error_response
 
 __all__ = [
     "NON_BLANK",
@@ -182,47 +181,9 @@ def read_scope(user: AuthUser) -> uuid.UUID | None:
     return None if user.has_role("admin") else user.user_id
 
 
-def _too_deep(request: Request[Any, Any, Any], exc: RecursionError) -> Response[dict[str, Any]]:
-    return error_response(400, "bad_request", "The JSON document is nested too deeply.")
-
-
-def _not_utf8(request: Request[Any, Any, Any], exc: UnicodeDecodeError) -> Response[dict[str, Any]]:
-    return error_response(400, "bad_request", "The request body is not valid UTF-8.")
-
-
-def _refused_value(request: Request[Any, Any, Any], exc: asyncpg.DataError) -> Response[dict[str, Any]]:
-    # Input checks should have caught this; answering 422 keeps a missed case a client error.
-    return error_response(422, "validation_error", "A value is not acceptable to the database.")
-
-
-def _retry(
-    request: Request[Any, Any, Any], exc: asyncpg.TransactionRollbackError
-) -> Response[dict[str, Any]]:
-    # A deadlock or serialization failure: the transaction was rolled back, so a retry is safe.
-    return error_response(
-        503,
-        "unavailable",
-        "A concurrent change got in the way; nothing was saved. Retry.",
-        headers={"Retry-After": "1"},
-    )
-
-
-def _constraint(
-    request: Request[Any, Any, Any], exc: asyncpg.IntegrityConstraintViolationError
-) -> Response[dict[str, Any]]:
-    # E.g. a parent row deleted by a concurrent request between our check and the insert.
-    return error_response(409, "conflict", "The request conflicts with the current state; retry it.")
-
-
 class ResourceController(Controller):
     """Base of the core API's controllers: bounded bodies, and no 500 for any value a client sends."""
 
+    # Values the database refuses, races and undecodable bodies are mapped app-wide in
+    # core_api.http_errors; this bounds the body every core route reads.
     request_max_body_size = 64 * 1024
-    exception_handlers = {
-        RecursionError: _too_deep,
-        # msgspec raises these (not a DecodeError) for invalid UTF-8 inside a JSON string.
-        UnicodeDecodeError: _not_utf8,
-        asyncpg.DataError: _refused_value,
-        asyncpg.IntegrityConstraintViolationError: _constraint,
-        asyncpg.TransactionRollbackError: _retry,
-    }
