@@ -5,7 +5,12 @@ The public functions below are the contract with ``retention`` (docs/schema.md, 
 
 from __future__ import annotations
 
-from aggregation.repository import finalise_day, finalised_days
-from aggregation.service import rollup_day
+from aggregation.memory import configure_allocators
+
+# Before anything imports Polars (nothing else in the app does).
+configure_allocators()
+
+from aggregation.repository import finalise_day, finalised_days  # noqa: E402
+from aggregation.service import rollup_day  # noqa: E402
 
 __all__ = ["finalise_day", "finalised_days", "rollup_day"]

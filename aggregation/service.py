@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
+from aggregation import memory, source, transforms
 from aggregation import repository as repo
-from aggregation import source, transforms
 from aggregation.repository import DAY, HOUR, Fingerprint, day_start
 from core_api.auth import utcnow
 from core_api.scheduler import try_job_lock
@@ -130,13 +130,27 @@ def _decode_people(blob: bytes) -> pl.Series:
     return pl.read_ipc(io.BytesIO(blob))["person"]
 
 
-def _active_users(window: dict[dt.date, pl.Series], day: dt.date) -> tuple[int, int, int]:
+def _window_frame(window: dict[dt.date, pl.Series]) -> pl.LazyFrame:
     frames = [
-        s.cast(pl.String).to_frame("person").with_columns(day=pl.lit(d, dtype=pl.Date))
-        for d, s in window.items()
+        people.cast(pl.String).to_frame("person").with_columns(day=pl.lit(d, dtype=pl.Date))
+        for d, people in window.items()
     ]
-    frame = pl.concat(frames) if frames else pl.DataFrame(schema={"person": pl.String, "day": pl.Date})
-    row = transforms.active_users(frame.lazy(), day).collect().row(0)
+    if not frames:
+        return pl.LazyFrame(schema={"person": pl.String, "day": pl.Date})
+    return pl.concat(frames).lazy()
+
+
+def _build_last_seen(window: dict[dt.date, pl.Series], day: dt.date) -> pl.DataFrame:
+    return transforms.last_seen(_window_frame(window), day).collect()
+
+
+def _advance_last_seen(seen: pl.DataFrame, people: pl.Series, day: dt.date) -> pl.DataFrame:
+    today = people.cast(pl.String).to_frame("person").lazy()
+    return transforms.advance_last_seen(seen.lazy(), today, day).collect()
+
+
+def _counts(seen: pl.DataFrame, day: dt.date) -> tuple[int, int, int]:
+    row = transforms.active_users_from_last_seen(seen.lazy(), day).collect().row(0)
     return int(row[1]), int(row[2]), int(row[3])
 
 
@@ -149,12 +163,19 @@ class _Runner:
     force: bool = False
     _adbc: Any = None
     _people: dict[dt.date, pl.Series] = field(default_factory=dict)
+    # Each person's last active day as of ``_seen_day``, advanced day by day on consecutive runs.
+    _seen: pl.DataFrame | None = None
+    _seen_day: dt.date | None = None
 
     async def read(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run a blocking ADBC read (and its Polars work) in a worker thread."""
         if self._adbc is None:
             self._adbc = await asyncio.to_thread(source.open_connection, self.db.url)
         return await asyncio.to_thread(fn, self._adbc, *args)
+
+    async def _day_output(self, day: dt.date) -> _DayOutput:
+        out: _DayOutput = await self.read(_compute_day, day)
+        return out
 
     async def close(self) -> None:
         """Close the ADBC connection."""
@@ -194,6 +215,7 @@ class _Runner:
                 )  # fmt: skip
             return PeriodResult(job, period, "ok", rows)
         except Exception as exc:
+            self._seen_day = None
             _log.exception("aggregation period failed", extra={"job": job, "period": period.isoformat()})
             # Forget cached sets: the failed transaction may have been about to store some of them.
             self._people.clear()
@@ -207,6 +229,8 @@ class _Runner:
             except Exception:
                 _log.exception("could not record the failed run")
             return PeriodResult(job, period, "failed", error=error)
+        finally:
+            memory.release_memory()
 
     async def _done_since_listed(self, conn: asyncpg.Connection, job: str, period: dt.datetime) -> bool:
         # Another process may have finished this period between our listing and our lock.
@@ -217,30 +241,47 @@ class _Runner:
 
     # --- Work units ---------------------------------------------------------------------------------
 
+    async def _people_for(self, conn: asyncpg.Connection, day: dt.date) -> pl.Series:
+        """The people active on ``day``: cached, else stored, else rebuilt from raw (and only cached:
+        storing it here would lock a row another transaction computing that very day may hold)."""
+        if day not in self._people:
+            stored = await repo.load_people_sets(conn, [day])
+            if day in stored:
+                self._set_people(day, await asyncio.to_thread(_decode_people, stored[day]))
+            else:
+                self._set_people(day, await self.read(_people_of_day, day))
+        return self._people[day]
+
     async def _window(self, conn: asyncpg.Connection, day: dt.date) -> dict[dt.date, pl.Series]:
-        """People sets of the 30 days ending ``day``: cached, else stored, else rebuilt from raw."""
+        """People sets of the 30 days ending ``day``."""
         first = day - dt.timedelta(days=WINDOW_DAYS - 1)
-        for old in [d for d in self._people if d < first or d > day]:
-            del self._people[old]
         wanted = [first + dt.timedelta(days=i) for i in range(WINDOW_DAYS)]
         missing = [d for d in wanted if d not in self._people]
-        if missing:
-            stored = await repo.load_people_sets(conn, missing)
-            for d in missing:
-                if d in stored:
-                    self._people[d] = await asyncio.to_thread(_decode_people, stored[d])
-                else:
-                    # Rebuilt from raw and only cached: storing it here would lock a row another
-                    # transaction (computing that very day) may hold, and a day's set is stored by its
-                    # own rollup anyway.
-                    self._people[d] = await self.read(_people_of_day, d)
-        return {d: self._people[d] for d in wanted}
+        stored = await repo.load_people_sets(conn, missing) if missing else {}
+        for d in missing:
+            if d in stored:
+                self._set_people(d, await asyncio.to_thread(_decode_people, stored[d]))
+        return {d: await self._people_for(conn, d) for d in wanted}
 
     async def _write_active_users(self, conn: asyncpg.Connection, day: dt.date) -> int:
-        window = await self._window(conn, day)
-        dau, wau, mau = await asyncio.to_thread(_active_users, window, day)
+        if self._seen is not None and self._seen_day == day - DAY:
+            people = await self._people_for(conn, day)
+            seen = await asyncio.to_thread(_advance_last_seen, self._seen, people, day)
+        else:
+            window = await self._window(conn, day)
+            seen = await asyncio.to_thread(_build_last_seen, window, day)
+        self._seen, self._seen_day = seen, day
+        # Only the running state is needed from here on; older sets leave memory.
+        for old in [d for d in self._people if d <= day - dt.timedelta(days=WINDOW_DAYS) or d > day]:
+            del self._people[old]
+        dau, wau, mau = await asyncio.to_thread(_counts, seen, day)
         await repo.replace_active_users(conn, day, dau, wau, mau)
         return 1
+
+    def _set_people(self, day: dt.date, people: pl.Series) -> None:
+        self._people[day] = people
+        if self._seen_day is not None and day <= self._seen_day:
+            self._seen_day = None  # the running last-seen state no longer matches the sets
 
     def day_work(
         self, day: dt.date
@@ -248,12 +289,12 @@ class _Runner:
         """Recompute a whole day: 24 hourly rows, daily rows, its people set and active users."""
 
         async def work(conn: asyncpg.Connection) -> tuple[int, Fingerprint | None]:
-            out: _DayOutput = await self.read(_compute_day, day)
+            out = await self._day_output(day)
             start = day_start(day)
             await repo.replace_hourly(conn, start, start + DAY, out.hourly)
             await repo.replace_daily(conn, day, out.daily)
             await repo.replace_people_set(conn, day, len(out.people), _encode_people(out.people))
-            self._people[day] = out.people
+            self._set_people(day, out.people)
             await self._write_active_users(conn, day)
             now = utcnow()
             # The day's hours are now current too, so the hourly job need not redo them.

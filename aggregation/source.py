@@ -15,6 +15,8 @@ from typing import Any
 import adbc_driver_postgresql.dbapi as adbc
 import polars as pl
 
+from aggregation.memory import release_memory
+
 __all__ = [
     "adbc",
     "connect",
@@ -57,7 +59,12 @@ def connect(url: str) -> Iterator[Any]:
         conn.close()
 
 
-def _read(conn: Any, sql: str, start: dt.datetime, end: dt.datetime) -> pl.DataFrame:
+# A day is fetched in slices of this length: the driver's transient buffers (glibc heap, returned after
+# each slice) then stay a quarter of a day's size, at no cost in speed (measured: docs in README).
+SLICE = dt.timedelta(hours=6)
+
+
+def _read_slice(conn: Any, sql: str, start: dt.datetime, end: dt.datetime) -> pl.DataFrame:
     with conn.cursor() as cur:
         cur.execute(sql, parameters=(start, end))
         table = cur.fetch_arrow_table()
@@ -65,6 +72,19 @@ def _read(conn: Any, sql: str, start: dt.datetime, end: dt.datetime) -> pl.DataF
     frame = pl.from_arrow(table.replace_schema_metadata(None), rechunk=False)
     assert isinstance(frame, pl.DataFrame)
     return frame
+
+
+def _read(conn: Any, sql: str, start: dt.datetime, end: dt.datetime) -> pl.DataFrame:
+    parts = []
+    lo = start
+    while lo < end:
+        hi = min(end, lo + SLICE)
+        parts.append(_read_slice(conn, sql, lo, hi))
+        release_memory()
+        lo = hi
+    if len(parts) == 1:
+        return parts[0]
+    return pl.concat(parts, rechunk=False)
 
 
 def read_rollup_events(conn: Any, start: dt.datetime, end: dt.datetime) -> pl.DataFrame:

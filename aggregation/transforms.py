@@ -16,15 +16,20 @@ __all__ = [
     "EXPORT_SCHEMA",
     "ROLLUP_SCHEMA",
     "active_users",
+    "active_users_from_last_seen",
+    "advance_last_seen",
     "daily_rollup",
     "distinct_people",
     "export_rows",
     "hourly_rollup",
+    "last_seen",
     "properties_json",
     "uuid_text",
     "with_person",
 ]
 
+# MAU window: the day itself and the 29 days before it.
+WINDOW_DAYS = 30
 # Column order and types of both rollup outputs (``period`` is a datetime for hours, a date for days).
 ROLLUP_SCHEMA = ("period", "event_name", "event_category", "events", "users", "devices", "sessions")
 
@@ -103,21 +108,55 @@ def distinct_people(events: pl.LazyFrame) -> pl.LazyFrame:
     return events.select(pl.col("person").drop_nulls().unique())
 
 
+def last_seen(people_by_day: pl.LazyFrame, day: dt.date) -> pl.LazyFrame:
+    """``person, last``: each person's last active day within the 30 days ending ``day``.
+
+    Input columns ``day, person`` (the distinct people of each day); rows outside the window are ignored.
+    """
+    month = day - dt.timedelta(days=WINDOW_DAYS - 1)
+    return (
+        people_by_day.filter(pl.col("day").is_between(month, day))
+        .group_by("person")
+        .agg(last=pl.col("day").max())
+    )
+
+
+def advance_last_seen(seen: pl.LazyFrame, people: pl.LazyFrame, day: dt.date) -> pl.LazyFrame:
+    """``last_seen`` of ``day`` from that of the day before and the people active on ``day``.
+
+    Work is proportional to the people of one month, not to 30 daily sets, so a run over consecutive days
+    stays cheap.
+    """
+    month = day - dt.timedelta(days=WINDOW_DAYS - 1)
+    today = people.select(pl.col("person"), last=pl.lit(day, dtype=pl.Date))
+    return (
+        pl.concat([seen.filter(pl.col("last") >= month), today])
+        .group_by("person")
+        .agg(last=pl.col("last").max())
+    )
+
+
+def active_users_from_last_seen(seen: pl.LazyFrame, day: dt.date) -> pl.LazyFrame:
+    """One row ``day, dau, wau, mau`` from ``last_seen`` of ``day``.
+
+    A person is in the MAU if seen in the 30 days, in the WAU if last seen in the 7 days ending ``day``, and
+    in the DAU if last seen on ``day`` itself (the last active day is never after ``day``).
+    """
+    week = day - dt.timedelta(days=6)
+    return seen.select(
+        pl.lit(day).alias("day"),
+        dau=(pl.col("last") == day).sum().cast(pl.Int64),
+        wau=(pl.col("last") >= week).sum().cast(pl.Int64),
+        mau=pl.len().cast(pl.Int64),
+    )
+
+
 def active_users(people_by_day: pl.LazyFrame, day: dt.date) -> pl.LazyFrame:
     """One row ``day, dau, wau, mau`` from the distinct people of each day (columns ``day, person``).
 
-    WAU is the 7 days ending ``day`` and MAU the 30 days ending ``day``, both inclusive; rows outside the
-    30 days are ignored.
+    WAU is the 7 days ending ``day`` and MAU the 30 days ending ``day``, both inclusive.
     """
-    week = day - dt.timedelta(days=6)
-    month = day - dt.timedelta(days=29)
-    window = people_by_day.filter(pl.col("day").is_between(month, day))
-    return window.select(
-        pl.lit(day).alias("day"),
-        dau=pl.col("person").filter(pl.col("day") == day).n_unique().cast(pl.Int64),
-        wau=pl.col("person").filter(pl.col("day") >= week).n_unique().cast(pl.Int64),
-        mau=pl.col("person").n_unique().cast(pl.Int64),
-    )
+    return active_users_from_last_seen(last_seen(people_by_day, day), day)
 
 
 def _json_string(expr: pl.Expr) -> pl.Expr:

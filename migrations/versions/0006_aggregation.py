@@ -141,9 +141,19 @@ def upgrade() -> None:
     )
     op.create_index("ix_exports_requested_by", "exports", ["requested_by"], unique=False)
     op.create_index("ix_exports_status", "exports", ["status"], unique=False)
+    # Day-range reads of event properties (exports); BRIN costs ingest almost nothing.
+    op.create_index(
+        "ix_event_properties_timestamp_brin",
+        "event_properties",
+        ["timestamp"],
+        unique=False,
+        postgresql_using="brin",
+        postgresql_with={"autosummarize": "on"},
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_event_properties_timestamp_brin", table_name="event_properties")
     op.drop_index("ix_exports_status", table_name="exports")
     op.drop_index("ix_exports_requested_by", table_name="exports")
     op.drop_table("exports")
