@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
-import orjson
 from asyncpg.pgproto.pgproto import UUID as PgUUID
 
 __all__ = [
@@ -77,6 +76,8 @@ _ID_MAX = 255
 _IP_MAX = 45
 _UA_MAX = 255
 _SESSION_KEYS = ("sessionId", "session_id")
+# msgspec rather than orjson: it re-encodes integers beyond 64 bits and any depth its decoder accepted.
+_json = msgspec.json.Encoder().encode
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,7 +176,7 @@ def _text(value: Any) -> str:
     """A property value as text: strings as they are, anything else as JSON."""
     if type(value) is str:
         return value
-    return orjson.dumps(value).decode()
+    return _json(value).decode()
 
 
 def _identity(value: Any, reason: str) -> str | None:
@@ -304,13 +305,13 @@ def _map_one(
     for key, value in properties.items():
         if len(key) > _NAME_MAX:
             raise _Invalid("property_name_too_long")
-        props[key] = value if type(value) is str else orjson.dumps(value).decode()
+        props[key] = value if type(value) is str else _json(value).decode()
     for key, value in traits.items():
         if key in props:
             key = "traits." + key
         if len(key) > _NAME_MAX:
             raise _Invalid("property_name_too_long")
-        props[key] = value if type(value) is str else orjson.dumps(value).decode()
+        props[key] = value if type(value) is str else _json(value).decode()
     ip = None
     ua = None
     for key, value in context.items():
@@ -324,7 +325,7 @@ def _map_one(
             key = "context." + key
             if len(key) > _NAME_MAX:
                 raise _Invalid("property_name_too_long")
-            props[key] = value if type(value) is str else orjson.dumps(value).decode()
+            props[key] = value if type(value) is str else _json(value).decode()
     if integrations:
         props["integrations"] = _text(integrations)
     for key in msg.keys() - _MAPPED_FIELDS:
@@ -421,7 +422,7 @@ def map_events(
                     raise _Invalid("event_too_large")
                 try:
                     msg = decoder.decode(item)
-                except msgspec.DecodeError as exc:
+                except (msgspec.DecodeError, RecursionError) as exc:
                     raise _Invalid("invalid_json") from exc
             else:
                 msg = item
@@ -432,6 +433,10 @@ def map_events(
             )
         except _Invalid as exc:
             batch.rejected.append(Rejection(index, _message_id_of(msg), str(exc.args[0])))
+            continue
+        except (msgspec.EncodeError, RecursionError):
+            # Defensive: whatever the decoder accepted should re-encode, but a 500 is never the answer.
+            batch.rejected.append(Rejection(index, _message_id_of(msg), "unencodable_value"))
             continue
         batch.events.append(row)
         batch.properties.append(props)

@@ -74,7 +74,7 @@ def decode_request(body: bytes, call: str | None, config: IngestConfig) -> Envel
             env = _envelope_decoder.decode(body)
         except msgspec.ValidationError as exc:
             raise CorruptBody(f"The body is not a Segment batch: {exc}.") from exc
-        except msgspec.DecodeError as exc:
+        except (msgspec.DecodeError, RecursionError) as exc:
             raise CorruptBody(f"The body is not valid JSON: {exc}.") from exc
         if len(env.batch) > config.max_batch_events:
             raise TooManyEvents(
@@ -85,7 +85,7 @@ def decode_request(body: bytes, call: str | None, config: IngestConfig) -> Envel
         )
     try:
         msg = _any_decoder.decode(body)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:
         raise CorruptBody(f"The body is not valid JSON: {exc}.") from exc
     if type(msg) is not dict:
         raise CorruptBody("The body must be a JSON object.")

@@ -303,3 +303,25 @@ async def test_forwarded_for_is_ignored_from_untrusted_peers(
     )
     assert r.status_code == 200
     assert await conn.fetchval("SELECT ip_address FROM analytics_events") != "203.0.113.99"
+
+
+async def test_deeply_nested_values(client: Client, source: KeyedSource, conn: asyncpg.Connection) -> None:
+    deep = b"[" * 300 + b"]" * 300
+    nested = b'{"type":"track","event":"e","userId":"u","messageId":"deep","properties":{"a":' + deep + b"}}"
+    body = b'{"batch":[' + nested + b',{"type":"track","event":"e","userId":"u","messageId":"flat"}]}'
+    r = await client.post("/v1/batch", content=body, headers=source.auth)
+    assert r.status_code == 200
+    assert r.json()["accepted"] == 2
+    stored = await conn.fetchval("SELECT property_value FROM event_properties WHERE property_name = 'a'")
+    assert stored == deep.decode()
+    big = b'{"type":"track","event":"e","userId":"u","properties":{"n":123456789012345678901234567890}}'
+    r = await client.post("/v1/track", content=big, headers=source.auth)
+    assert r.status_code == 200
+    assert await count(conn, "event_properties", "property_value = '123456789012345678901234567890'") == 1
+    # Deeper than the decoder goes: the event, or the whole body, is unreadable JSON (never a 500).
+    abyss = b"[" * 20_000 + b"]" * 20_000
+    r = await client.post("/v1/batch", content=b'{"batch":[' + abyss + b"]}", headers=source.auth)
+    assert r.status_code == 400
+    assert r.json()["code"] in {"invalid_body", "invalid_events"}
+    r = await client.post("/v1/track", content=abyss, headers=source.auth)
+    _assert_error(r, 400, "invalid_body")
