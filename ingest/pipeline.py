@@ -192,6 +192,12 @@ class Pipeline:
             self._queued_events -= count
             try:
                 await self._write_isolating([(p, 0, len(p.batch)) for p in take])
+            except asyncio.CancelledError:
+                # Stopped mid-flush (shutdown): whether it committed is unknown, so "not committed, retry";
+                # a retry of a committed message is a duplicate, never a second copy.
+                for p in take:
+                    p.unavailable = True
+                raise
             except Exception:  # a bug must not kill the flusher; the requests get 503 and retry
                 _log.exception("ingest flush failed unexpectedly")
                 for p in take:
