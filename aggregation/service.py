@@ -271,9 +271,8 @@ class _Runner:
             window = await self._window(conn, day)
             seen = await asyncio.to_thread(_build_last_seen, window, day)
         self._seen, self._seen_day = seen, day
-        # Only the running state is needed from here on; older sets leave memory.
-        for old in [d for d in self._people if d <= day - dt.timedelta(days=WINDOW_DAYS) or d > day]:
-            del self._people[old]
+        # Only the running state is needed from here on (a rebuild reloads the stored sets).
+        self._people.clear()
         dau, wau, mau = await asyncio.to_thread(_counts, seen, day)
         await repo.replace_active_users(conn, day, dau, wau, mau)
         return 1

@@ -6,6 +6,7 @@ import asyncio
 import datetime as dt
 import io
 import uuid
+from pathlib import Path
 
 import asyncpg
 import pyarrow.parquet as pq
@@ -261,3 +262,44 @@ async def test_export_refusals(client: Client, analyst: dict[str, str], conn: as
     r = await client.post("/v1/exports", json={"from": str(D), "to": str(D)}, headers=analyst)
     assert r.status_code == 429
     assert r.headers["retry-after"]
+
+
+async def test_old_export_files_expire_and_dead_exports_are_reported(
+    db: Database, conn: asyncpg.Connection, tmp_path: Path
+) -> None:
+    from aggregation.exports import expire_exports, export_file_path, get_export
+
+    owner = await create_user(conn, "analyst")
+    old = await conn.fetchval(
+        """INSERT INTO exports (requested_by, date_from, date_to, status, finished_at)
+           VALUES ($1, $2, $2, 'done', now() - interval '8 days') RETURNING export_id""",
+        owner,
+        D,
+    )
+    fresh = await conn.fetchval(
+        """INSERT INTO exports (requested_by, date_from, date_to, status, finished_at)
+           VALUES ($1, $2, $2, 'done', now() - interval '1 day') RETURNING export_id""",
+        owner,
+        D,
+    )
+    for export_id in (old, fresh):
+        path = export_file_path(tmp_path, export_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"PAR1")
+    assert await expire_exports(db, tmp_path) == 1
+    assert not export_file_path(tmp_path, old).exists()
+    assert export_file_path(tmp_path, fresh).exists()
+    assert await conn.fetchval("SELECT status FROM exports WHERE export_id = $1", old) == "expired"
+
+    # A running export whose process died stops claiming to run.
+    dead = await conn.fetchval(
+        """INSERT INTO exports (requested_by, date_from, date_to, status, started_at, heartbeat_at)
+           VALUES ($1, $2, $2, 'running', now() - interval '1 hour', now() - interval '1 hour')
+           RETURNING export_id""",
+        owner,
+        D,
+    )
+    async with db.transaction() as c:
+        row = await get_export(c, dead)
+    assert row["status"] == "failed"
+    assert "interrupted" in row["error"]
