@@ -101,6 +101,11 @@ def serve(host: str, port: int, migrate: bool, scheduler: bool | None, workers: 
         access_log=False,
         server_header=False,
         timeout_graceful_shutdown=10,
+        # X-Forwarded-For is resolved by core_api.auth.client_ip against CORP_ASTRO_TRUSTED_PROXIES;
+        # uvicorn's own handling would trust any local peer.
+        proxy_headers=False,
+        # Bounds memory: each connection may hold up to one 500 KB body; beyond this uvicorn answers 503.
+        limit_concurrency=512,
     )
 
 
