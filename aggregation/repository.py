@@ -27,6 +27,7 @@ __all__ = [
     "prune_people_sets",
     "query_active_users",
     "query_event_rollups",
+    "record_ok_runs",
     "record_run",
     "replace_active_users",
     "replace_daily",
@@ -125,6 +126,19 @@ async def retry_periods(conn: asyncpg.Connection, job: str, before: dt.datetime)
     return [r["period"] for r in rows]
 
 
+_RECORD_RUN = """INSERT INTO aggregation_runs AS r (job, period, status, rows, source_events, source_max_created_at,
+                                       attempts, started_at, finished_at, error)
+    VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $8, $9)
+    ON CONFLICT (job, period) DO UPDATE SET
+        status = EXCLUDED.status, rows = EXCLUDED.rows,
+        source_events = coalesce(EXCLUDED.source_events, r.source_events),
+        source_max_created_at = CASE WHEN EXCLUDED.source_events IS NULL
+                                     THEN r.source_max_created_at
+                                     ELSE EXCLUDED.source_max_created_at END,
+        attempts = r.attempts + 1, started_at = EXCLUDED.started_at,
+        finished_at = EXCLUDED.finished_at, error = EXCLUDED.error"""
+
+
 async def record_run(
     conn: asyncpg.Connection,
     job: str,
@@ -139,17 +153,7 @@ async def record_run(
 ) -> None:
     """Upsert the ledger row of (job, period); ``attempts`` counts every run that did the work."""
     await conn.execute(
-        """INSERT INTO aggregation_runs AS r (job, period, status, rows, source_events, source_max_created_at,
-                                              attempts, started_at, finished_at, error)
-           VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $8, $9)
-           ON CONFLICT (job, period) DO UPDATE SET
-               status = EXCLUDED.status, rows = EXCLUDED.rows,
-               source_events = coalesce(EXCLUDED.source_events, r.source_events),
-               source_max_created_at = CASE WHEN EXCLUDED.source_events IS NULL
-                                            THEN r.source_max_created_at
-                                            ELSE EXCLUDED.source_max_created_at END,
-               attempts = r.attempts + 1, started_at = EXCLUDED.started_at,
-               finished_at = EXCLUDED.finished_at, error = EXCLUDED.error""",
+        _RECORD_RUN,
         job,
         period,
         status,
@@ -159,6 +163,19 @@ async def record_run(
         started_at,
         finished_at,
         error,
+    )
+
+
+async def record_ok_runs(
+    conn: asyncpg.Connection,
+    job: str,
+    runs: Sequence[tuple[dt.datetime, Fingerprint]],
+    at: dt.datetime,
+) -> None:
+    """Record successful runs of several periods of ``job`` in one round trip."""
+    await conn.executemany(
+        _RECORD_RUN,
+        [(job, period, "ok", 0, fp.events, fp.max_created_at, at, at, None) for period, fp in runs],
     )
 
 

@@ -297,12 +297,10 @@ class _Runner:
             await self._write_active_users(conn, day)
             now = utcnow()
             # The day's hours are now current too, so the hourly job need not redo them.
-            for h in range(24):
-                hour = start + h * HOUR
-                await repo.record_run(
-                    conn, "hourly", hour, status="ok", rows=0,
-                    fingerprint=out.hour_fingerprints.get(hour, _NO_EVENTS), started_at=now, finished_at=now,
-                )  # fmt: skip
+            hours = [start + h * HOUR for h in range(24)]
+            await repo.record_ok_runs(
+                conn, "hourly", [(h, out.hour_fingerprints.get(h, _NO_EVENTS)) for h in hours], now
+            )
             return len(out.hourly) + len(out.daily) + 1, out.fingerprint
 
         return work
