@@ -1,7 +1,7 @@
 """Experiments: variant order and control, traffic phases, per-phase weights.
 
 Revision ID: 0005
-Revises: 0002
+Revises: 0004
 Create Date: 2026-11-27
 """
 
@@ -14,15 +14,18 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0005"
-down_revision: str | None = "0002"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    op.add_column("ab_tests", sa.Column("phase", sa.SmallInteger(), server_default=sa.text("1"), nullable=False))
     op.add_column(
-        "ab_test_variants", sa.Column("position", sa.SmallInteger(), server_default=sa.text("0"), nullable=False)
+        "ab_tests", sa.Column("phase", sa.SmallInteger(), server_default=sa.text("1"), nullable=False)
+    )
+    op.add_column(
+        "ab_test_variants",
+        sa.Column("position", sa.SmallInteger(), server_default=sa.text("0"), nullable=False),
     )
     op.add_column(
         "ab_test_variants",

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncpg
 
 from core_api import migrate
-from tests.integration.schema_introspection import schema_snapshot
 from tests.conftest import TEST_DB_NAME
+from tests.integration.schema_introspection import schema_snapshot
 from tests.support import recreate_database
 
 
