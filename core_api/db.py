@@ -21,7 +21,16 @@ from core_api.embedded import embedded_url
 if TYPE_CHECKING:
     from core_api.settings import Settings
 
-__all__ = ["Base", "Database", "resolve_database_url", "sqlalchemy_url", "uuid7"]
+__all__ = [
+    "Base",
+    "Database",
+    "drop_database",
+    "recreate_database",
+    "resolve_database_url",
+    "sqlalchemy_url",
+    "url_for_database",
+    "uuid7",
+]
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -58,6 +67,33 @@ def resolve_database_url(settings: Settings) -> str:
     if settings.database_url:
         return settings.database_url
     return embedded_url(settings.data_dir / "postgres")
+
+
+def url_for_database(url: str, database: str) -> str:
+    """``url`` pointing at another database on the same server (query parameters such as ``host`` kept)."""
+    head, _, tail = url.partition("?")
+    return f"{head.rsplit('/', 1)[0]}/{database}" + (f"?{tail}" if tail else "")
+
+
+async def drop_database(url: str, name: str) -> None:
+    """Drop database ``name`` on the server of ``url`` (its sessions are terminated first)."""
+    conn = await asyncpg.connect(url_for_database(url, "postgres"))
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+async def recreate_database(url: str, name: str, *, template: str | None = None) -> str:
+    """Drop and create a scratch database (tests, benchmarks) on the server of ``url``; return its URL."""
+    await drop_database(url, name)
+    conn = await asyncpg.connect(url_for_database(url, "postgres"))
+    try:
+        clause = f' TEMPLATE "{template}"' if template else ""
+        await conn.execute(f'CREATE DATABASE "{name}"{clause}')
+    finally:
+        await conn.close()
+    return url_for_database(url, name)
 
 
 def sqlalchemy_url(url: str) -> str:

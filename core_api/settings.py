@@ -13,19 +13,27 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-__all__ = ["Settings", "get_settings"]
+__all__ = ["Settings", "env_bool", "env_float", "env_int", "get_settings"]
 
 
-def _env_bool(name: str, default: bool) -> bool:
+def env_bool(name: str, default: bool) -> bool:
+    """A boolean environment variable (1/true/yes/on), ``default`` when unset."""
     raw = os.environ.get(name)
-    if raw is None:
+    if raw is None or raw == "":
         return default
     return raw.strip().lower() in {"1", "true", "yes", "on"}
 
 
-def _env_int(name: str, default: int) -> int:
+def env_int(name: str, default: int) -> int:
+    """An integer environment variable, ``default`` when unset or empty."""
     raw = os.environ.get(name)
     return default if raw is None or raw == "" else int(raw)
+
+
+def env_float(name: str, default: float) -> float:
+    """A float environment variable, ``default`` when unset or empty."""
+    raw = os.environ.get(name)
+    return default if raw is None or raw == "" else float(raw)
 
 
 def _parse_networks(raw: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
@@ -55,13 +63,13 @@ class Settings:
             database_url=os.environ.get("DATABASE_URL") or None,
             data_dir=data_dir,
             log_level=os.environ.get("CORP_ASTRO_LOG_LEVEL", "INFO").upper(),
-            log_json=_env_bool("CORP_ASTRO_LOG_JSON", True),
-            db_pool_min=_env_int("CORP_ASTRO_DB_POOL_MIN", 2),
-            db_pool_max=_env_int("CORP_ASTRO_DB_POOL_MAX", 10),
+            log_json=env_bool("CORP_ASTRO_LOG_JSON", True),
+            db_pool_min=env_int("CORP_ASTRO_DB_POOL_MIN", 2),
+            db_pool_max=env_int("CORP_ASTRO_DB_POOL_MAX", 10),
             jwt_secret_override=os.environ.get("CORP_ASTRO_JWT_SECRET") or None,
-            jwt_ttl_seconds=_env_int("CORP_ASTRO_JWT_TTL_SECONDS", 900),
+            jwt_ttl_seconds=env_int("CORP_ASTRO_JWT_TTL_SECONDS", 900),
             trusted_proxies=_parse_networks(os.environ.get("CORP_ASTRO_TRUSTED_PROXIES", "")),
-            scheduler_enabled=_env_bool("CORP_ASTRO_SCHEDULER", True),
+            scheduler_enabled=env_bool("CORP_ASTRO_SCHEDULER", True),
         )
 
     @property

@@ -33,6 +33,8 @@ from dataclasses import dataclass
 import asyncpg
 import click
 
+from core_api.db import drop_database, recreate_database
+
 __all__ = ["run"]
 
 _SCRATCH_DB = "corp_astro_bench_assign"
@@ -58,33 +60,10 @@ class Phase:
         return xs[min(len(xs) - 1, int(q * len(xs)))] * 1000.0
 
 
-def _admin_url(url: str, database: str) -> str:
-    head, _, tail = url.partition("?")
-    return f"{head.rsplit('/', 1)[0]}/{database}" + (f"?{tail}" if tail else "")
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-async def _recreate(url: str, name: str) -> str:
-    conn = await asyncpg.connect(_admin_url(url, "postgres"))
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    return _admin_url(url, name)
-
-
-async def _drop(url: str, name: str) -> None:
-    conn = await asyncpg.connect(_admin_url(url, "postgres"))
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
 
 
 async def _new_users(conn: asyncpg.Connection, n: int, tag: str) -> list[uuid.UUID]:
@@ -235,7 +214,7 @@ async def run(k: int, n_users: int, n_results: int, workers: int, keep: bool) ->
     from core_api.settings import Settings, get_settings
 
     base_url = resolve_database_url(get_settings())
-    url = await _recreate(base_url, _SCRATCH_DB)
+    url = await recreate_database(base_url, _SCRATCH_DB)
     click.echo(
         f"scratch database {_SCRATCH_DB}; K={k} clients, {n_users:,} new users per phase, {workers} worker(s)"
     )
@@ -402,4 +381,4 @@ async def run(k: int, n_users: int, n_results: int, workers: int, keep: bool) ->
         if keep:
             click.echo(f"kept database {_SCRATCH_DB}")
         else:
-            await _drop(base_url, _SCRATCH_DB)
+            await drop_database(base_url, _SCRATCH_DB)

@@ -2,20 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
+from core_api.settings import env_float, env_int
+
 __all__ = ["IngestConfig"]
-
-
-def _int(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    return default if raw is None or raw == "" else int(raw)
-
-
-def _float(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    return default if raw is None or raw == "" else float(raw)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,16 +40,18 @@ class IngestConfig:
         """Defaults overridden by ``CORP_ASTRO_INGEST_<FIELD>`` (upper case)."""
         d = cls()
         return cls(
-            max_body_bytes=_int("CORP_ASTRO_INGEST_MAX_BODY_BYTES", d.max_body_bytes),
-            max_event_bytes=_int("CORP_ASTRO_INGEST_MAX_EVENT_BYTES", d.max_event_bytes),
-            max_batch_events=_int("CORP_ASTRO_INGEST_MAX_BATCH_EVENTS", d.max_batch_events),
-            max_future_seconds=_float("CORP_ASTRO_INGEST_MAX_FUTURE_SECONDS", d.max_future_seconds),
-            flush_max_events=_int("CORP_ASTRO_INGEST_FLUSH_MAX_EVENTS", d.flush_max_events),
-            flush_linger_ms=_float("CORP_ASTRO_INGEST_FLUSH_LINGER_MS", d.flush_linger_ms),
-            flushers=_int("CORP_ASTRO_INGEST_FLUSHERS", d.flushers),
-            max_pending_events=_int("CORP_ASTRO_INGEST_MAX_PENDING_EVENTS", d.max_pending_events),
-            ack_timeout_seconds=_float("CORP_ASTRO_INGEST_ACK_TIMEOUT_SECONDS", d.ack_timeout_seconds),
-            flush_timeout_seconds=_float("CORP_ASTRO_INGEST_FLUSH_TIMEOUT_SECONDS", d.flush_timeout_seconds),
-            retry_after_seconds=_int("CORP_ASTRO_INGEST_RETRY_AFTER_SECONDS", d.retry_after_seconds),
-            dedupe_days=_int("CORP_ASTRO_INGEST_DEDUPE_DAYS", d.dedupe_days),
+            max_body_bytes=env_int("CORP_ASTRO_INGEST_MAX_BODY_BYTES", d.max_body_bytes),
+            max_event_bytes=env_int("CORP_ASTRO_INGEST_MAX_EVENT_BYTES", d.max_event_bytes),
+            max_batch_events=env_int("CORP_ASTRO_INGEST_MAX_BATCH_EVENTS", d.max_batch_events),
+            max_future_seconds=env_float("CORP_ASTRO_INGEST_MAX_FUTURE_SECONDS", d.max_future_seconds),
+            flush_max_events=env_int("CORP_ASTRO_INGEST_FLUSH_MAX_EVENTS", d.flush_max_events),
+            flush_linger_ms=env_float("CORP_ASTRO_INGEST_FLUSH_LINGER_MS", d.flush_linger_ms),
+            flushers=env_int("CORP_ASTRO_INGEST_FLUSHERS", d.flushers),
+            max_pending_events=env_int("CORP_ASTRO_INGEST_MAX_PENDING_EVENTS", d.max_pending_events),
+            ack_timeout_seconds=env_float("CORP_ASTRO_INGEST_ACK_TIMEOUT_SECONDS", d.ack_timeout_seconds),
+            flush_timeout_seconds=env_float(
+                "CORP_ASTRO_INGEST_FLUSH_TIMEOUT_SECONDS", d.flush_timeout_seconds
+            ),
+            retry_after_seconds=env_int("CORP_ASTRO_INGEST_RETRY_AFTER_SECONDS", d.retry_after_seconds),
+            dedupe_days=env_int("CORP_ASTRO_INGEST_DEDUPE_DAYS", d.dedupe_days),
         )

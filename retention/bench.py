@@ -14,33 +14,17 @@ import time
 import uuid
 from typing import Any
 
-import asyncpg
 import click
 import httpx
 
 from core_api.auth import generate_write_key, hash_write_key
-from core_api.db import Database, resolve_database_url
+from core_api.db import Database, recreate_database, resolve_database_url
 from core_api.settings import get_settings
 from retention import repository as repo
 
 __all__ = ["bench_retention"]
 
 BENCH_DB = "corp_astro_bench_retention"
-
-
-def _db_url(base: str, name: str) -> str:
-    head, _, tail = base.partition("?")
-    return f"{head.rsplit('/', 1)[0]}/{name}" + (f"?{tail}" if tail else "")
-
-
-async def _recreate(base: str) -> str:
-    conn = await asyncpg.connect(_db_url(base, "postgres"))
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
-        await conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
-    finally:
-        await conn.close()
-    return _db_url(base, BENCH_DB)
 
 
 async def _fill_month(db: Database, month: dt.date, rows: int, props: int) -> None:
@@ -226,7 +210,7 @@ async def _under_load(
 
 async def _bench(rows: int, props: int, clients: int, with_load: bool) -> None:
     base = resolve_database_url(get_settings())
-    url = await _recreate(base)
+    url = await recreate_database(base, BENCH_DB)
     from core_api import migrate
 
     await asyncio.to_thread(migrate.upgrade, url, "heads")

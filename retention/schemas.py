@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 from dataclasses import dataclass
+
+from core_api.settings import env_int
 
 __all__ = ["Action", "RetentionPolicy", "add_months", "month_start"]
 
@@ -18,11 +19,6 @@ def add_months(day: dt.date, months: int) -> dt.date:
     """First of the month ``months`` after (or before) ``day``'s month."""
     index = day.year * 12 + day.month - 1 + months
     return dt.date(index // 12, index % 12 + 1, 1)
-
-
-def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    return default if not raw else int(raw)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,11 +37,11 @@ class RetentionPolicy:
     def from_env(cls) -> RetentionPolicy:
         """Windows from ``CORP_ASTRO_RETENTION_*`` variables, else the seed's defaults."""
         return cls(
-            aggregate_after_months=_env_int("CORP_ASTRO_RETENTION_AGGREGATE_MONTHS", 12),
-            raw_retention_months=_env_int("CORP_ASTRO_RETENTION_RAW_MONTHS", 24),
-            log_retention_months=_env_int("CORP_ASTRO_RETENTION_LOG_MONTHS", 6),
-            premake_months=_env_int("CORP_ASTRO_PARTITION_PREMAKE_MONTHS", 3),
-            purge_batch_size=_env_int("CORP_ASTRO_RETENTION_PURGE_BATCH", 5_000),
+            aggregate_after_months=env_int("CORP_ASTRO_RETENTION_AGGREGATE_MONTHS", 12),
+            raw_retention_months=env_int("CORP_ASTRO_RETENTION_RAW_MONTHS", 24),
+            log_retention_months=env_int("CORP_ASTRO_RETENTION_LOG_MONTHS", 6),
+            premake_months=env_int("CORP_ASTRO_PARTITION_PREMAKE_MONTHS", 3),
+            purge_batch_size=env_int("CORP_ASTRO_RETENTION_PURGE_BATCH", 5_000),
         )
 
     def __post_init__(self) -> None:

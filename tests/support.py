@@ -18,6 +18,19 @@ from typing import Any
 import asyncpg
 import httpx
 
+from core_api.db import recreate_database, url_for_database
+
+__all__ = [
+    "EmbeddedTestServer",
+    "LiveServer",
+    "TcpProxy",
+    "admin_url",
+    "env",
+    "free_port",
+    "recreate_database",
+    "truncate_all",
+]
+
 ROOT = Path(__file__).resolve().parent.parent
 # Overridable so that concurrent test runs (or a test that restarts PostgreSQL) can use their own server.
 TEST_PGDATA = Path(os.environ.get("CORP_ASTRO_TEST_PGDATA", ROOT / ".data" / "test-postgres"))
@@ -56,20 +69,7 @@ class EmbeddedTestServer:
 
 def admin_url(url: str, database: str = "postgres") -> str:
     """``url`` with its database name replaced (for CREATE/DROP DATABASE)."""
-    head, _, tail = url.partition("?")
-    base = head.rsplit("/", 1)[0]
-    return f"{base}/{database}" + (f"?{tail}" if tail else "")
-
-
-async def recreate_database(url: str, name: str) -> str:
-    """Drop and create database ``name`` on the server of ``url``; return its URL."""
-    conn = await asyncpg.connect(admin_url(url, "postgres"))
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    return admin_url(url, name)
+    return url_for_database(url, database)
 
 
 async def truncate_all(url: str) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 
 import asyncpg
 
+from core_api.db import recreate_database, url_for_database
 from ingest.bench.traffic import BENCH_DB, BodyFactory
 
 __all__ = [
@@ -27,18 +28,13 @@ __all__ = [
 
 
 def db_url(url: str, name: str) -> str:
-    head, _, tail = url.partition("?")
-    return f"{head.rsplit('/', 1)[0]}/{name}" + (f"?{tail}" if tail else "")
+    """``url`` pointing at database ``name`` on the same server."""
+    return url_for_database(url, name)
 
 
 async def recreate(url: str) -> str:
-    conn = await asyncpg.connect(db_url(url, "postgres"))
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
-        await conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
-    finally:
-        await conn.close()
-    return db_url(url, BENCH_DB)
+    """The scratch benchmark database, dropped and created anew."""
+    return await recreate_database(url, BENCH_DB)
 
 
 async def truncate_tables(url: str) -> None:

@@ -6,13 +6,12 @@ import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator
 
-import asyncpg
 import pytest
 
 from core_api import migrate
 from core_api.db import Database
 from tests.conftest import TEST_DB_NAME
-from tests.support import admin_url, recreate_database
+from tests.support import recreate_database
 
 TEMPLATE = f"{TEST_DB_NAME}_rt_template"
 CLONE = f"{TEST_DB_NAME}_rt"
@@ -28,13 +27,7 @@ def retention_template(server_url: str) -> str:
 
 @pytest.fixture
 async def rdb_url(server_url: str, retention_template: str) -> str:
-    conn = await asyncpg.connect(admin_url(server_url, "postgres"))
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{CLONE}" WITH (FORCE)')
-        await conn.execute(f'CREATE DATABASE "{CLONE}" TEMPLATE "{TEMPLATE}"')
-    finally:
-        await conn.close()
-    return admin_url(server_url, CLONE)
+    return await recreate_database(server_url, CLONE, template=TEMPLATE)
 
 
 @pytest.fixture
