@@ -148,5 +148,5 @@ def _register_domain_commands() -> None:
 _register_domain_commands()
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO)
+    logging.basicConfig(level=logging.WARNING)
     sys.exit(main())

@@ -104,6 +104,17 @@ def sqlalchemy_url(url: str) -> str:
     raise ValueError("DATABASE_URL must be a postgresql:// URL")
 
 
+async def _no_session_reset(conn: asyncpg.Connection) -> None:
+    """Release a connection to the pool without asyncpg's reset query.
+
+    asyncpg's default runs ``pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL`` on every release:
+    one more round trip per request on every hot path. Nothing in this codebase leaves session state on a
+    pooled connection: settings are ``SET LOCAL``, cursors live inside transactions, advisory locks are
+    transaction-scoped, and session-scoped locks use ``Database.dedicated_connection``. asyncpg still rolls
+    back a transaction left open (by a cancelled request, say) before calling this.
+    """
+
+
 async def _init_connection(conn: asyncpg.Connection) -> None:
     # JSONB columns round-trip as Python objects rather than strings.
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
@@ -129,6 +140,7 @@ class Database:
             min_size=0,
             max_size=self._max_size,
             init=_init_connection,
+            reset=_no_session_reset,
             # Every TIMESTAMP column holds UTC; pin the session so CURRENT_TIMESTAMP defaults agree.
             server_settings={"timezone": "UTC", "application_name": "corp-astro"},
             command_timeout=self._command_timeout,
@@ -149,6 +161,17 @@ class Database:
         if self._pool is None:
             raise RuntimeError("database pool is not open")
         return self._pool
+
+    @asynccontextmanager
+    async def dedicated_connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """A connection outside the pool, closed afterwards: for session state such as session locks."""
+        conn = await asyncpg.connect(
+            self.url, server_settings={"timezone": "UTC", "application_name": "corp-astro"}
+        )
+        try:
+            yield conn
+        finally:
+            await conn.close()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[asyncpg.Connection]:

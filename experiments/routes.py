@@ -38,7 +38,7 @@ from experiments.schemas import (
     decode,
 )
 
-__all__ = ["on_shutdown", "on_startup", "route_handlers"]
+__all__ = ["on_startup", "route_handlers"]
 
 # Definitions are small; nothing a client sends here needs more.
 _MAX_BODY = 64 * 1024
@@ -50,17 +50,9 @@ def _cache(state: State) -> ExperimentCache:
 
 
 def _hot_pool(state: State) -> asyncpg.Pool:
-    pool: asyncpg.Pool = state.experiments_pool
+    # The kernel's pool; it skips asyncpg's per-release reset round trip (core_api.db).
+    pool: asyncpg.Pool = state.db.pool
     return pool
-
-
-async def _keep_session(conn: asyncpg.Connection) -> None:
-    """Release without asyncpg's default reset query (RESET ALL, UNLISTEN *, CLOSE ALL, ...).
-
-    That query is a second round trip on every release. Connections of the hot-path pool only ever run
-    single autocommit statements that leave no session state, so there is nothing to reset; asyncpg
-    still rolls back a transaction left open by a cancelled request before calling this.
-    """
 
 
 async def _caller(request: Request[Any, Any, Any]) -> AuthUser | Source:
@@ -178,31 +170,8 @@ async def user_assignments(user_id: FromPath[str], request: Request[Any, Any, An
 
 
 async def on_startup(app: Any) -> None:
-    """The process's definition cache and the hot-path pool.
-
-    The hot-path pool is separate from the kernel's so that its connections can skip the per-release
-    reset round trip (see ``_keep_session``); every other query goes through the kernel's pool. Its
-    connections open lazily, so start-up works while the database is down.
-    """
+    """The process's experiment-definition cache."""
     app.state.experiments = ExperimentCache()
-    app.state.experiments_pool = await asyncpg.create_pool(
-        app.state.db.url,
-        min_size=0,
-        max_size=app.state.settings.db_pool_max,
-        reset=_keep_session,
-        server_settings={"timezone": "UTC", "application_name": "corp-astro-experiments"},
-        command_timeout=60,
-    )
-
-
-async def on_shutdown(app: Any) -> None:
-    """Close the hot-path pool."""
-    pool = getattr(app.state, "experiments_pool", None)
-    if pool is not None:
-        try:
-            await pool.close()
-        except Exception:  # closing a pool to a dead server must not break shutdown
-            pool.terminate()
 
 
 route_handlers: list[Any] = [ExperimentController, user_assignments]

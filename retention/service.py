@@ -53,16 +53,14 @@ def _days(start: dt.date, end: dt.date) -> list[dt.date]:
 async def _single_runner(db: Database) -> AsyncIterator[None]:
     """Hold a session advisory lock for the whole run: one runner across every process.
 
-    A session lock rather than a transaction lock because a run spans many transactions; if the
-    process dies, PostgreSQL closes its connection and releases the lock.
+    A session lock rather than a transaction lock because a run spans many transactions; closing the
+    connection (or the process dying) releases it.
     """
-    async with db.pool.acquire() as conn:
+    # A dedicated connection, so the session lock can never be left behind on a pooled one.
+    async with db.dedicated_connection() as conn:
         if not await conn.fetchval("SELECT pg_try_advisory_lock(hashtextextended($1, 0))", _LOCK_KEY):
             raise RetentionBusy("Retention or partition upkeep is already running in another process.")
-        try:
-            yield
-        finally:
-            await conn.execute("SELECT pg_advisory_unlock(hashtextextended($1, 0))", _LOCK_KEY)
+        yield
 
 
 async def _in_transaction(
