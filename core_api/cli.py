@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 from typing import Any
 
@@ -102,6 +103,10 @@ def serve(host: str, port: int, migrate: bool, scheduler: bool | None, workers: 
     if scheduler is not None:
         os.environ["CORP_ASTRO_SCHEDULER"] = "1" if scheduler else "0"
     get_settings.cache_clear()
+    # uvicorn re-raises SIGTERM after its graceful shutdown; with the default action the process would die
+    # without running atexit handlers, leaving the embedded PostgreSQL running. Exiting normally lets
+    # pgserver stop it when this is its last user.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     uvicorn.run(
         "core_api.app:create_app",
         factory=True,

@@ -8,6 +8,8 @@ server without corrupting it.
 
 from __future__ import annotations
 
+import atexit
+import json
 import logging
 import subprocess
 import warnings
@@ -21,6 +23,24 @@ _log = logging.getLogger(__name__)
 _servers: dict[Path, Any] = {}
 
 
+def _prune_dead_users(pgdata: Path) -> None:
+    """Forget processes that died without saying goodbye (SIGKILL, a crash).
+
+    pgserver stops the server when the last process in ``.handle_pids.json`` exits; a dead pid left in
+    that list would keep the server running forever. Runs under pgserver's own inter-process lock.
+    """
+    import psutil
+    from pgserver.postgres_server import PostgresServer
+
+    handles = pgdata / ".handle_pids.json"
+    with PostgresServer._lock:
+        if handles.exists():
+            pids = json.loads(handles.read_text() or "[]")
+            alive = [pid for pid in pids if psutil.pid_exists(pid)]
+            if alive != pids:
+                handles.write_text(json.dumps(alive))
+
+
 def embedded_server(pgdata: Path) -> Any:
     """Start (or join) the embedded server whose data lives in ``pgdata``."""
     pgdata = pgdata.resolve()
@@ -31,7 +51,11 @@ def embedded_server(pgdata: Path) -> Any:
             from pgserver.postgres_server import get_server  # lazy: DATABASE_URL users never pay for it
 
             pgdata.parent.mkdir(parents=True, exist_ok=True)
+            _prune_dead_users(pgdata)
             _servers[pgdata] = get_server(pgdata, cleanup_mode="stop")
+            # Registered after pgserver's own exit hook, so it runs first (atexit is LIFO): the last live
+            # user then really is the last one in the list and stops the server.
+            atexit.register(_prune_dead_users, pgdata)
         _log.info("embedded postgres ready", extra={"pgdata": str(pgdata)})
     return _servers[pgdata]
 
