@@ -23,7 +23,7 @@ from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from core_api import health
 from core_api.auth import AuthUser, WriteKeyCache
 from core_api.db import Database, resolve_database_url
-from core_api.deps import dependencies
+from core_api.deps import SKIP_COMPRESSION, dependencies
 from core_api.http_errors import exception_handlers
 from core_api.observability import RequestIdMiddleware, configure_logging
 from core_api.scheduler import create_scheduler
@@ -112,7 +112,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
             path="/schema",
             render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
         ),
-        compression_config=CompressionConfig(backend="gzip", minimum_size=2048),
+        # Hot handlers whose bodies are always under minimum_size opt out (``opt={SKIP_COMPRESSION: True}``):
+        # they would never be compressed, and the middleware's header parsing costs on every request.
+        compression_config=CompressionConfig(
+            backend="gzip", minimum_size=2048, exclude_opt_key=SKIP_COMPRESSION
+        ),
         # Handlers may import these only under TYPE_CHECKING; Litestar resolves hints at runtime.
         signature_namespace={
             "asyncpg": asyncpg,

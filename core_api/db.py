@@ -7,6 +7,8 @@ one asyncpg pool: repositories write SQL, hot paths use prepared statements and 
 from __future__ import annotations
 
 import json
+import os
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -49,9 +51,6 @@ class Base(DeclarativeBase):
 
 def uuid7() -> uuid.UUID:
     """A UUIDv7 (RFC 9562): 48-bit millisecond time prefix, so new keys land at the right of a B-tree."""
-    import os
-    import time
-
     ms = time.time_ns() // 1_000_000
     rand = int.from_bytes(os.urandom(10), "big")
     value = (ms & ((1 << 48) - 1)) << 80

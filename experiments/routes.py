@@ -21,7 +21,7 @@ from litestar.datastructures import State
 from litestar.params import FromPath, FromQuery
 
 from core_api.auth import AuthUser, Source, bearer_token, load_auth_user, require_role
-from core_api.deps import CurrentUser, DbConn
+from core_api.deps import SKIP_COMPRESSION, CurrentUser, DbConn
 from core_api.errors import AuthenticationError
 from experiments import service
 from experiments.definitions import ExperimentCache
@@ -42,6 +42,8 @@ __all__ = ["on_startup", "route_handlers"]
 
 # Definitions are small; nothing a client sends here needs more.
 _MAX_BODY = 64 * 1024
+# The hot per-user routes answer a few hundred bytes at most.
+_HOT: dict[str, Any] = {"request_max_body_size": _MAX_BODY, "opt": {SKIP_COMPRESSION: True}}
 
 
 def _cache(state: State) -> ExperimentCache:
@@ -123,7 +125,7 @@ class ExperimentController(Controller):
         cache.invalidate(name)
         return service.experiment_out(exp)
 
-    @post("/{name:str}/assignments", status_code=200, request_max_body_size=_MAX_BODY)
+    @post("/{name:str}/assignments", status_code=200, **_HOT)
     async def assign(self, name: FromPath[str], request: Request[Any, Any, Any]) -> AssignmentOut:
         """The user's variant (sticky), assigned now if needed: one database round trip."""
         caller = await _caller(request)
@@ -134,7 +136,7 @@ class ExperimentController(Controller):
         )
         return assignment.out()
 
-    @post("/{name:str}/conversions", status_code=200, request_max_body_size=_MAX_BODY)
+    @post("/{name:str}/conversions", status_code=200, **_HOT)
     async def convert(self, name: FromPath[str], request: Request[Any, Any, Any]) -> ConversionOut:
         """Record the user's conversion; only the first one counts (idempotent)."""
         caller = await _caller(request)
