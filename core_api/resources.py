@@ -23,6 +23,7 @@ from litestar import Controller, Request
 from msgspec import Meta
 
 from core_api.auth import AuthUser, client_ip
+from core_api.errors import NotFoundError
 
 __all__ = [
     "NON_BLANK",
@@ -179,6 +180,20 @@ async def fetch_all(conn: asyncpg.Connection, query: str, *args: Any) -> list[An
 def read_scope(user: AuthUser) -> uuid.UUID | None:
     """The owner filter for reads: admins may read everything (None), anyone else only their own."""
     return None if user.has_role("admin") else user.user_id
+
+
+def list_scope(user: AuthUser, requested: uuid.UUID | None) -> uuid.UUID | None:
+    """The owner filter of a list with an optional ``?user_id=``.
+
+    Admins get ``requested`` (None: everyone's rows); anyone else gets their own id, and asking for another
+    user's rows answers 404 as if that user did not exist.
+    """
+    scope = read_scope(user)
+    if scope is None:
+        return requested
+    if requested is not None and requested != scope:
+        raise NotFoundError("No such user.", code="user_not_found")
+    return scope
 
 
 class ResourceController(Controller):

@@ -29,7 +29,7 @@ from core_api.accounts.schemas import (
 from core_api.auth import require_role
 from core_api.deps import CurrentUser, Db, DbConn
 from core_api.pagination import DEFAULT_PAGE_SIZE, CursorParam, LimitParam, Page
-from core_api.resources import ResourceController, read_scope, request_ip
+from core_api.resources import ResourceController, list_scope, read_scope, request_ip
 
 __all__ = ["route_handlers"]
 
@@ -239,11 +239,7 @@ class SubscriptionsController(ResourceController):
         limit: LimitParam = DEFAULT_PAGE_SIZE,
     ) -> Page[SubscriptionOut]:
         """Newest first; ``user_id`` filters (admins only; anyone else sees only their own)."""
-        scope = read_scope(current_user)
-        if scope is None:
-            scope = user_id
-        elif user_id is not None and user_id != scope:
-            raise UserNotFoundError("No such user.")
+        scope = list_scope(current_user, user_id)
         return await owned.list_subscriptions(conn, scope, cursor=cursor, limit=limit)
 
     @get("/{subscription_id:uuid}", summary="A subscription (admins: any; others: their own)")

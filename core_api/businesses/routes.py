@@ -17,9 +17,8 @@ from core_api.businesses.schemas import (
     BusinessUpdate,
 )
 from core_api.deps import CurrentUser, DbConn
-from core_api.errors import NotFoundError
 from core_api.pagination import DEFAULT_PAGE_SIZE, CursorParam, LimitParam, Page
-from core_api.resources import NO_NUL, ResourceController, read_scope
+from core_api.resources import NO_NUL, ResourceController, list_scope, read_scope
 
 __all__ = ["route_handlers"]
 
@@ -50,11 +49,7 @@ class BusinessesController(ResourceController):
         limit: LimitParam = DEFAULT_PAGE_SIZE,
     ) -> Page[BusinessOut]:
         """The caller's businesses, newest first (admins: everyone's, or ``user_id``'s)."""
-        scope = read_scope(current_user)
-        if scope is None:
-            scope = user_id
-        elif user_id is not None and user_id != scope:
-            raise NotFoundError("No such user.", code="user_not_found")
+        scope = list_scope(current_user, user_id)
         return await service.list_businesses(conn, scope, cursor=cursor, limit=limit)
 
     @get("/{business_id:uuid}", summary="A business")

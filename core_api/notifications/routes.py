@@ -9,7 +9,6 @@ from litestar import Litestar, delete, get, post
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from core_api.deps import CurrentUser, DbConn
-from core_api.errors import NotFoundError
 from core_api.notifications import service
 from core_api.notifications.push import LoggingPushProvider
 from core_api.notifications.schemas import (
@@ -21,20 +20,11 @@ from core_api.notifications.schemas import (
     UnreadCount,
 )
 from core_api.pagination import DEFAULT_PAGE_SIZE, CursorParam, LimitParam, Page
-from core_api.resources import NO_NUL, ResourceController, read_scope
+from core_api.resources import NO_NUL, ResourceController, list_scope, read_scope
 
 __all__ = ["on_startup", "route_handlers"]
 
 TypeParam = Annotated[str | None, QueryParameter(name="type", max_length=50, pattern=NO_NUL)]
-
-
-def _list_scope(current_user: CurrentUser, user_id: uuid.UUID | None) -> uuid.UUID | None:
-    scope = read_scope(current_user)
-    if scope is None:
-        return user_id
-    if user_id is not None and user_id != scope:
-        raise NotFoundError("No such user.", code="user_not_found")
-    return scope
 
 
 class NotificationsController(ResourceController):
@@ -55,7 +45,7 @@ class NotificationsController(ResourceController):
         limit: LimitParam = DEFAULT_PAGE_SIZE,
     ) -> Page[NotificationOut]:
         """Newest first; ``unread=true`` keeps unread ones, ``type`` one type."""
-        scope = _list_scope(current_user, user_id)
+        scope = list_scope(current_user, user_id)
         return await service.list_notifications(
             conn, scope, unread=unread, type_=type_, cursor=cursor, limit=limit
         )
@@ -109,7 +99,7 @@ class ScheduledNotificationsController(ResourceController):
         limit: LimitParam = DEFAULT_PAGE_SIZE,
     ) -> Page[ScheduledOut]:
         """Soonest first, optionally of one ``status``."""
-        scope = _list_scope(current_user, user_id)
+        scope = list_scope(current_user, user_id)
         return await service.list_schedules(conn, scope, status=status, cursor=cursor, limit=limit)
 
     @get("/{schedule_id:uuid}", summary="A scheduled notification")

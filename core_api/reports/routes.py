@@ -10,11 +10,10 @@ from litestar import delete, get, patch, post
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from core_api.deps import CurrentUser, DbConn
-from core_api.errors import NotFoundError
 from core_api.pagination import DEFAULT_PAGE_SIZE, CursorParam, LimitParam, Page
 from core_api.reports import service
 from core_api.reports.schemas import ReportCreate, ReportOut, ReportStatus, ReportSummary, ReportUpdate
-from core_api.resources import NO_NUL, ResourceController, read_scope
+from core_api.resources import NO_NUL, ResourceController, list_scope, read_scope
 
 __all__ = ["route_handlers"]
 
@@ -50,11 +49,7 @@ class ReportsController(ResourceController):
         limit: LimitParam = DEFAULT_PAGE_SIZE,
     ) -> Page[ReportSummary]:
         """Most recently generated first; filters on type, status and a ``generated_date`` range."""
-        scope = read_scope(current_user)
-        if scope is None:
-            scope = user_id
-        elif user_id is not None and user_id != scope:
-            raise NotFoundError("No such user.", code="user_not_found")
+        scope = list_scope(current_user, user_id)
         return await service.list_reports(
             conn,
             scope,
