@@ -23,7 +23,7 @@ from core_api.errors import (
     ValidationError,
 )
 
-__all__ = ["error_response", "exception_handlers"]
+__all__ = ["error_response", "exception_handlers", "response_for"]
 
 _log = logging.getLogger("corp_astro.errors")
 
@@ -152,3 +152,13 @@ exception_handlers: dict[Any, Any] = {
     asyncpg.TransactionRollbackError: _retry,
     Exception: _unhandled,
 }
+
+
+def response_for(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """The response ``exception_handlers`` gives ``exc``, for code that runs outside Litestar's routing."""
+    for cls in type(exc).__mro__:
+        handler = exception_handlers.get(cls)
+        if handler is not None:
+            response: Response[Any] = handler(request, exc)
+            return response
+    return _unhandled(request, exc)

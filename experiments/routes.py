@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
+from collections.abc import Awaitable
 from typing import Any
 
 import asyncpg
@@ -20,10 +21,12 @@ from litestar import Controller, Request, get, patch, post
 from litestar.datastructures import State
 from litestar.params import FromPath, FromQuery
 
-from core_api.auth import AuthUser, Source, bearer_token, load_auth_user, require_role
+from core_api.auth import AuthUser, Source, load_auth_user, require_role
 from core_api.deps import SKIP_COMPRESSION, CurrentUser, DbConn
 from core_api.errors import AuthenticationError
+from core_api.fastpath import FastRequest, FastResponse, FastRoute
 from experiments import service
+from experiments.assigner import AssignmentBatcher
 from experiments.definitions import ExperimentCache
 from experiments.errors import UserNotFound
 from experiments.schemas import (
@@ -38,7 +41,7 @@ from experiments.schemas import (
     decode,
 )
 
-__all__ = ["on_startup", "route_handlers"]
+__all__ = ["fast_routes", "on_shutdown", "on_startup", "route_handlers"]
 
 # Definitions are small; nothing a client sends here needs more.
 _MAX_BODY = 64 * 1024
@@ -51,29 +54,54 @@ def _cache(state: State) -> ExperimentCache:
     return cache
 
 
+def _batcher(state: State) -> AssignmentBatcher:
+    batcher: AssignmentBatcher = state.assignment_batcher
+    return batcher
+
+
 def _hot_pool(state: State) -> asyncpg.Pool:
     # The kernel's pool; it skips asyncpg's per-release reset round trip (core_api.db).
     pool: asyncpg.Pool = state.db.pool
     return pool
 
 
-async def _caller(request: Request[Any, Any, Any]) -> AuthUser | Source:
+async def _caller(state: State, authorization: str) -> AuthUser | Source:
     """The write key's source (Basic username) or the Bearer token's user; 401 otherwise."""
-    header = request.headers.get("authorization", "")
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() == "basic":
+    scheme, _, value = authorization.partition(" ")
+    scheme = scheme.lower()
+    if scheme == "basic":
         try:
             decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
         except (binascii.Error, UnicodeDecodeError) as exc:
             raise AuthenticationError("The Basic credentials are not valid base64.") from exc
         key = decoded.partition(":")[0]
-        source: Source = await request.app.state.write_keys.authenticate(_hot_pool(request.app.state), key)
+        source: Source = await state.write_keys.authenticate(_hot_pool(state), key)
         return source
-    token = bearer_token(request)
-    if token is None:
+    token = value.strip() if scheme == "bearer" else ""
+    if not token:
         raise AuthenticationError("A write key (HTTP Basic username) or a Bearer access token is required.")
     # A single autocommit SELECT, not a transaction.
-    return await load_auth_user(_hot_pool(request.app.state), request.app.state.settings, token)
+    return await load_auth_user(_hot_pool(state), state.settings, token)
+
+
+def _request_caller(request: Request[Any, Any, Any]) -> Awaitable[AuthUser | Source]:
+    return _caller(request.app.state, request.headers.get("authorization", ""))
+
+
+async def _assign(state: State, name: str, authorization: str, body: bytes) -> AssignmentOut:
+    caller = await _caller(state, authorization)
+    user_id = service.parse_user_id(decode(body, UserRef).user_id)
+    _may_act_for(caller, user_id)
+    assignment = await service.assign(_hot_pool(state), _cache(state), _batcher(state), name, user_id)
+    return assignment.out()
+
+
+async def _assign_fast(request: FastRequest) -> FastResponse:
+    """``POST /v1/experiments/{name}/assignments`` on the kernel's fast path (see ``fast_routes``)."""
+    out = await _assign(
+        request.state, request.params["name"], request.headers.get("authorization", ""), request.body
+    )
+    return FastResponse(200, out)
 
 
 def _may_act_for(caller: AuthUser | Source, user_id: uuid.UUID) -> None:
@@ -127,19 +155,19 @@ class ExperimentController(Controller):
 
     @post("/{name:str}/assignments", status_code=200, **_HOT)
     async def assign(self, name: FromPath[str], request: Request[Any, Any, Any]) -> AssignmentOut:
-        """The user's variant (sticky), assigned now if needed: one database round trip."""
-        caller = await _caller(request)
-        user_id = service.parse_user_id(decode(await request.body(), UserRef).user_id)
-        _may_act_for(caller, user_id)
-        assignment = await service.assign(
-            _hot_pool(request.app.state), _cache(request.app.state), name, user_id
+        """The user's variant (sticky), assigned now if needed, in a statement shared with concurrent calls.
+
+        In the running app the kernel's fast path serves this route (``fast_routes`` below) with the same
+        code; this handler documents it in the OpenAPI schema and serves it where no fast path is installed.
+        """
+        return await _assign(
+            request.app.state, name, request.headers.get("authorization", ""), await request.body()
         )
-        return assignment.out()
 
     @post("/{name:str}/conversions", status_code=200, **_HOT)
     async def convert(self, name: FromPath[str], request: Request[Any, Any, Any]) -> ConversionOut:
         """Record the user's conversion; only the first one counts (idempotent)."""
-        caller = await _caller(request)
+        caller = await _request_caller(request)
         user_id = service.parse_user_id(decode(await request.body(), UserRef).user_id)
         _may_act_for(caller, user_id)
         return await service.record_conversion(
@@ -164,7 +192,7 @@ class ExperimentController(Controller):
 @get("/v1/users/{user_id:str}/assignments", tags=["experiments"])
 async def user_assignments(user_id: FromPath[str], request: Request[Any, Any, Any]) -> UserAssignmentsOut:
     """The user's variant in every running experiment, assigning where needed (one statement)."""
-    caller = await _caller(request)
+    caller = await _request_caller(request)
     uid = service.parse_user_id(user_id)
     _may_act_for(caller, uid)
     assignments = await service.assign_running(_hot_pool(request.app.state), _cache(request.app.state), uid)
@@ -172,8 +200,22 @@ async def user_assignments(user_id: FromPath[str], request: Request[Any, Any, An
 
 
 async def on_startup(app: Any) -> None:
-    """The process's experiment-definition cache."""
+    """The process's experiment-definition cache and assignment group commit."""
     app.state.experiments = ExperimentCache()
+    app.state.assignment_batcher = AssignmentBatcher.for_pool(_hot_pool(app.state))
+
+
+async def on_shutdown(app: Any) -> None:
+    """Answer the assignments whose statement is running."""
+    batcher: AssignmentBatcher | None = getattr(app.state, "assignment_batcher", None)
+    if batcher is not None:
+        await batcher.close()
 
 
 route_handlers: list[Any] = [ExperimentController, user_assignments]
+
+# The apps call this once per user and experiment: the kernel serves it without Litestar's per-request
+# machinery (``core_api.fastpath``), same auth, errors and request ids.
+fast_routes = [
+    FastRoute("POST", r"/v1/experiments/(?P<name>[^/]+)/assignments/?", _assign_fast, max_body=_MAX_BODY)
+]

@@ -25,6 +25,7 @@ from core_api.db import uuid7
 from core_api.errors import ValidationError
 from experiments import repository as repo
 from experiments import stats
+from experiments.assigner import AssignmentBatcher
 from experiments.definitions import Experiment, ExperimentCache, Variant, weight
 from experiments.errors import (
     DuplicateExperiment,
@@ -261,11 +262,14 @@ async def _definition(pool: asyncpg.Pool, cache: ExperimentCache, name: str) -> 
     return exp
 
 
-async def assign(pool: asyncpg.Pool, cache: ExperimentCache, name: str, user_id: uuid.UUID) -> Assignment:
+async def assign(
+    pool: asyncpg.Pool, cache: ExperimentCache, batcher: AssignmentBatcher, name: str, user_id: uuid.UUID
+) -> Assignment:
     """The user's variant: the stored one, else GrowthBook's choice under the current split (stored).
 
-    Normally one round trip. A definition found stale by the statement (another process paused it or
-    changed its traffic) is reloaded and the statement repeated; so is a lost insert race.
+    Normally one statement, shared with concurrent requests (``batcher``). A definition found stale by
+    the statement (another process paused it or changed its traffic) is reloaded and the statement
+    repeated; so is a lost insert race.
     """
     exp = await _definition(pool, cache, name)
     for _ in range(_ATTEMPTS):
@@ -273,7 +277,7 @@ async def assign(pool: asyncpg.Pool, cache: ExperimentCache, name: str, user_id:
         if reason is not None:
             raise ExperimentNotRunning(reason)
         chosen = exp.choose(str(user_id))
-        row = await repo.assign_one(pool, exp.test_id, user_id, chosen.variant_id, exp.phase, uuid7())
+        row = await batcher.submit(exp.test_id, user_id, chosen.variant_id, exp.phase, uuid7())
         if not row["user_ok"]:
             raise UserNotFound(user_id)
         if not row["test_ok"]:

@@ -10,11 +10,14 @@ from typing import Any
 
 import asyncpg
 import httpx
+import pytest
 from growthbook import Experiment as GBExperiment
 from growthbook import GrowthBook
 
 from core_api.auth import AuthUser
+from core_api.db import uuid7
 from experiments import service
+from experiments.assigner import AssignmentBatcher
 from experiments.definitions import ExperimentCache
 from experiments.schemas import ExperimentPatch, VariantTraffic
 from tests.integration.experiments.conftest import (
@@ -221,12 +224,12 @@ async def test_user_assignments_in_every_running_experiment(
     assert r.status_code == 404
 
 
-async def _define(db: Any, admin_id: uuid.UUID, name: str = "race") -> None:
+async def _define(db: Any, admin_id: uuid.UUID, name: str = "race") -> Any:
     from experiments.schemas import ExperimentCreate, VariantIn
 
     admin = AuthUser(admin_id, "admin", "a@example.test")
     async with db.transaction() as conn:
-        await service.create_experiment(
+        return await service.create_experiment(
             conn,
             ExperimentCreate(
                 name=name,
@@ -248,7 +251,12 @@ async def test_concurrent_first_calls_make_one_row(db: Any, conn: asyncpg.Connec
         user_id = await make_user(conn)
         # Separate caches: as if each call came from a different server process.
         results = await asyncio.gather(
-            *(service.assign(db.pool, ExperimentCache(), "race", user_id) for _ in range(25)),
+            *(
+                service.assign(
+                    db.pool, ExperimentCache(), AssignmentBatcher.for_pool(db.pool), "race", user_id
+                )
+                for _ in range(25)
+            ),
             *(service.assign_running(db.pool, ExperimentCache(), user_id) for _ in range(5)),
         )
         singles = [r for r in results if isinstance(r, service.Assignment)]
@@ -262,6 +270,68 @@ async def test_concurrent_first_calls_make_one_row(db: Any, conn: asyncpg.Connec
         assert len(rows) == 2
 
 
+async def test_one_batcher_shares_statements_and_answers_each_request(
+    db: Any, conn: asyncpg.Connection
+) -> None:
+    """200 concurrent requests (50 users, each asked 4 times) through one batcher: one row per user,
+    the same answer to every request of a user, exactly one of them ``new``, in far fewer statements."""
+    admin_id = await make_user(conn, "admin")
+    await _define(db, admin_id, "grouped")
+    users = [await make_user(conn) for _ in range(50)]
+    batcher = AssignmentBatcher.for_pool(db.pool)
+    statements = 0
+    run_batch = batcher._run_batch
+
+    async def counting(wanted: Any) -> Any:
+        nonlocal statements
+        statements += 1
+        return await run_batch(wanted)
+
+    batcher._run_batch = counting
+    cache = ExperimentCache()
+    got = await asyncio.gather(*(service.assign(db.pool, cache, batcher, "grouped", u) for u in users * 4))
+    assert statements < 50
+    by_user: dict[uuid.UUID, list[service.Assignment]] = {}
+    for u, a in zip(users * 4, got, strict=True):
+        by_user.setdefault(u, []).append(a)
+    rows = {
+        r["user_id"]: r["name"]
+        for r in await conn.fetch(
+            """SELECT a.user_id, v.name FROM ab_test_assignments a
+               JOIN ab_test_variants v USING (variant_id) WHERE a.user_id = ANY($1::uuid[])""",
+            users,
+        )
+    }
+    assert set(rows) == set(users)
+    for u, answers in by_user.items():
+        assert {a.variant.name for a in answers} == {rows[u]}
+        assert len({a.assigned_at for a in answers}) == 1
+        assert [a.new for a in answers].count(True) == 1
+
+
+async def test_a_failing_row_fails_alone(
+    db: Any, conn: asyncpg.Connection, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A row the database refuses (here a variant that does not exist) fails its own request only."""
+    admin_id = await make_user(conn, "admin")
+    exp = await _define(db, admin_id, "isolated")
+    good_variant = exp.variants[0].variant_id
+    users = [await make_user(conn) for _ in range(8)]
+    batcher = AssignmentBatcher.for_pool(db.pool, max_inflight=1)
+    requests = [(u, good_variant) for u in users]
+    requests.insert(4, (await make_user(conn), uuid.uuid4()))
+    got = await asyncio.gather(
+        *(batcher.submit(exp.test_id, u, v, exp.phase, uuid7()) for u, v in requests), return_exceptions=True
+    )
+    assert "assignment batch of 9 failed" in caplog.text
+    assert isinstance(got[4], asyncpg.ForeignKeyViolationError)
+    good = [g for i, g in enumerate(got) if i != 4]
+    assert all(not isinstance(g, BaseException) and g["new_variant"] == good_variant for g in good)
+    assert await conn.fetchval(
+        "SELECT count(*) FROM ab_test_assignments WHERE test_id = $1", exp.test_id
+    ) == len(users)
+
+
 async def test_stale_cache_in_another_process(db: Any, conn: asyncpg.Connection) -> None:
     """A definition cached before another process paused it or changed its traffic is not believed."""
     admin_id = await make_user(conn, "admin")
@@ -269,12 +339,12 @@ async def test_stale_cache_in_another_process(db: Any, conn: asyncpg.Connection)
     await _define(db, admin_id, "stale")
     stale = ExperimentCache(ttl=3600)
     u1, u2, u3 = await make_user(conn), await make_user(conn), await make_user(conn)
-    assert (await service.assign(db.pool, stale, "stale", u1)).new
+    assert (await service.assign(db.pool, stale, AssignmentBatcher.for_pool(db.pool), "stale", u1)).new
 
     async with db.transaction() as c:
         await service.update_experiment(c, "stale", ExperimentPatch(status="paused"), admin)
     try:
-        await service.assign(db.pool, stale, "stale", u2)
+        await service.assign(db.pool, stale, AssignmentBatcher.for_pool(db.pool), "stale", u2)
         raise AssertionError("a paused experiment assigned")
     except service.ExperimentNotRunning:
         pass
@@ -307,7 +377,7 @@ async def test_stale_cache_in_another_process(db: Any, conn: asyncpg.Connection)
             ),
             admin,
         )
-    got = await service.assign(db.pool, stale2, "stale", u3)
+    got = await service.assign(db.pool, stale2, AssignmentBatcher.for_pool(db.pool), "stale", u3)
     assert (got.variant.name, got.new, got.experiment.phase) == ("a", True, 3)
     assert await conn.fetchval("SELECT phase FROM ab_test_assignments WHERE user_id = $1", u3) == 3
 

@@ -1,0 +1,155 @@
+"""A lean HTTP path for the few hottest endpoints, in front of Litestar's routing.
+
+Litestar's per-request machinery (request object, signature model, kwargs, response object) costs
+more CPU than a whole first-time assignment does in PostgreSQL. A domain may therefore declare
+``fast_routes``: an exact method and a path regex, served by a plain coroutine that gets the parsed
+pieces (path parameters, headers, the body read under a size limit) and returns a status and a JSON
+body. Everything else about the request stays the same as on the framework path:
+
+- the request id and access log of :class:`~core_api.observability.RequestIdMiddleware`;
+- errors go through the one mapping (:func:`core_api.http_errors.response_for`), so a domain error
+  answers the same status and ``{"code", "message"}`` body on either path;
+- a body over the route's limit is refused with 413 before it is read whole.
+
+Requests that do not match (another method, another path) go to Litestar unchanged.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+from litestar import Request
+
+from core_api.errors import PayloadTooLargeError
+from core_api.http_errors import response_for
+from core_api.observability import RequestIdMiddleware
+
+if TYPE_CHECKING:
+    from litestar.datastructures import State
+    from litestar.types import HTTPScope, Receive, Scope, Send
+
+__all__ = ["FastRequest", "FastResponse", "FastRoute", "FastRouter"]
+
+_JSON = (b"content-type", b"application/json")
+_encode = msgspec.json.Encoder().encode
+
+
+@dataclass(frozen=True, slots=True)
+class FastRequest:
+    """What a fast handler gets: the app state, path parameters, headers (lower-case names), body."""
+
+    state: State
+    params: Mapping[str, str]
+    headers: Mapping[str, str]
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class FastResponse:
+    """A JSON answer: ``body`` is encoded with msgspec (a Struct, dict, list ...)."""
+
+    status: int
+    body: Any
+
+
+FastHandler = Callable[[FastRequest], Awaitable[FastResponse]]
+
+
+@dataclass(frozen=True, slots=True)
+class FastRoute:
+    """``method`` + a full-match ``path`` regex (named groups become ``params``) served by ``handler``."""
+
+    method: str
+    path: str
+    handler: FastHandler
+    max_body: int = 64 * 1024
+
+
+class _Disconnected(Exception):
+    """The client went away before its body arrived: there is nobody to answer."""
+
+
+async def _read_body(scope: HTTPScope, receive: Receive, limit: int) -> bytes:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            try:
+                declared = int(value)
+            except ValueError:
+                declared = 0
+            if declared > limit:
+                raise PayloadTooLargeError(f"The request body is larger than {limit} bytes.")
+            break
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _Disconnected
+        chunk: bytes = message.get("body", b"")  # type: ignore[assignment]
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLargeError(f"The request body is larger than {limit} bytes.")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def _send_json(
+    send: Send, status: int, body: bytes, headers: Sequence[tuple[bytes, bytes]] = ()
+) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [_JSON, (b"content-length", str(len(body)).encode()), *headers],
+        }
+    )
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+class FastRouter:
+    """Matches the fast routes and serves them; ``match`` is cheap enough to run on every request."""
+
+    def __init__(self, routes: Sequence[FastRoute], state: Callable[[], State]) -> None:
+        self._routes = [(r.method, re.compile(r.path), r) for r in routes]
+        self._state = state
+        # Each fast request passes through the same request-id middleware as the framework path.
+        self._serve_with_id = RequestIdMiddleware(self._serve)
+
+    def match(self, scope: Any) -> bool:
+        """Whether a fast route serves this request (an HTTP request with its method and path)."""
+        if scope["type"] != "http":
+            return False
+        method, path = scope["method"], scope["path"]
+        return any(m == method and rx.fullmatch(path) for m, rx, _ in self._routes)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._serve_with_id(scope, receive, send)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
+        http: HTTPScope = scope  # type: ignore[assignment]
+        found = next(
+            (r, m)
+            for meth, rx, r in self._routes
+            if meth == http["method"] and (m := rx.fullmatch(http["path"]))
+        )
+        route, m = found
+        try:
+            body = await _read_body(http, receive, route.max_body)
+            headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in http["headers"]}
+            out = await route.handler(FastRequest(self._state(), m.groupdict(), headers, body))
+            await _send_json(send, out.status, _encode(out.body))
+        except _Disconnected:
+            return
+        except Exception as exc:
+            await self._send_error(http, receive, send, exc)
+
+    @staticmethod
+    async def _send_error(scope: HTTPScope, receive: Receive, send: Send, exc: Exception) -> None:
+        response = response_for(Request(scope, receive), exc)
+        extra = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.items()]
+        await _send_json(send, response.status_code or 500, _encode(response.content), extra)
