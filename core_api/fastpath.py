@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 __all__ = ["FastRequest", "FastResponse", "FastRoute", "FastRouter"]
 
 _JSON = (b"content-type", b"application/json")
+_MATCH = "corp_astro.fast_match"
 _encode = msgspec.json.Encoder().encode
 
 
@@ -121,11 +122,15 @@ class FastRouter:
         self._serve_with_id = RequestIdMiddleware(self._serve)
 
     def match(self, scope: Any) -> bool:
-        """Whether a fast route serves this request (an HTTP request with its method and path)."""
+        """Whether a fast route serves this request; if so the match is kept in the scope for ``__call__``."""
         if scope["type"] != "http":
             return False
         method, path = scope["method"], scope["path"]
-        return any(m == method and rx.fullmatch(path) for m, rx, _ in self._routes)
+        for m, rx, route in self._routes:
+            if m == method and (found := rx.fullmatch(path)):
+                scope[_MATCH] = (route, found)
+                return True
+        return False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._serve_with_id(scope, receive, send)

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import asyncpg
 import click
 
+from core_api.benchkit import cpu_seconds, own_cpu_seconds
 from core_api.db import drop_database, recreate_database
 
 __all__ = ["run"]
@@ -50,6 +51,8 @@ class Phase:
     seconds: float
     latencies: list[float]
     errors: int
+    # CPU seconds used during the phase: server process(es), PostgreSQL backends, load generator.
+    cpu: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
     @property
     def rate(self) -> float:
@@ -190,7 +193,14 @@ class _Http:
         self.writer.close()
 
 
-async def _run_clients(k: int, users: Iterator[uuid.UUID], one: object, label: str) -> Phase:
+def _cpu(server_pid: int) -> tuple[float, float, float]:
+    server, backends = cpu_seconds([server_pid], _SCRATCH_DB)
+    return server, backends, own_cpu_seconds()
+
+
+async def _run_clients(
+    k: int, users: Iterator[uuid.UUID], one: object, label: str, server_pid: int
+) -> Phase:
     """K concurrent workers draining ``users``; ``one(worker, user)`` does one timed request."""
     latencies: list[float] = []
     errors = 0
@@ -203,9 +213,12 @@ async def _run_clients(k: int, users: Iterator[uuid.UUID], one: object, label: s
             latencies.append(time.perf_counter() - t0)
             errors += not ok
 
+    cpu0 = _cpu(server_pid)
     t0 = time.perf_counter()
     await asyncio.gather(*(worker(i) for i in range(k)))
-    return Phase(label, len(latencies), time.perf_counter() - t0, latencies, errors)
+    elapsed = time.perf_counter() - t0
+    cpu = tuple(b - a for a, b in zip(cpu0, _cpu(server_pid), strict=True))
+    return Phase(label, len(latencies), elapsed, latencies, errors, cpu)  # type: ignore[arg-type]
 
 
 async def run(k: int, n_users: int, n_results: int, workers: int, keep: bool) -> int:
@@ -247,6 +260,7 @@ async def run(k: int, n_users: int, n_results: int, workers: int, keep: bool) ->
         secret = secrets.token_urlsafe(32)
         server = _Server(url, secret, pool=k, workers=workers)
         await server.wait_ready()
+        pid = server.proc.pid
 
         auth = {
             "Authorization": "Basic " + base64.b64encode(f"{key}:".encode()).decode(),
@@ -272,17 +286,17 @@ async def run(k: int, n_users: int, n_results: int, workers: int, keep: bool) ->
 
         # Warm-up: connections, prepared statements, the definition and write-key caches.
         half = len(warm_users) // 2
-        await _run_clients(k, iter(warm_users[:half]), http_one, "warm-up")
-        await _run_clients(k, iter(warm_users[half:]), base_one, "warm-up")
+        await _run_clients(k, iter(warm_users[:half]), http_one, "warm-up", pid)
+        await _run_clients(k, iter(warm_users[half:]), base_one, "warm-up", pid)
 
         phases: list[tuple[Phase, Phase]] = []
         for r in range(_ROUNDS):
-            base = await _run_clients(k, iter(base_users[r]), base_one, f"baseline {r + 1}")
+            base = await _run_clients(k, iter(base_users[r]), base_one, f"baseline {r + 1}", pid)
             # Fresh keep-alive connections: the server closes those left idle during the baseline.
             for c in clients:
                 c.close()
             clients[:] = [await _Http.connect(server.port) for _ in range(k)]
-            http = await _run_clients(k, iter(http_users[r]), http_one, f"HTTP {r + 1}")
+            http = await _run_clients(k, iter(http_users[r]), http_one, f"HTTP {r + 1}", pid)
             phases.append((base, http))
         for c in clients:
             c.close()
@@ -301,6 +315,16 @@ async def run(k: int, n_users: int, n_results: int, workers: int, keep: bool) ->
         base_p99 = Phase("", 0, 1, [x for b, _ in phases for x in b.latencies], 0).pct(0.99)
         http_p99 = Phase("", 0, 1, [x for _, h in phases for x in h.latencies], 0).pct(0.99)
         ratio = http_rate / base_rate
+
+        def per_request_us(sel: int) -> str:
+            parts = []
+            for name, i in (("server", 0), ("PostgreSQL", 1), ("load generator", 2)):
+                total = sum(p.cpu[i] for pair in phases for p in [pair[sel]])
+                n = sum(p.requests for pair in phases for p in [pair[sel]])
+                parts.append(f"{name} {total / n * 1e6:,.0f}")
+            return ", ".join(parts)
+
+        click.echo(f"\nCPU per request, us: baseline: {per_request_us(0)}; HTTP: {per_request_us(1)}")
         errors = sum(h.errors + b.errors for b, h in phases)
         click.echo(
             f"\nfirst-time assignments over HTTP: {http_rate:,.0f}/s (p99 {http_p99:.2f} ms); "

@@ -21,6 +21,7 @@ from typing import Any
 
 import click
 
+from core_api.benchkit import cpu_seconds
 from core_api.db import resolve_database_url
 from core_api.settings import get_settings
 from ingest.bench.copy import count_rows, fk_costs, prebuilt_rows, raw_copy, recreate, setup, truncate_tables
@@ -32,7 +33,6 @@ from ingest.bench.traffic import (
     PhaseResult,
     Server,
     closed_loop,
-    cpu_seconds,
     open_loop,
 )
 

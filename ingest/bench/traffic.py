@@ -28,7 +28,6 @@ __all__ = [
     "PhaseResult",
     "Server",
     "closed_loop",
-    "cpu_seconds",
     "open_loop",
 ]
 
@@ -263,23 +262,3 @@ async def open_loop(port: int, factory: BodyFactory, rate: float, seconds: float
         if c.writer is not None:
             c.writer.close()
     return result
-
-
-def cpu_seconds(pids: list[int], db_name: str) -> tuple[float, float]:
-    """CPU seconds used so far by the server processes and by PostgreSQL backends of ``db_name``."""
-    import psutil
-
-    server = 0.0
-    for pid in pids:
-        with contextlib.suppress(psutil.Error):
-            proc = psutil.Process(pid)
-            for p in [proc, *proc.children(recursive=True)]:
-                t = p.cpu_times()
-                server += t.user + t.system
-    backends = 0.0
-    for p in psutil.process_iter(["cmdline"]):
-        with contextlib.suppress(psutil.Error):
-            if db_name in " ".join(p.info["cmdline"] or []):
-                t = p.cpu_times()
-                backends += t.user + t.system
-    return server, backends
