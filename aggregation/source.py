@@ -2,7 +2,10 @@
 
 These functions are synchronous (the ADBC driver is); callers run them in a worker thread. Each query is
 bounded by ``timestamp`` so that PostgreSQL prunes to one monthly partition and memory stays proportional
-to one period, never to the requested range.
+to one period, never to the requested range. The bounds are written into the SQL as timestamp literals
+rather than bound as parameters: the ADBC driver streams only a statement without parameters through
+``COPY ... TO STDOUT (FORMAT binary)``; one with parameters is executed as a prepared statement whose whole
+result sits in libpq before it is converted row by row (measured 1.5-1.9x slower for the export's reads).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import Any
 
 import adbc_driver_postgresql.dbapi as adbc
 import polars as pl
+import pyarrow as pa
 
 from aggregation.memory import release_memory
 
@@ -26,7 +30,8 @@ __all__ = [
     "read_rollup_events",
 ]
 
-_RANGE = '"timestamp" >= $1 AND "timestamp" < $2'
+# Filled in by ``_bounded`` (str.format): none of the statements below has another brace.
+_RANGE = '"timestamp" >= {start} AND "timestamp" < {end}'
 
 _ROLLUP_SQL = f"""
 SELECT "timestamp", created_at, event_name, event_category, user_id, external_user_id, anonymous_id,
@@ -64,10 +69,27 @@ def connect(url: str) -> Iterator[Any]:
 SLICE = dt.timedelta(hours=6)
 
 
-def _read_slice(conn: Any, sql: str, start: dt.datetime, end: dt.datetime) -> pl.DataFrame:
+def _timestamp_literal(value: dt.datetime) -> str:
+    # The columns are naive UTC; an aware bound is converted, never compared in the session's time zone.
+    if value.tzinfo is not None:
+        value = value.astimezone(dt.UTC).replace(tzinfo=None)
+    # isoformat() of a datetime is digits, '-', ':', '.' and the space: nothing that could escape the quotes.
+    return f"TIMESTAMP '{value.isoformat(sep=' ')}'"
+
+
+def _bounded(sql: str, start: dt.datetime, end: dt.datetime) -> str:
+    return sql.format(start=_timestamp_literal(start), end=_timestamp_literal(end))
+
+
+def _read_arrow(conn: Any, sql: str, start: dt.datetime, end: dt.datetime) -> pa.Table:
     with conn.cursor() as cur:
-        cur.execute(sql, parameters=(start, end))
-        table = cur.fetch_arrow_table()
+        cur.execute(_bounded(sql, start, end))
+        table: pa.Table = cur.fetch_arrow_table()
+    return table
+
+
+def _read_slice(conn: Any, sql: str, start: dt.datetime, end: dt.datetime) -> pl.DataFrame:
+    table = _read_arrow(conn, sql, start, end)
     # Dropping the driver's per-field metadata keeps Polars from carrying it into every derived frame.
     frame = pl.from_arrow(table.replace_schema_metadata(None), rechunk=False)
     assert isinstance(frame, pl.DataFrame)
@@ -97,11 +119,15 @@ def read_identities(conn: Any, start: dt.datetime, end: dt.datetime) -> pl.DataF
     return _read(conn, _IDENTITY_SQL, start, end)
 
 
-def read_export_events(conn: Any, start: dt.datetime, end: dt.datetime) -> pl.DataFrame:
-    """Every event column, for export."""
-    return _read(conn, _EXPORT_EVENTS_SQL, start, end)
+def read_export_events(conn: Any, start: dt.datetime, end: dt.datetime) -> pa.Table:
+    """Every event column as the driver returns it (ids ``arrow.uuid``), in one query: the caller slices.
+
+    Arrow rather than Polars: the export writes Arrow, and a round trip through Polars converted every
+    string column twice (to Polars' string views and back).
+    """
+    return _read_arrow(conn, _EXPORT_EVENTS_SQL, start, end)
 
 
-def read_export_properties(conn: Any, start: dt.datetime, end: dt.datetime) -> pl.DataFrame:
-    """The properties of the events in the range (they carry their event's timestamp)."""
-    return _read(conn, _EXPORT_PROPERTIES_SQL, start, end)
+def read_export_properties(conn: Any, start: dt.datetime, end: dt.datetime) -> pa.Table:
+    """``event_id, property_name, property_value`` of the events in the range (they carry their timestamp)."""
+    return _read_arrow(conn, _EXPORT_PROPERTIES_SQL, start, end)

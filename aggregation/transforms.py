@@ -13,17 +13,14 @@ import datetime as dt
 import polars as pl
 
 __all__ = [
-    "EXPORT_SCHEMA",
     "ROLLUP_SCHEMA",
     "active_users",
     "active_users_from_last_seen",
     "advance_last_seen",
     "daily_rollup",
     "distinct_people",
-    "export_rows",
     "hourly_rollup",
     "last_seen",
-    "properties_json",
     "uuid_text",
     "with_person",
 ]
@@ -32,30 +29,6 @@ __all__ = [
 WINDOW_DAYS = 30
 # Column order and types of both rollup outputs (``period`` is a datetime for hours, a date for days).
 ROLLUP_SCHEMA = ("period", "event_name", "event_category", "events", "users", "devices", "sessions")
-
-_UTC_US = pl.Datetime("us", "UTC")
-EXPORT_SCHEMA: dict[str, pl.DataType] = {
-    "event_id": pl.String(),
-    "user_id": pl.String(),
-    "event_name": pl.String(),
-    "event_category": pl.String(),
-    "device_id": pl.String(),
-    "session_id": pl.String(),
-    "ip_address": pl.String(),
-    "user_agent": pl.String(),
-    "timestamp": _UTC_US,
-    "created_at": _UTC_US,
-    "received_at": _UTC_US,
-    "source_id": pl.String(),
-    "message_id": pl.String(),
-    "external_user_id": pl.String(),
-    "anonymous_id": pl.String(),
-    "properties": pl.String(),
-}
-
-# JSON must escape the quote, the backslash and every control character below U+0020 (RFC 8259 §7).
-_JSON_FROM = ["\\", '"', *(chr(c) for c in range(0x20))]
-_JSON_TO = ["\\\\", '\\"', *(f"\\u{c:04x}" for c in range(0x20))]
 
 
 def uuid_text(col: str) -> pl.Expr:
@@ -157,46 +130,3 @@ def active_users(people_by_day: pl.LazyFrame, day: dt.date) -> pl.LazyFrame:
     WAU is the 7 days ending ``day`` and MAU the 30 days ending ``day``, both inclusive.
     """
     return active_users_from_last_seen(last_seen(people_by_day, day), day)
-
-
-def _json_string(expr: pl.Expr) -> pl.Expr:
-    return pl.concat_str([pl.lit('"'), expr.str.replace_many(_JSON_FROM, _JSON_TO), pl.lit('"')])
-
-
-def properties_json(properties: pl.LazyFrame) -> pl.LazyFrame:
-    """``event_id, properties``: each event's properties as one JSON object string (PostHog's convention).
-
-    Input columns: ``event_id``, ``property_name``, ``property_value`` (values stay strings, as stored).
-    """
-    pair = pl.concat_str(
-        [_json_string(pl.col("property_name")), pl.lit(":"), _json_string(pl.col("property_value"))]
-    )
-    return properties.group_by("event_id").agg(
-        properties=pl.concat_str([pl.lit("{"), pair.str.join(","), pl.lit("}")])
-    )
-
-
-def export_rows(events: pl.LazyFrame, properties: pl.LazyFrame) -> pl.LazyFrame:
-    """One row per event in ``EXPORT_SCHEMA``: ids as text, timestamps microsecond UTC, properties JSON.
-
-    ``properties`` is the output of ``properties_json``; an event without properties gets ``{}``.
-    """
-    joined = events.join(properties, on="event_id", how="left")
-    return joined.select(
-        uuid_text("event_id").alias("event_id"),
-        uuid_text("user_id").alias("user_id"),
-        "event_name",
-        "event_category",
-        "device_id",
-        "session_id",
-        "ip_address",
-        "user_agent",
-        pl.col("timestamp").dt.replace_time_zone("UTC"),
-        pl.col("created_at").dt.replace_time_zone("UTC"),
-        pl.col("received_at").dt.replace_time_zone("UTC"),
-        uuid_text("source_id").alias("source_id"),
-        "message_id",
-        "external_user_id",
-        "anonymous_id",
-        pl.col("properties").fill_null("{}"),
-    ).cast(EXPORT_SCHEMA)  # type: ignore[arg-type]

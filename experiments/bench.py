@@ -198,9 +198,7 @@ def _cpu(server_pid: int) -> tuple[float, float, float]:
     return server, backends, own_cpu_seconds()
 
 
-async def _run_clients(
-    k: int, users: Iterator[uuid.UUID], one: object, label: str, server_pid: int
-) -> Phase:
+async def _run_clients(k: int, users: Iterator[uuid.UUID], one: object, label: str, server_pid: int) -> Phase:
     """K concurrent workers draining ``users``; ``one(worker, user)`` does one timed request."""
     latencies: list[float] = []
     errors = 0

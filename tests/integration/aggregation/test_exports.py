@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import asyncpg
@@ -15,6 +16,7 @@ import duckdb
 import polars as pl
 import pyarrow as pa
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 
 from aggregation.exports import write_dataset
 from tests.integration.aggregation.conftest import Event, create_users, insert_events
@@ -74,29 +76,53 @@ async def test_dataset_reads_back_in_duckdb_polars_and_pyarrow(
         f"SELECT event_date::VARCHAR, count(*) FROM read_parquet('{glob}', hive_partitioning=true) GROUP BY 1 ORDER BY 1"
     ).fetchall()
     assert by_date == [(str(D + dt.timedelta(days=i)), n) for i, n in enumerate((17, 17, 16))]
-    duck_props = dict(
-        con.execute(
-            f"SELECT event_id, properties FROM read_parquet('{glob}', hive_partitioning=true)"
-        ).fetchall()
+    # Ids read as DuckDB UUIDs, properties as a MAP(VARCHAR, VARCHAR) (a dict in Python).
+    types = con.execute(
+        f"SELECT typeof(event_id), typeof(user_id), typeof(source_id), typeof(properties) "
+        f"FROM read_parquet('{glob}') LIMIT 1"
+    ).fetchone()
+    assert types == ("UUID", "UUID", "UUID", "MAP(VARCHAR, VARCHAR)")
+    duck = con.execute(
+        f"SELECT event_id, properties FROM read_parquet('{glob}', hive_partitioning=true)"
+    ).fetchall()
+    assert {str(k): v for k, v in duck} == want
+    screens = con.execute(
+        f"SELECT count(*) FILTER (WHERE properties['screen'] = $1), count(*) FILTER (WHERE properties['plan'] IS NULL) "
+        f"FROM read_parquet('{glob}')",
+        [TRICKY],
+    ).fetchone()
+    assert screens == (25, 25)
+    users = dict(
+        con.execute(f"SELECT event_id::VARCHAR, user_id::VARCHAR FROM read_parquet('{glob}')").fetchall()
     )
-    assert {k: json.loads(v) for k, v in duck_props.items()} == want
+    assert users == {str(e.event_id): e.user_id and str(e.user_id) for e in events}
 
     frame = pl.scan_parquet(out, hive_partitioning=True).collect()
     assert frame.height == 50
     assert frame.schema["timestamp"] == pl.Datetime("us", "UTC")
-    assert {r["event_id"]: json.loads(r["properties"]) for r in frame.iter_rows(named=True)} == want
+    assert frame.schema["event_id"] == pl.Binary  # Polars has no UUID type: the 16 bytes
+    assert frame.schema["properties"] == pl.Map(pl.String, pl.String)
+    rows = list(frame.iter_rows(named=True))
+    assert {str(uuid.UUID(bytes=r["event_id"])): r["properties"] for r in rows} == want
     original = {str(e.event_id): e.timestamp.replace(tzinfo=dt.UTC) for e in events}
-    assert {r["event_id"]: r["timestamp"] for r in frame.iter_rows(named=True)} == original
+    assert {str(uuid.UUID(bytes=r["event_id"])): r["timestamp"] for r in rows} == original
+    plans = frame.select(pl.col("properties").map.get("plan")).to_series().drop_nulls()
+    assert sorted(plans.to_list()) == sorted(f"p{i}" for i in range(50) if i % 2)
 
     table = ds.dataset(out, format="parquet", partitioning="hive").to_table()
     assert table.num_rows == 50
+    assert table.schema.field("event_id").type == pa.uuid()
     assert table.schema.field("timestamp").type == pa.timestamp("us", tz="UTC")
     assert table.schema.field("created_at").type == pa.timestamp("us", tz="UTC")
-    meta = ds.dataset(out, format="parquet").files
-    import pyarrow.parquet as pq
-
-    for path in meta:
-        column = pq.ParquetFile(path).metadata.row_group(0).column(0)
+    assert table.schema.field("properties").type == pa.map_(pa.string(), pa.string())
+    assert {
+        str(i): dict(p)
+        for i, p in zip(table["event_id"].to_pylist(), table["properties"].to_pylist(), strict=True)
+    } == want
+    for path in ds.dataset(out, format="parquet").files:
+        meta = pq.ParquetFile(path)
+        assert str(meta.schema.column(0).logical_type) == "UUID"
+        column = meta.metadata.row_group(0).column(0)
         assert column.compression == "ZSTD"
 
 

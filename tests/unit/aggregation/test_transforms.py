@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import uuid
 
 import polars as pl
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from aggregation import transforms
@@ -17,24 +16,6 @@ from aggregation import transforms
 def test_uuid_text_is_canonical(ids: list[uuid.UUID]) -> None:
     frame = pl.DataFrame({"u": [u.bytes for u in ids]}, schema={"u": pl.Binary})
     assert frame.select(transforms.uuid_text("u"))["u"].to_list() == [str(u) for u in ids]
-
-
-@settings(max_examples=200)
-@given(st.dictionaries(st.text(max_size=12), st.text(max_size=30), max_size=6))
-def test_properties_json_round_trips_any_text(props: dict[str, str]) -> None:
-    rows = {
-        "event_id": [b"x" * 16] * len(props),
-        "property_name": list(props),
-        "property_value": list(props.values()),
-    }
-    frame = pl.DataFrame(
-        rows, schema={"event_id": pl.Binary, "property_name": pl.String, "property_value": pl.String}
-    )
-    out = transforms.properties_json(frame.lazy()).collect()
-    if props:
-        assert json.loads(out["properties"][0]) == props
-    else:
-        assert out.height == 0
 
 
 def test_person_prefers_user_then_external_then_anonymous() -> None:
