@@ -176,11 +176,20 @@ class Client:
         self.writer: asyncio.StreamWriter | None = None
 
     async def post(self, body: bytes) -> int:
+        message = self.head + str(len(body)).encode() + b"\r\n\r\n" + body
+        reused = self.writer is not None
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
         assert self.reader is not None
-        self.writer.write(self.head + str(len(body)).encode() + b"\r\n\r\n" + body)
+        self.writer.write(message)
         status_line = await self.reader.readline()
+        if not status_line and reused:
+            # The server closed this connection while it sat idle (uvicorn's keep-alive timeout is 5 s);
+            # like an HTTP client library, send again once on a new connection.
+            self.writer.close()
+            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+            self.writer.write(message)
+            status_line = await self.reader.readline()
         if not status_line:
             self.writer = None
             raise ConnectionError("server closed the connection")
