@@ -1,6 +1,6 @@
 """SQL for experiments (asyncpg). Every function runs on the connection or pool it is given.
 
-The assignment statements are the hot path: one statement, one round trip, prepared once per
+The assignment statements are the hot path: one statement for many requests, prepared once per
 connection by asyncpg's statement cache.
 """
 

@@ -1,8 +1,8 @@
 """Experiment logic: definitions, sticky assignment, conversions and results. No HTTP, never commits.
 
 Management and results run in the caller's transaction. Assignment takes the pool: its statement is
-atomic on its own, so it runs outside an explicit transaction and costs exactly one round trip (no
-BEGIN/COMMIT).
+atomic on its own, so it runs outside an explicit transaction (no BEGIN/COMMIT), and concurrent requests
+share one such statement (``experiments.assigner``).
 """
 
 from __future__ import annotations
