@@ -137,12 +137,7 @@ class FastRouter:
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         http: HTTPScope = scope  # type: ignore[assignment]
-        found = next(
-            (r, m)
-            for meth, rx, r in self._routes
-            if meth == http["method"] and (m := rx.fullmatch(http["path"]))
-        )
-        route, m = found
+        route, m = scope.pop(_MATCH)  # type: ignore[misc]  # set by ``match``
         try:
             body = await _read_body(http, receive, route.max_body)
             headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in http["headers"]}
@@ -150,7 +145,7 @@ class FastRouter:
             await _send_json(send, out.status, _encode(out.body))
         except _Disconnected:
             return
-        except Exception as exc:
+        except Exception as exc:  # every error answers through the one mapping
             await self._send_error(http, receive, send, exc)
 
     @staticmethod
