@@ -1,8 +1,9 @@
-"""The export's Arrow shaping: ids kept as UUIDs, every property of every event in its map."""
+"""The export's Arrow shaping: ids kept as UUIDs, every property of every event in its JSON object."""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import random
 import uuid
 
@@ -10,7 +11,7 @@ import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aggregation.exports import EXPORT_SCHEMA, export_table, properties_map
+from aggregation.exports import EXPORT_SCHEMA, export_table, properties_json
 
 _props = st.lists(st.tuples(st.text(max_size=12), st.text(max_size=30)), max_size=5)
 
@@ -32,7 +33,7 @@ def _properties(rows: list[tuple[uuid.UUID, str, str]]) -> pa.Table:
 
 @settings(max_examples=200)
 @given(st.lists(_props, max_size=8), st.randoms(use_true_random=False))
-def test_properties_map_holds_each_events_properties_in_order(
+def test_properties_json_holds_each_events_properties_in_order(
     per_event: list[list[tuple[str, str]]], rnd: random.Random
 ) -> None:
     ids = [uuid.uuid4() for _ in per_event]
@@ -45,12 +46,23 @@ def test_properties_map_holds_each_events_properties_in_order(
     rows = [next(queues[owner]) for owner in owners]
     rows.append((uuid.uuid4(), "orphan", "x"))
 
-    out = properties_map(pa.chunked_array([_uuids(list(ids))], pa.uuid()), _properties(rows))
-    assert out.type == pa.map_(pa.string(), pa.string())
-    assert out.to_pylist() == per_event
+    out = properties_json(pa.chunked_array([_uuids(list(ids))], pa.uuid()), _properties(rows))
+    assert out.type == pa.string()
+    # Pairs, not a dict: duplicate names and their order are kept as stored.
+    assert [json.loads(o, object_pairs_hook=list) for o in out.to_pylist()] == per_event
 
 
-def test_export_table_keeps_ids_labels_utc_and_fills_empty_maps() -> None:
+def test_properties_json_escapes_what_json_needs() -> None:
+    e = uuid.uuid4()
+    nasty = 'a "quoted" \\ back\\slash, tab\t, newline\n, bell\x07, nul\x00 and ünï€ode 🎉'
+    out = properties_json(pa.chunked_array([_uuids([e])], pa.uuid()), _properties([(e, 'k"\n', nasty)]))
+    text = out.to_pylist()[0]
+    assert json.loads(text) == {'k"\n': nasty}
+    assert "\x07" not in text
+    assert "\x00" not in text
+
+
+def test_export_table_keeps_ids_labels_utc_and_fills_empty_objects() -> None:
     a, b, user = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     ts = dt.datetime(2026, 3, 10, 12, 30, 1, 123456)
     text = {name: pa.array(["x", None], pa.string()) for name in EXPORT_SCHEMA.names}
@@ -72,4 +84,4 @@ def test_export_table_keeps_ids_labels_utc_and_fills_empty_maps() -> None:
     assert out["event_id"].to_pylist() == [a, b]
     assert out["user_id"].to_pylist() == [user, None]
     assert out["timestamp"].to_pylist() == [ts.replace(tzinfo=dt.UTC)] * 2
-    assert out["properties"].to_pylist() == [[], [("plan", "pro"), ("screen", 'a "b"')]]
+    assert [json.loads(p) for p in out["properties"].to_pylist()] == [{}, {"plan": "pro", "screen": 'a "b"'}]
