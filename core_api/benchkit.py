@@ -4,8 +4,70 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
 
-__all__ = ["cpu_seconds", "own_cpu_seconds"]
+import click
+
+__all__ = ["ServeProcess", "cpu_seconds", "free_port", "own_cpu_seconds"]
+
+_ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ServeProcess:
+    """``corp-astro serve`` on 127.0.0.1 in its own process group, as a benchmark's server under test.
+
+    Stopped by its process group id (SIGTERM, then SIGKILL after ``grace`` seconds), never by name.
+    """
+
+    def __init__(self, database_url: str, env: dict[str, str] | None = None, workers: int = 1) -> None:
+        self.port = free_port()
+        cmd = [sys.executable, "-m", "core_api.cli", "serve", "--no-migrate", "--no-scheduler"]
+        cmd += ["--host", "127.0.0.1", "--port", str(self.port), "--workers", str(workers)]
+        full_env = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "CORP_ASTRO_LOG_LEVEL": "WARNING",
+            **(env or {}),
+        }
+        self.proc = subprocess.Popen(cmd, cwd=_ROOT, env=full_env, start_new_session=True)
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        """Block until ``/health`` answers 200; ``ClickException`` if the server exits or never does."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise click.ClickException(f"the server exited with {self.proc.returncode}")
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), 1) as s:
+                s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                if b" 200 " in s.recv(200):
+                    return
+            time.sleep(0.2)
+        raise click.ClickException("the server did not start")
+
+    def stop(self, grace: float = 20.0) -> None:
+        """SIGTERM the process group, SIGKILL it if it has not exited after ``grace`` seconds."""
+        if self.proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(5)
 
 
 def cpu_seconds(pids: list[int], db_name: str) -> tuple[float, float]:

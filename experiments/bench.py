@@ -16,17 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import datetime as dt
 import decimal
 import json
-import os
 import secrets
-import signal
-import socket
 import statistics
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -35,7 +29,7 @@ from dataclasses import dataclass
 import asyncpg
 import click
 
-from core_api.benchkit import cpu_seconds, own_cpu_seconds
+from core_api.benchkit import ServeProcess, cpu_seconds, own_cpu_seconds
 from core_api.db import drop_database, recreate_database
 
 __all__ = ["run"]
@@ -108,12 +102,6 @@ class _Summary:
         return ", ".join(parts)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def _new_users(conn: asyncpg.Connection, n: int, tag: str) -> list[uuid.UUID]:
     rows = await conn.fetch(
         """INSERT INTO users (user_id, email, password_hash, first_name, last_name)
@@ -142,50 +130,6 @@ async def _create_experiment(
         AuthUser(admin_id, "admin", "bench@bench.invalid"),
     )
     return exp.test_id, [v.variant_id for v in exp.variants]
-
-
-class _Server:
-    """``corp-astro serve`` in its own process group, stopped by its pid."""
-
-    def __init__(self, url: str, secret: str, pool: int, workers: int) -> None:
-        self.port = _free_port()
-        env = {
-            **os.environ,
-            "DATABASE_URL": url,
-            "CORP_ASTRO_JWT_SECRET": secret,
-            "CORP_ASTRO_DB_POOL_MAX": str(pool),
-            "CORP_ASTRO_LOG_LEVEL": "WARNING",
-        }
-        cmd = [sys.executable, "-m", "core_api.cli", "serve", "--no-migrate", "--no-scheduler"]
-        cmd += ["--host", "127.0.0.1", "--port", str(self.port), "--workers", str(workers)]
-        self.proc = subprocess.Popen(cmd, env=env, start_new_session=True)
-
-    async def wait_ready(self, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise click.ClickException(f"the server exited with {self.proc.returncode}")
-            with contextlib.suppress(OSError):
-                reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
-                writer.write(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-                line = await reader.readline()
-                writer.close()
-                if b" 200 " in line:
-                    return
-            await asyncio.sleep(0.2)
-        raise click.ClickException("the server did not start")
-
-    def stop(self) -> None:
-        if self.proc.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(5)
 
 
 class _Http:
@@ -280,7 +224,7 @@ async def run(
         f"{n_users:,} new users per path and K, {workers} worker(s)"
     )
     await asyncio.to_thread(migrate.upgrade, url, "heads")
-    server: _Server | None = None
+    server: ServeProcess | None = None
     try:
         # The app's own pool setup (JSON codecs, UTC) for the rows the service writes.
         setup_db = Database(url, max_size=1)
@@ -319,8 +263,12 @@ async def run(
         secret = secrets.token_urlsafe(32)
         # Group commit needs a few connections, not one per client; the baseline holds K of its own and
         # PostgreSQL's default max_connections is 100.
-        server = _Server(url, secret, pool=min(max(ks), _SERVER_POOL), workers=workers)
-        await server.wait_ready()
+        server = ServeProcess(
+            url,
+            {"CORP_ASTRO_JWT_SECRET": secret, "CORP_ASTRO_DB_POOL_MAX": str(min(max(ks), _SERVER_POOL))},
+            workers,
+        )
+        await asyncio.to_thread(server.wait_ready)
         pid = server.proc.pid
         port = server.port
 
@@ -473,7 +421,7 @@ async def run(
         return 1 if errors else 0
     finally:
         if server is not None:
-            server.stop()
+            server.stop(15)
         if keep:
             click.echo(f"kept database {_SCRATCH_DB}")
         else:

@@ -6,10 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import os
-import signal
-import socket
-import sys
 import time
 import uuid
 from typing import Any
@@ -18,6 +14,7 @@ import click
 import httpx
 
 from core_api.auth import generate_write_key, hash_write_key
+from core_api.benchkit import ServeProcess
 from core_api.db import Database, recreate_database, resolve_database_url
 from core_api.settings import get_settings
 from retention import repository as repo
@@ -90,12 +87,6 @@ async def _drop_month(db: Database, month: dt.date) -> float:
     return time.perf_counter() - t0
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _batch(now: dt.datetime, n: int = 100) -> dict[str, Any]:
     ts = now.isoformat().replace("+00:00", "Z")
     return {
@@ -154,32 +145,10 @@ async def _under_load(
             hash_write_key(key),
             key[:12],
         )
-    port = _free_port()
-    env = {**os.environ, "DATABASE_URL": url, "CORP_ASTRO_LOG_LEVEL": "WARNING"}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "core_api.cli",
-        "serve",
-        "--no-migrate",
-        "--no-scheduler",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        env=env,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
+    server = ServeProcess(url)
+    base = f"http://127.0.0.1:{server.port}"
     try:
-        async with httpx.AsyncClient(base_url=base, timeout=1) as probe:
-            for _ in range(300):
-                try:
-                    if (await probe.get("/health")).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                await asyncio.sleep(0.1)
+        await asyncio.to_thread(server.wait_ready, 30.0)
         samples: list[tuple[float, float, int]] = []
         stop = asyncio.Event()
         load = asyncio.create_task(_load(base, key, stop, samples, clients, 0.01))
@@ -213,8 +182,7 @@ async def _under_load(
             "delete": del_lat,
         }
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        await asyncio.wait_for(proc.wait(), 20)
+        await asyncio.to_thread(server.stop)
 
 
 async def _bench(rows: int, props: int, clients: int, with_load: bool) -> None:

@@ -4,20 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import datetime as dt
 import os
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
-import click
 import orjson
+
+from core_api.benchkit import ServeProcess
 
 __all__ = [
     "BENCH_DB",
@@ -32,7 +27,6 @@ __all__ = [
 ]
 
 BENCH_DB = "corp_astro_bench_ingest"
-ROOT = Path(__file__).resolve().parent.parent.parent
 PROPS = 5
 EVENTS_PER_BATCH = 100
 
@@ -82,37 +76,19 @@ class BodyFactory:
         return b"".join(out)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Server:
-    """``corp-astro serve`` in its own process group on 127.0.0.1; RSS sampled in a thread."""
+class Server(ServeProcess):
+    """The server under test, its RSS (with worker children) sampled every 100 ms in a thread."""
 
     def __init__(self, url: str, env: dict[str, str], workers: int = 1) -> None:
-        self.port = free_port()
-        cmd = [sys.executable, "-m", "core_api.cli", "serve", "--no-migrate", "--no-scheduler"]
-        cmd += ["--host", "127.0.0.1", "--port", str(self.port), "--workers", str(workers)]
-        full_env = {**os.environ, "DATABASE_URL": url, "CORP_ASTRO_LOG_LEVEL": "WARNING", **env}
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=full_env, start_new_session=True)
+        super().__init__(url, env, workers)
         self.samples: list[tuple[float, int]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
-    def wait_ready(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise click.ClickException(f"server exited with {self.proc.returncode}")
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), 1) as s:
-                s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-                if b" 200 " in s.recv(200):
-                    self._thread.start()
-                    return
-            time.sleep(0.2)
-        raise click.ClickException("server did not start")
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        """Wait for ``/health``, then start sampling."""
+        super().wait_ready(timeout)
+        self._thread.start()
 
     def _sample(self) -> None:
         import psutil
@@ -129,17 +105,10 @@ class Server:
     def rss_between(self, start: float, end: float) -> list[int]:
         return [rss for t, rss in self.samples if start <= t <= end]
 
-    def stop(self) -> None:
+    def stop(self, grace: float = 20.0) -> None:
+        """Stop sampling and the server."""
         self._stop.set()
-        if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(5)
+        super().stop(grace)
 
 
 @dataclass
