@@ -61,6 +61,9 @@ __all__ = [
 _log = logging.getLogger("corp_astro.aggregation.exports")
 
 MAX_EXPORT_DAYS = 366
+# The range of days any analytics or export request may name.
+EARLIEST_DAY = dt.date(1900, 1, 1)
+LATEST_DAY = dt.date(9998, 12, 31)
 MAX_UNFINISHED_PER_USER = 3
 # Files of finished API exports are deleted after this long (status becomes "expired").
 EXPORT_TTL = dt.timedelta(days=7)
@@ -362,6 +365,9 @@ def parse_range(raw_from: str | None, raw_to: str | None, max_days: int) -> tupl
         raise BadRange("'from' and 'to' must be dates (YYYY-MM-DD).") from exc
     if end < start:
         raise BadRange("'to' is before 'from'.")
+    if start < EARLIEST_DAY or end > LATEST_DAY:
+        # Day arithmetic past 9999-12-31 overflows Python's date (a 500 otherwise).
+        raise BadRange(f"Dates must lie between {EARLIEST_DAY} and {LATEST_DAY}.")
     if (end - start).days + 1 > max_days:
         raise BadRange(f"The range is limited to {max_days} days.", details={"max_days": max_days})
     return start, end
@@ -384,9 +390,12 @@ async def create_export(
     return await repo.insert_export(conn, uuid.uuid4(), user.user_id, start, end)
 
 
-async def get_export(conn: asyncpg.Connection, export_id: uuid.UUID) -> asyncpg.Record:
-    """An export by id; one whose process died mid-way is reported (and recorded) as failed."""
-    row = await repo.get_export(conn, export_id)
+async def get_export(
+    conn: asyncpg.Connection, export_id: uuid.UUID, owner: uuid.UUID | None = None
+) -> asyncpg.Record:
+    """An export by id (with ``owner``: only that user's, else ``ExportNotFound``, as for an unknown id);
+    one whose process died mid-way is reported (and recorded) as failed."""
+    row = await repo.get_export(conn, export_id, owner)
     if row is None:
         raise ExportNotFound("No export with this id.")
     beat = row["heartbeat_at"] or row["started_at"]
@@ -404,10 +413,10 @@ async def get_export(conn: asyncpg.Connection, export_id: uuid.UUID) -> asyncpg.
 
 
 async def download_path(
-    conn: asyncpg.Connection, data_dir: Path, export_id: uuid.UUID
+    conn: asyncpg.Connection, data_dir: Path, export_id: uuid.UUID, owner: uuid.UUID | None = None
 ) -> tuple[Path, asyncpg.Record]:
-    """The finished file of an export, or ``ExportNotReady`` (409)."""
-    row = await get_export(conn, export_id)
+    """The finished file of an export (``owner`` as for ``get_export``), or ``ExportNotReady`` (409)."""
+    row = await get_export(conn, export_id, owner)
     path = export_file_path(data_dir, export_id)
     if row["status"] != "done" or not path.exists():
         raise ExportNotReady(f"The export is {row['status']}; only a finished export can be downloaded.")

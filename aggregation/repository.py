@@ -418,9 +418,15 @@ async def count_unfinished_exports(conn: asyncpg.Connection, user_id: uuid.UUID)
     return n
 
 
-async def get_export(conn: asyncpg.Connection, export_id: uuid.UUID) -> asyncpg.Record | None:
-    """One export row."""
-    row: asyncpg.Record | None = await conn.fetchrow("SELECT * FROM exports WHERE export_id = $1", export_id)
+async def get_export(
+    conn: asyncpg.Connection, export_id: uuid.UUID, owner: uuid.UUID | None = None
+) -> asyncpg.Record | None:
+    """One export row; with ``owner``, only if that user requested it."""
+    row: asyncpg.Record | None = await conn.fetchrow(
+        "SELECT * FROM exports WHERE export_id = $1 AND ($2::uuid IS NULL OR requested_by = $2)",
+        export_id,
+        owner,
+    )
     return row
 
 

@@ -23,6 +23,7 @@ from aggregation.schemas import ActiveUsersRow, EventRollupRow, ExportOut, Expor
 from core_api.auth import require_role
 from core_api.deps import CurrentUser, Db, DbConn
 from core_api.pagination import DEFAULT_PAGE_SIZE, CursorParam, LimitParam, Page, decode_cursor, make_page
+from core_api.resources import read_scope
 
 __all__ = ["on_startup", "route_handlers"]
 
@@ -155,7 +156,7 @@ class ExportController(Controller):
     ) -> ExportOut:
         """The export's state, row count and, once done, its download URL."""
         require_role(current_user, "analyst")
-        return export_out(await exports.get_export(conn, export_id))
+        return export_out(await exports.get_export(conn, export_id, read_scope(current_user)))
 
     @get("/{export_id:uuid}/download", summary="Download a finished export (one Parquet file)")
     async def download(
@@ -167,7 +168,9 @@ class ExportController(Controller):
     ) -> File:
         """The Parquet file (zstd; an ``event_date`` column; 409 until the export is done)."""
         require_role(current_user, "analyst")
-        path, row = await exports.download_path(conn, request.app.state.settings.data_dir, export_id)
+        path, row = await exports.download_path(
+            conn, request.app.state.settings.data_dir, export_id, read_scope(current_user)
+        )
         return File(
             path=path,
             filename=f"events_{row['date_from']}_{row['date_to']}.parquet",

@@ -37,6 +37,7 @@ __all__ = [
     "client_ip",
     "create_access_token",
     "decode_access_token",
+    "forwarded_for",
     "generate_write_key",
     "hash_password",
     "hash_write_key",
@@ -189,6 +190,16 @@ class WriteKeyCache:
 
 
 # --- Client address ------------------------------------------------------------------------------
+
+
+def forwarded_for(headers: Any) -> str | None:
+    """Every ``X-Forwarded-For`` line of a request joined in order (RFC 9110: one comma-separated list).
+
+    ``headers`` is a multi-valued mapping with ``getall`` (Litestar's ``Headers``). Reading only the first
+    line would believe a client's forged line when a proxy appends its own line instead of merging.
+    """
+    lines: list[str] = headers.getall("x-forwarded-for", [])
+    return ",".join(lines) if lines else None
 
 
 def client_ip(

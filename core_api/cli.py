@@ -77,8 +77,10 @@ def db_current() -> None:
 
 @db.command("url")
 def db_url() -> None:
-    """Print the URL of the database in use."""
-    click.echo(_url())
+    """Print the URL of the database in use, its password masked."""
+    from sqlalchemy.engine import make_url
+
+    click.echo(make_url(_url()).render_as_string(hide_password=True))
 
 
 @main.command()

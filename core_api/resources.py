@@ -22,7 +22,7 @@ import msgspec
 from litestar import Controller, Request
 from msgspec import Meta
 
-from core_api.auth import AuthUser, client_ip
+from core_api.auth import AuthUser, client_ip, forwarded_for
 from core_api.errors import NotFoundError
 
 __all__ = [
@@ -132,7 +132,12 @@ def to_utc_naive(value: dt.datetime) -> dt.datetime:
     """A client datetime as naive UTC (the schema's convention); a naive input is taken as UTC."""
     if value.tzinfo is None:
         return value
-    return value.astimezone(dt.UTC).replace(tzinfo=None)
+    try:
+        return value.astimezone(dt.UTC).replace(tzinfo=None)
+    except OverflowError:
+        # 0001-01-01 with a positive offset or 9999-12-31 with a negative one: msgspec turns only
+        # ValueError into a validation error (422); an OverflowError would be a 500.
+        raise ValueError("the datetime is out of range once converted to UTC") from None
 
 
 def to_struct(struct: type[T], row: Any) -> T:
@@ -168,7 +173,7 @@ def request_ip(request: Request[Any, Any, Any]) -> str | None:
     """The client's address, believing ``X-Forwarded-For`` only from the configured trusted proxies."""
     peer = request.client.host if request.client else None
     trusted = request.app.state.settings.trusted_proxies
-    return client_ip(peer, request.headers.get("x-forwarded-for"), trusted)
+    return client_ip(peer, forwarded_for(request.headers), trusted)
 
 
 async def fetch_all(conn: asyncpg.Connection, query: str, *args: Any) -> list[Any]:

@@ -68,6 +68,9 @@ _HUNDRED = decimal.Decimal("100.00")
 _CENT = decimal.Decimal("0.01")
 # A statement that lost a race for the same row is repeated once per attempt; three is plenty.
 _ATTEMPTS = 3
+# The minimum detectable effect a results request may ask about, as a relative lift (0.01 % to 1,000 %):
+# outside it the sample-size search leaves floating point (a zero or infinite effect size).
+MDE_RANGE = (0.0001, 10.0)
 _TRANSITIONS = {"active": {"paused", "completed"}, "paused": {"active", "completed"}, "completed": set()}
 
 
@@ -399,8 +402,11 @@ async def results(
     - ``power``: the relative lift detectable with ``power`` at the current users, and the total users
       needed to detect a relative lift of ``mde`` at the current split.
     """
-    if not 0 < alpha < 1 or not mde > 0 or not alpha < power < 1:
-        raise ValidationError("Require 0 < alpha < power < 1 and mde > 0.")
+    if not 0 < alpha < 1 or not MDE_RANGE[0] <= mde <= MDE_RANGE[1] or not alpha < power < 1:
+        raise ValidationError(
+            f"Require 0 < alpha < power < 1 and {MDE_RANGE[0]} <= mde <= {MDE_RANGE[1]} (a relative lift).",
+            details={"alpha": alpha, "mde": mde, "power": power},
+        )
     exp = await get_experiment(conn, name)
     counts = await repo.aggregate_assignments(conn, exp.test_id)
     weights = await repo.phase_weights(conn, exp.test_id)
@@ -520,9 +526,13 @@ def _power(
     w_c = float(control.traffic_percentage)
     w_t = min(float(v.traffic_percentage) for v in treatments)
     if w_c > 0 and w_t > 0:
-        nobs1 = stats.required_nobs1(mde * p / sigma, alpha, power, ratio=w_t / w_c)
-        # Control users needed, scaled up to the whole experiment by the control's share of traffic.
-        needed = math.ceil(nobs1 * 100.0 / w_c)
+        try:
+            nobs1 = stats.required_nobs1(mde * p / sigma, alpha, power, ratio=w_t / w_c)
+            # Control users needed, scaled up to the whole experiment by the control's share of traffic.
+            needed = math.ceil(nobs1 * 100.0 / w_c)
+        except (ValueError, ArithmeticError):
+            # A rate very near 0 or 1 can push the effect size past what the root finder brackets.
+            note = "No finite sample size detects this lift at the control's current rate."
     else:
         note = "A variant has 0% of traffic, so no sample size reaches it."
     return PowerOut(mde_now, needed, mde_abs, mde, power, note=note)

@@ -8,7 +8,7 @@ from typing import Any
 import msgspec
 from litestar import Litestar, MediaType, Request, Response, post
 
-from core_api.auth import Source, client_ip, utcnow
+from core_api.auth import Source, client_ip, forwarded_for, utcnow
 from ingest import service
 from ingest.body import read_body
 from ingest.config import IngestConfig
@@ -67,7 +67,7 @@ async def _handle(request: Request[Any, Any, Any], call: str | None) -> Response
         envelope,
         source,
         received_at=received_at,
-        peer_ip=client_ip(peer, headers.get("x-forwarded-for"), state.settings.trusted_proxies),
+        peer_ip=client_ip(peer, forwarded_for(headers), state.settings.trusted_proxies),
         user_agent=headers.get("user-agent"),
         config=config,
     )

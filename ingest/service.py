@@ -14,7 +14,14 @@ import msgspec
 from core_api import audit
 from core_api.auth import Source, WriteKeyCache, generate_write_key, hash_write_key
 from ingest import repository
-from ingest.errors import AllEventsRejected, CorruptBody, InvalidWriteKey, SourceNotFound, TooManyEvents
+from ingest.errors import (
+    AllEventsRejected,
+    BodyTooLarge,
+    CorruptBody,
+    InvalidWriteKey,
+    SourceNotFound,
+    TooManyEvents,
+)
 from ingest.mapping import Batch, Rejection, RequestInfo, map_events
 from ingest.schemas import BatchEnvelope, CreatedSource, IngestResponse, RejectedEvent, SourceOut
 
@@ -36,6 +43,7 @@ __all__ = [
 
 _envelope_decoder = msgspec.json.Decoder(BatchEnvelope)
 _any_decoder = msgspec.json.Decoder()
+_encoder = msgspec.json.Encoder()
 
 
 @dataclass(slots=True)
@@ -51,6 +59,8 @@ class Envelope:
     call: str | None  # the single-call type, None for a batch
     # JSON can only carry NUL as the escape \u0000; without one in the body, no string holds NUL.
     check_nul: bool = True
+    # Encoded size of the batch-level context and integrations, which every event of the batch carries.
+    shared_bytes: int = 0
 
 
 def write_key_from_authorization(header: str | None) -> str | None:
@@ -80,8 +90,24 @@ def decode_request(body: bytes, call: str | None, config: IngestConfig) -> Envel
             raise TooManyEvents(
                 f"A batch holds at most {config.max_batch_events} events; this one has {len(env.batch)}."
             )
+        # Merged into every event, so they count against each event's size: otherwise one 500 KB body
+        # could make thousands of copies of a large context.
+        shared = sum(len(_encoder.encode(part)) for part in (env.context, env.integrations) if part)
+        if shared > config.max_event_bytes:
+            raise BodyTooLarge(
+                f"The batch's context and integrations are over the {config.max_event_bytes // 1024} KB "
+                "event limit; they are part of every event of the batch."
+            )
         return Envelope(
-            env.batch, None, env.writeKey, env.sentAt, env.context, env.integrations, None, b"\\u0000" in body
+            env.batch,
+            None,
+            env.writeKey,
+            env.sentAt,
+            env.context,
+            env.integrations,
+            None,
+            b"\\u0000" in body,
+            shared,
         )
     try:
         msg = _any_decoder.decode(body)
@@ -118,7 +144,7 @@ async def ingest(
         received_at=received_at,
         peer_ip=peer_ip,
         user_agent=user_agent,
-        max_event_bytes=config.max_event_bytes,
+        max_event_bytes=config.max_event_bytes - envelope.shared_bytes,
         max_future=dt.timedelta(seconds=config.max_future_seconds),
     )
     batch = map_events(

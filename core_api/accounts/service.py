@@ -124,9 +124,11 @@ def _inet(ip: str | None) -> str | None:
     if ip is None:
         return None
     try:
-        return str(ipaddress.ip_address(ip))
+        addr = ipaddress.ip_address(ip)
     except ValueError:
         return None
+    # inet has no zone index: a link-local peer such as fe80::1%eth0 is kept without it.
+    return str(addr).split("%", 1)[0]
 
 
 # --- Registration --------------------------------------------------------------------------------

@@ -7,12 +7,15 @@ import uuid
 from pathlib import Path
 
 import pytest
+from litestar.datastructures import Headers
 
+from core_api.accounts.service import _inet
 from core_api.auth import (
     AuthUser,
     client_ip,
     create_access_token,
     decode_access_token,
+    forwarded_for,
     generate_write_key,
     hash_password,
     hash_write_key,
@@ -86,6 +89,21 @@ def test_client_ip_trusts_forwarded_for_only_from_proxies(
     peer: str, xff: str | None, trusted: tuple[ipaddress.IPv4Network, ...], expected: str
 ) -> None:
     assert client_ip(peer, xff, trusted) == expected
+
+
+def test_forwarded_for_joins_every_header_line() -> None:
+    # A proxy that appends its own line (rather than merging) leaves the client's forged line first.
+    headers = Headers([(b"x-forwarded-for", b"6.6.6.6"), (b"X-Forwarded-For", b"198.51.100.7")])
+    assert forwarded_for(headers) == "6.6.6.6,198.51.100.7"
+    assert client_ip("10.0.0.2", forwarded_for(headers), PROXIES) == "198.51.100.7"
+    assert forwarded_for(Headers([])) is None
+
+
+def test_audit_address_drops_an_ipv6_zone() -> None:
+    # PostgreSQL's inet refuses "fe80::1%eth0"; the login must not fail on the audit row.
+    assert _inet("fe80::1%eth0") == "fe80::1"
+    assert _inet("203.0.113.5") == "203.0.113.5"
+    assert _inet("testclient") is None
 
 
 def test_uuid7_is_version_7_and_time_ordered() -> None:

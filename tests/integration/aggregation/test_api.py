@@ -168,6 +168,10 @@ async def test_active_users(client: Client, analyst: dict[str, str], rolled_up: 
         ("/v1/analytics/active-users", {"from": "2026-03-10", "to": "2026-03-09"}),
         ("/v1/analytics/active-users", {"from": "2020-01-01", "to": "2026-03-09"}),
         ("/v1/analytics/active-users", {"from": "2026-02-30", "to": "2026-03-09"}),
+        # Real dates whose day arithmetic would leave Python's date range.
+        ("/v1/analytics/events", {"from": "9999-12-31", "to": "9999-12-31"}),
+        ("/v1/analytics/events", {"granularity": "hour", "from": "9999-12-31", "to": "9999-12-31"}),
+        ("/v1/analytics/active-users", {"from": "0001-01-01", "to": "0001-01-02"}),
     ],
 )
 async def test_bad_ranges_are_422(
@@ -220,8 +224,14 @@ async def test_export_api_end_to_end(
     assert status["rows"] == 30
     assert status["download_url"] == f"/v1/exports/{export_id}/download"
 
-    # Another analyst (or an admin) sees and downloads it too: exports are shared within the team.
+    # Another analyst's export is not yours: 404, as for an id that does not exist. An admin sees it.
+    other = auth_header(settings, await create_user(conn, "analyst"), "analyst")
+    for path in (f"/v1/exports/{export_id}", status["download_url"]):
+        refused = await client.get(path, headers=other)
+        assert refused.status_code == 404, refused.text
+        assert refused.json()["code"] == "export_not_found"
     admin = auth_header(settings, await create_user(conn, "admin"), "admin")
+    assert (await client.get(f"/v1/exports/{export_id}", headers=admin)).status_code == 200
     download = await client.get(status["download_url"], headers=admin)
     assert download.status_code == 200
     table = pq.read_table(io.BytesIO(download.content))

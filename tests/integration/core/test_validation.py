@@ -189,6 +189,9 @@ FIELD_CASES: dict[str, list[tuple[str, Any]]] = {
         ("scheduled_time", "2000-01-01T00:00:00Z"),
         ("scheduled_time", "2200-01-01T00:00:00Z"),
         ("scheduled_time", "tomorrow"),
+        # Valid ISO datetimes whose conversion to UTC leaves Python's datetime range.
+        ("scheduled_time", "9999-12-31T23:59:59-01:00"),
+        ("scheduled_time", "0001-01-01T00:00:00+01:00"),
         ("title", ""),
         ("body", ""),
         ("body", "b" * 4001),

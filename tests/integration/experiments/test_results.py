@@ -124,7 +124,16 @@ async def test_results_edge_cases_and_roles(client: Client, actors: Actors, conn
 
     assert (await client.get("/v1/experiments/checkout/results", headers=actors.user)).status_code == 403
     assert (await client.get("/v1/experiments/checkout/results", headers=actors.app)).status_code == 401
-    for query in ("alpha=0", "alpha=1.5", "mde=-1", "power=0.01", "alpha=nan"):
+    for query in (
+        "alpha=0",
+        "alpha=1.5",
+        "mde=-1",
+        "power=0.01",
+        "alpha=nan",
+        "mde=1e-300",
+        "mde=1e9",
+        "mde=inf",
+    ):
         r = await client.get(f"/v1/experiments/checkout/results?{query}", headers=actors.analyst)
         assert r.status_code in (400, 422), (query, r.text)
         assert r.json()["code"]

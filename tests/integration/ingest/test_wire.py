@@ -276,6 +276,27 @@ async def test_oversized_single_call_is_400_with_details(client: Client, source:
     assert body["details"] == {"rejected": [{"index": 0, "messageId": "huge", "reason": "event_too_large"}]}
 
 
+async def test_batch_context_counts_against_every_events_size(
+    client: Client, source: KeyedSource, conn: asyncpg.Connection
+) -> None:
+    # The batch's context is merged into each event: it may not multiply one 500 KB body into many MB.
+    huge = {"pad": "x" * 33_000}
+    r = await client.post("/v1/batch", json=_batch(track("a"), context=huge), headers=source.auth)
+    _assert_error(r, 413, "payload_too_large")
+    assert await count(conn, "analytics_events") == 0
+
+    shared = {"pad": "x" * 20_000}
+    small, large = track("small"), {**track("large"), "properties": {"pad": "y" * 14_000}}
+    r = await client.post("/v1/batch", json=_batch(small, large, context=shared), headers=source.auth)
+    assert r.status_code == 200, r.text
+    # Too large to be decoded, so its messageId is unknown (as for any oversized event).
+    assert r.json()["rejected"] == [{"index": 1, "messageId": None, "reason": "event_too_large"}]
+    # The accepted event carries the batch's context as a property, as Segment merges it.
+    assert await conn.fetchval(
+        "SELECT length(property_value) FROM event_properties WHERE property_name = 'context.pad'"
+    ) == 20_000  # fmt: skip
+
+
 async def test_empty_batch_is_success(client: Client, source: KeyedSource) -> None:
     r = await client.post("/v1/batch", json=_batch(), headers=source.auth)
     assert r.json() == {"success": True, "accepted": 0, "duplicates": 0, "rejected": []}
