@@ -130,6 +130,8 @@ class ExportController(Controller):
 
     path = "/v1/exports"
     tags = ["exports"]
+    # The request is two dates: anything bigger is refused (413) while it is read.
+    request_max_body_size = 4 * 1024
 
     @post("/", summary="Start an export of raw events to Parquet")
     async def create(

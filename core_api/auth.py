@@ -210,8 +210,18 @@ def client_ip(
     """The client's address: X-Forwarded-For is believed only when the peer is a configured proxy.
 
     Walks the X-Forwarded-For list from the right, skipping trusted proxies, and returns the first
-    address that is not one; a malformed entry stops the walk at the last trusted hop.
+    address that is not one; a malformed entry stops the walk at the last trusted hop. An IPv6 zone
+    (``fe80::1%eth0``) is dropped: it means nothing off the host, and PostgreSQL's ``inet`` refuses it.
     """
+    found = _client_ip(peer, forwarded_for, trusted)
+    return found.split("%", 1)[0] if found is not None else None
+
+
+def _client_ip(
+    peer: str | None,
+    forwarded_for: str | None,
+    trusted: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...],
+) -> str | None:
     if peer is None or not trusted or not forwarded_for:
         return peer
 

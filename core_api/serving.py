@@ -1,10 +1,15 @@
-"""uvicorn's httptools protocol with one socket write per response instead of two.
+"""uvicorn's httptools protocol, with one socket write per response and limits on what a client sends.
 
-uvicorn writes a response's head as soon as the app sends ``http.response.start`` and the body when it
-sends ``http.response.body``: two ``send()`` system calls (and two packets, with TCP_NODELAY) for every
-small JSON answer. On the assignment hot path that second write was about a tenth of the server's CPU
-per request (py-spy). Here writes made during one turn of the event loop are joined and written once at
-the end of that turn; nothing waits longer than that, and ``close`` writes what is pending first.
+- One write: uvicorn writes a response's head as soon as the app sends ``http.response.start`` and the
+  body when it sends ``http.response.body``: two ``send()`` system calls (and two packets, with
+  TCP_NODELAY) for every small JSON answer. On the assignment hot path that second write was about a
+  tenth of the server's CPU per request (py-spy). Here writes made during one turn of the event loop are
+  joined and written once at the end of that turn; nothing waits longer than that, and ``close`` writes
+  what is pending first.
+- Limits uvicorn's httptools protocol lacks: the request line and headers are capped (431; httptools
+  otherwise buffers a header of any size), a request must arrive whole within a timeout once it has
+  begun (408; otherwise a stalled upload holds a connection slot forever), and the answers uvicorn
+  writes itself (a malformed request, the concurrency limit) carry the same JSON error body as the app's.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import orjson
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 __all__ = ["CoalescingHttpToolsProtocol"]
@@ -46,6 +52,10 @@ class _CoalescingTransport:
         self._flush()
         self._transport.close()
 
+    def write_eof(self) -> None:
+        self._flush()
+        self._transport.write_eof()
+
     def abort(self) -> None:
         self._pending.clear()
         self._transport.abort()
@@ -58,9 +68,153 @@ class _CoalescingTransport:
         return getattr(self._transport, name)
 
 
+# A refused connection's lingering close: what the client still sends is dropped up to this much.
+_DISCARD_BYTES = 1024 * 1024
+_DISCARD_SECONDS = 2.0
+_REASONS = {400: b"Bad Request", 408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
+
+
+def error_response(status: int, code: str, message: str) -> bytes:
+    """A complete HTTP/1.1 response with the API's JSON error body, closing the connection."""
+    body = orjson.dumps({"code": code, "message": message})
+    head = b"HTTP/1.1 %d %s\r\n" % (status, _REASONS[status])
+    return (
+        head
+        + b"content-type: application/json\r\ncontent-length: %d\r\nconnection: close\r\n\r\n" % len(body)
+        + body
+    )
+
+
+async def _unavailable(scope: Any, receive: Any, send: Any) -> None:
+    # uvicorn's own answer at its concurrency limit is plain text; this is the API's error shape.
+    body = orjson.dumps(
+        {"code": "server_busy", "message": "The server is at its connection limit; retry shortly."}
+    )
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 503,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"retry-after", b"1"),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
 class CoalescingHttpToolsProtocol(HttpToolsProtocol):
-    """``HttpToolsProtocol`` writing each response (head and body) with one system call."""
+    """``HttpToolsProtocol`` writing each response with one system call, with the limits above."""
+
+    # Request line plus headers (nginx's default buffers hold 4 x 8 KB; browsers send well under 16 KB).
+    max_head_bytes = 64 * 1024
+    # From a request's first byte to its last (headers and body), not the app's time to answer.
+    read_timeout = 30.0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         """Hand uvicorn the coalescing wrapper instead of the socket's transport."""
+        self._head_open = False
+        self._head_bytes = 0
+        self._read_timer: asyncio.TimerHandle | None = None
+        self._discarding = False
+        self._discarded = 0
         super().connection_made(_CoalescingTransport(transport, self.loop))  # type: ignore[arg-type]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """Stop the read timer with the connection."""
+        self._cancel_read_timer()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        """Feed the parser, then refuse a head that has grown past ``max_head_bytes``.
+
+        A chunk counts only if a head was already open when it arrived (the parser cannot say where in
+        the chunk a new request began), so a head is cut off within one chunk of the limit.
+        """
+        if self._discarding:
+            self._discarded += len(data)
+            if self._discarded > _DISCARD_BYTES:
+                self.transport.close()
+            return
+        counting = self._head_open
+        super().data_received(data)
+        if counting and self._head_open and not self.transport.is_closing():
+            self._head_bytes += len(data)
+            if self._head_bytes > self.max_head_bytes:
+                self._refuse(
+                    431,
+                    "headers_too_large",
+                    f"The request line and headers are over {self.max_head_bytes // 1024} KB.",
+                )
+
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to a request httptools cannot parse, in the API's JSON error shape."""
+        self._refuse(400, "bad_request", msg)
+
+    def on_message_begin(self) -> None:
+        """A request starts: its head is open and its read timer runs."""
+        super().on_message_begin()
+        self._head_open = True
+        self._head_bytes = 0
+        self._cancel_read_timer()
+        self._read_timer = self.loop.call_later(self.read_timeout, self._read_timed_out)
+
+    def on_headers_complete(self) -> None:
+        """Close the head; at the concurrency limit answer with the JSON 503 instead of uvicorn's text."""
+        self._head_open = False
+        limit = self.limit_concurrency
+        if limit is None or (len(self.connections) < limit and len(self.tasks) < limit):
+            super().on_headers_complete()
+            return
+        app = self.app
+        self.app, self.limit_concurrency = _unavailable, None
+        try:
+            super().on_headers_complete()
+        finally:
+            self.app, self.limit_concurrency = app, limit
+
+    def on_message_complete(self) -> None:
+        """The whole request arrived: stop its read timer."""
+        self._cancel_read_timer()
+        super().on_message_complete()
+
+    def _cancel_read_timer(self) -> None:
+        if self._read_timer is not None:
+            self._read_timer.cancel()
+            self._read_timer = None
+
+    def _read_timed_out(self) -> None:
+        self._read_timer = None
+        if self.transport.is_closing():
+            return
+        # While a head is open the cycle, if any, is the previous (finished) request's.
+        cycle = None if self._head_open else self.cycle
+        if cycle is None or not cycle.response_started:
+            self.transport.write(
+                error_response(
+                    408, "request_timeout", f"The request did not arrive within {self.read_timeout:g} s."
+                )
+            )
+        if cycle is not None:
+            # The app's pending read ends with http.disconnect and whatever it sends later is dropped.
+            cycle.disconnected = True
+            cycle.message_event.set()
+        self.transport.close()
+
+    def _refuse(self, status: int, code: str, message: str) -> None:
+        """Answer and end the connection with a lingering close.
+
+        Closing a socket with unread input makes the kernel send a reset, which can destroy the answer
+        before the client reads it; so the answer is written, the sending side shut, and what the client
+        still sends is read and dropped (at most ``_DISCARD_BYTES`` or ``_DISCARD_SECONDS``) before closing.
+        """
+        self._cancel_read_timer()
+        self._discarding = True
+        self.transport.write(error_response(status, code, message))
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+            self.loop.call_later(_DISCARD_SECONDS, self.transport.close)
+        else:
+            self.transport.close()

@@ -72,7 +72,7 @@ async def _caller(state: State, authorization: str) -> AuthUser | Source:
     if scheme == "basic":
         try:
             decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError) as exc:
+        except (binascii.Error, ValueError) as exc:  # ValueError: non-ASCII input (and UnicodeDecodeError)
             raise AuthenticationError("The Basic credentials are not valid base64.") from exc
         key = decoded.partition(":")[0]
         source: Source = await state.write_keys.authenticate(_hot_pool(state), key)

@@ -71,6 +71,8 @@ _ATTEMPTS = 3
 # The minimum detectable effect a results request may ask about, as a relative lift (0.01 % to 1,000 %):
 # outside it the sample-size search leaves floating point (a zero or infinite effect size).
 MDE_RANGE = (0.0001, 10.0)
+# Below this, alpha / 2 underflows and the normal quantile is infinite.
+MIN_ALPHA = 1e-10
 _TRANSITIONS = {"active": {"paused", "completed"}, "paused": {"active", "completed"}, "completed": set()}
 
 
@@ -402,9 +404,10 @@ async def results(
     - ``power``: the relative lift detectable with ``power`` at the current users, and the total users
       needed to detect a relative lift of ``mde`` at the current split.
     """
-    if not 0 < alpha < 1 or not MDE_RANGE[0] <= mde <= MDE_RANGE[1] or not alpha < power < 1:
+    if not MIN_ALPHA <= alpha < power < 1 or not MDE_RANGE[0] <= mde <= MDE_RANGE[1]:
         raise ValidationError(
-            f"Require 0 < alpha < power < 1 and {MDE_RANGE[0]} <= mde <= {MDE_RANGE[1]} (a relative lift).",
+            f"Require {MIN_ALPHA} <= alpha < power < 1 and {MDE_RANGE[0]} <= mde <= {MDE_RANGE[1]} "
+            "(a relative lift).",
             details={"alpha": alpha, "mde": mde, "power": power},
         )
     exp = await get_experiment(conn, name)
@@ -517,9 +520,13 @@ def _power(
     n_t = per_variant[smallest.variant_id].n
     mde_now = mde_abs = None
     if n_t >= 2:
-        d_now = stats.minimum_detectable_effect(a.n, alpha, power, ratio=n_t / a.n)
-        mde_abs = d_now * sigma
-        mde_now = mde_abs / p
+        try:
+            d_now = stats.minimum_detectable_effect(a.n, alpha, power, ratio=n_t / a.n)
+        except (ValueError, ArithmeticError):
+            note = "No finite effect size reaches this power at the current users."
+        else:
+            mde_abs = d_now * sigma
+            mde_now = mde_abs / p
     else:
         note = f"Variant {smallest.name!r} has too few users for a detectable effect."
     needed = None

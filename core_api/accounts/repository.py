@@ -205,16 +205,20 @@ async def upsert_device(
         values.get("os_version"),
         values.get("app_version"),
     )
+    await _release_token_elsewhere(conn, values["device_token"], user_id)
+    record = dict(row)
+    created = bool(record.pop("created"))
+    return record, created
+
+
+async def _release_token_elsewhere(conn: asyncpg.Connection, token: str, user_id: uuid.UUID) -> None:
     # A token moves with the app install: another account that held it must stop receiving its pushes.
     await conn.execute(
         f"""UPDATE user_devices SET active = false, updated_at = {_NOW}
             WHERE device_token = $1 AND user_id <> $2 AND active""",
-        values["device_token"],
+        token,
         user_id,
     )
-    record = dict(row)
-    created = bool(record.pop("created"))
-    return record, created
 
 
 async def get_device(conn: asyncpg.Connection, device_id: uuid.UUID, owner: uuid.UUID | None) -> Row | None:
@@ -250,13 +254,17 @@ async def update_device(
     if not values:
         return await get_device(conn, device_id, user_id)
     sets, args = set_clause(values, 3)
-    return await conn.fetchrow(
+    row = await conn.fetchrow(
         f"""UPDATE user_devices SET {sets} WHERE device_id = $1 AND user_id = $2
             RETURNING {DEVICE_COLUMNS}""",
         device_id,
         user_id,
         *args,
     )
+    # Registering and re-pointing a device follow one rule: an active token belongs to one account.
+    if row is not None and row["active"] and ("device_token" in values or values.get("active")):
+        await _release_token_elsewhere(conn, row["device_token"], user_id)
+    return row
 
 
 async def deactivate_device(conn: asyncpg.Connection, device_id: uuid.UUID, user_id: uuid.UUID) -> bool:

@@ -124,11 +124,9 @@ def _inet(ip: str | None) -> str | None:
     if ip is None:
         return None
     try:
-        addr = ipaddress.ip_address(ip)
+        return str(ipaddress.ip_address(ip))
     except ValueError:
         return None
-    # inet has no zone index: a link-local peer such as fe80::1%eth0 is kept without it.
-    return str(addr).split("%", 1)[0]
 
 
 # --- Registration --------------------------------------------------------------------------------

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from litestar.datastructures import Headers
 
-from core_api.accounts.service import _inet
 from core_api.auth import (
     AuthUser,
     client_ip,
@@ -99,11 +98,12 @@ def test_forwarded_for_joins_every_header_line() -> None:
     assert forwarded_for(Headers([])) is None
 
 
-def test_audit_address_drops_an_ipv6_zone() -> None:
-    # PostgreSQL's inet refuses "fe80::1%eth0"; the login must not fail on the audit row.
-    assert _inet("fe80::1%eth0") == "fe80::1"
-    assert _inet("203.0.113.5") == "203.0.113.5"
-    assert _inet("testclient") is None
+def test_client_address_drops_an_ipv6_zone() -> None:
+    # PostgreSQL's inet refuses "fe80::1%eth0" (the audit row of a login) and ingest's column holds 45
+    # characters, which a long zone name passes.
+    assert client_ip("fe80::1%eth0", None, ()) == "fe80::1"
+    zone = "fe80::1%" + "a" * 60
+    assert client_ip("10.0.0.2", zone, PROXIES) == "fe80::1"
 
 
 def test_uuid7_is_version_7_and_time_ordered() -> None:

@@ -251,10 +251,15 @@ async def test_export_refusals(client: Client, analyst: dict[str, str], conn: as
         {"from": "2024-01-01", "to": "2026-03-01"},
         {"from": "not a date", "to": "2026-03-01"},
         {"to": "2026-03-01"},
+        {"from": "9999-12-31", "to": "9999-12-31"},
     ):
         r = await client.post("/v1/exports", json=body, headers=analyst)
         assert r.status_code == 422, (body, r.text)
         assert r.json()["code"] == "invalid_range"
+    big = {"from": "2026-03-01", "to": "2026-03-01", "pad": "x" * 3_000_000}
+    r = await client.post("/v1/exports", json=big, headers=analyst)
+    assert r.status_code == 413, r.text
+    assert r.json()["code"]
     assert (await client.get(f"/v1/exports/{uuid.uuid4()}", headers=analyst)).status_code == 404
     assert (await client.get("/v1/exports/not-a-uuid", headers=analyst)).status_code == 404
 

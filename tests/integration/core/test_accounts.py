@@ -264,6 +264,14 @@ async def test_devices_register_refresh_deactivate_and_move(
     )
     assert r.status_code == 409
     assert r.json()["code"] == "device_token_taken"
+    # Re-pointing a device at a token follows the same rule as registering it: Alice's "tok2" stops.
+    bobs = (await client.get("/v1/users/me/devices", headers=bob.headers)).json()["items"][0]["device_id"]
+    r = await client.patch(f"/v1/users/me/devices/{bobs}", headers=bob.headers, json={"device_token": "tok2"})
+    assert r.status_code == 200
+    assert r.json()["active"] is True
+    assert await conn.fetchval(
+        "SELECT active FROM user_devices WHERE device_id = $1", uuid.UUID(r2.json()["device_id"])
+    ) is False  # fmt: skip
 
 
 async def test_preferences_and_subscriptions(

@@ -127,6 +127,7 @@ async def test_who_may_assign(
     for headers in (
         {},
         {"Authorization": "Basic !!!"},
+        {"Authorization": b"Basic \xe9"},  # not ASCII: base64 refuses it with ValueError
         basic("ca_wk_wrong"),
         {"Authorization": "Bearer x.y.z"},
         {"Authorization": "Token abc"},

@@ -133,6 +133,7 @@ async def test_results_edge_cases_and_roles(client: Client, actors: Actors, conn
         "mde=1e-300",
         "mde=1e9",
         "mde=inf",
+        "alpha=5e-324",
     ):
         r = await client.get(f"/v1/experiments/checkout/results?{query}", headers=actors.analyst)
         assert r.status_code in (400, 422), (query, r.text)

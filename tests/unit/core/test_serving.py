@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
-from core_api.serving import _CoalescingTransport
+import orjson
+import uvicorn
+
+from core_api.benchkit import free_port
+from core_api.serving import CoalescingHttpToolsProtocol, _CoalescingTransport
 
 
 class FakeTransport:
@@ -83,3 +89,143 @@ async def test_nothing_is_written_to_a_closing_transport() -> None:
     raw.closed = True  # the peer went away before the end of the turn
     await asyncio.sleep(0)
     assert raw.writes == []
+
+
+# --- The protocol's limits, on a real uvicorn server over a real socket ------------------------------
+
+
+class _SmallLimits(CoalescingHttpToolsProtocol):
+    max_head_bytes = 8 * 1024
+    read_timeout = 0.5
+
+
+async def _echo_app(scope: Any, receive: Any, send: Any) -> None:
+    if scope["type"] != "http":
+        return
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+        size += len(message.get("body", b""))
+        if not message.get("more_body"):
+            break
+    body = b'{"read":%d}' % size
+    await send(
+        {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"%d" % len(body))]}
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+@contextlib.asynccontextmanager
+async def _server(limit_concurrency: int | None = None) -> AsyncIterator[int]:
+    port = free_port()
+    config = uvicorn.Config(
+        _echo_app,
+        host="127.0.0.1",
+        port=port,
+        http=_SmallLimits,
+        lifespan="off",
+        log_level="critical",
+        access_log=False,
+        limit_concurrency=limit_concurrency,
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:  # noqa: ASYNC110 - uvicorn exposes a flag, not an event
+        await asyncio.sleep(0.01)
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)
+
+
+async def _exchange(port: int, *chunks: bytes, pause: float = 0.0) -> bytes:
+    """Send ``chunks`` (``pause`` seconds apart) and read until the server closes or 5 s pass."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        for chunk in chunks:
+            try:
+                writer.write(chunk)
+                await writer.drain()
+            except ConnectionError:
+                break  # the server stopped reading: its answer is already on the way
+            await asyncio.sleep(pause)
+        out = b""
+        while chunk := await asyncio.wait_for(reader.read(1 << 20), 5):
+            out += chunk
+        return out
+    finally:
+        writer.close()
+
+
+def _status_and_json(raw: bytes) -> tuple[int, Any]:
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert b"content-type: application/json" in head.lower(), head
+    return int(head.split(b" ", 2)[1]), orjson.loads(body)
+
+
+async def test_oversized_headers_are_431_json_and_never_buffered_whole() -> None:
+    async with _server() as port:
+        start = b"GET / HTTP/1.1\r\nhost: x\r\nx-big: "
+        # 512 KB of header sent in 64 KB pieces: refused long before the end, with the API's error shape
+        # (what the client still sends is read and dropped, so the answer is not lost to a reset).
+        raw = await _exchange(port, start, *([b"a" * 65536] * 8))
+        status, body = _status_and_json(raw)
+        assert status == 431
+        assert body["code"] == "headers_too_large"
+        assert body["message"]
+        # Many small headers count the same way.
+        many = b"".join(b"x-h%d: v\r\n" % i for i in range(5000))
+        status, body = _status_and_json(await _exchange(port, start + b"v\r\n", many[:4000], many[4000:]))
+        assert status == 431
+
+
+async def test_a_large_body_is_not_mistaken_for_a_large_head() -> None:
+    async with _server() as port:
+        body = b"x" * 200_000
+        one = b"POST / HTTP/1.1\r\nhost: x\r\ncontent-length: %d\r\n\r\n" % len(body) + body
+        two = b"POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok"
+        raw = await _exchange(port, one + two[:20], two[20:], pause=0.05)  # pipelined, split mid-head
+        assert raw.count(b"HTTP/1.1 200") == 2, raw[:300]
+        assert b'{"read":200000}' in raw
+        assert b'{"read":2}' in raw
+
+
+async def test_malformed_request_is_400_json() -> None:
+    async with _server() as port:
+        status, body = _status_and_json(await _exchange(port, b"GET / HTTP/1.1\r\nbad header\x01\r\n\r\n"))
+        assert status == 400
+        assert body["code"] == "bad_request"
+        assert body["message"]
+
+
+async def test_a_stalled_request_is_408_json_and_frees_its_connection() -> None:
+    async with _server() as port:
+        head = b"POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 10\r\n\r\nabc"
+        status, body = _status_and_json(await _exchange(port, head))  # 7 bytes never come
+        assert status == 408
+        assert body["code"] == "request_timeout"
+        # A head that never ends is timed out the same way.
+        status, _ = _status_and_json(await _exchange(port, b"GET / HTTP/1.1\r\nhost: x\r\n"))
+        assert status == 408
+        # A request that arrives whole is answered, however long the connection lived before it.
+        ok = await _exchange(port, b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        assert ok.startswith(b"HTTP/1.1 200")
+
+
+async def test_concurrency_limit_answers_503_json() -> None:
+    async with _server(limit_concurrency=1) as port:
+        _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 10\r\n\r\n")  # holds the only slot
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        try:
+            raw = await _exchange(port, b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+            status, body = _status_and_json(raw)
+            assert status == 503
+            assert body["code"] == "server_busy"
+            assert b"retry-after: 1" in raw.lower()
+        finally:
+            writer.close()
