@@ -14,9 +14,10 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
-from litestar import Litestar, Request
+from litestar import Litestar, Request, Router, get
 from litestar.config.compression import CompressionConfig
 from litestar.datastructures import State
+from litestar.exceptions import NotFoundException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 
@@ -76,6 +77,12 @@ class App(Litestar):
         await super().__call__(scope, receive, send)
 
 
+@get("/{path:str}", include_in_schema=False, sync_to_thread=False)
+def _schema_not_found() -> None:
+    """Unknown paths under /schema: Litestar's own handler answers with an HTML page, not our JSON error."""
+    raise NotFoundException("No such documentation page; see /schema or /schema/openapi.json.")
+
+
 def create_app(settings: Settings | None = None) -> App:
     """Build the app. The database pool opens in the lifespan, so the factory itself does no I/O."""
     settings = settings or get_settings()
@@ -130,6 +137,7 @@ def create_app(settings: Settings | None = None) -> App:
             version="0.1.0",
             path="/schema",
             render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+            openapi_router=Router("/schema", route_handlers=[_schema_not_found], include_in_schema=False),
         ),
         # Hot handlers whose bodies are always under minimum_size opt out (``opt={SKIP_COMPRESSION: True}``):
         # they would never be compressed, and the middleware's header parsing costs on every request.

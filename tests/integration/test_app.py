@@ -45,6 +45,13 @@ async def test_openapi_schema_served(client: AsyncTestClient) -> None:  # type: 
     r = await client.get("/schema/openapi.json")
     assert r.status_code == 200
     assert "/ready" in r.json()["paths"]
+    for page in ("/schema", "/schema/swagger"):
+        assert (await client.get(page)).status_code == 200, page
+    # An unknown documentation page is the API's JSON 404 (Litestar's own is an HTML page).
+    r = await client.get("/schema/redoc")
+    assert r.status_code == 404
+    assert r.json()["code"] == "not_found"
+    assert r.json()["message"]
 
 
 async def test_ready_is_503_while_database_down_and_recovers(clean_db: str, tmp_path: Path) -> None:
