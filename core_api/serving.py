@@ -110,17 +110,23 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
 
     # Request line plus headers (nginx's default buffers hold 4 x 8 KB; browsers send well under 16 KB).
     max_head_bytes = 64 * 1024
-    # From a request's first byte to its last (headers and body), not the app's time to answer.
+    # To receive a request whole (headers and body), counted from the connection's start or, later on a
+    # keep-alive connection, from the chunk that left a request unfinished; not the app's time to answer.
+    # The timer exists only while a request is incomplete: one that arrives in one chunk (almost all
+    # of them) never schedules one (call_later + cancel measured 2.3 us, 2 % of a hot request's CPU).
     read_timeout = 30.0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        """Hand uvicorn the coalescing wrapper instead of the socket's transport."""
+        """Hand uvicorn the coalescing wrapper instead of the socket's transport; start the read timer."""
         self._head_open = False
+        self._request_open = False
         self._head_bytes = 0
-        self._read_timer: asyncio.TimerHandle | None = None
         self._discarding = False
         self._discarded = 0
         super().connection_made(_CoalescingTransport(transport, self.loop))  # type: ignore[arg-type]
+        self._read_timer: asyncio.TimerHandle | None = self.loop.call_later(
+            self.read_timeout, self._read_timed_out
+        )
 
     def connection_lost(self, exc: Exception | None) -> None:
         """Stop the read timer with the connection."""
@@ -140,7 +146,9 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
             return
         counting = self._head_open
         super().data_received(data)
-        if counting and self._head_open and not self.transport.is_closing():
+        if not self._request_open or self.transport.is_closing():
+            return
+        if counting and self._head_open:
             self._head_bytes += len(data)
             if self._head_bytes > self.max_head_bytes:
                 self._refuse(
@@ -148,18 +156,19 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
                     "headers_too_large",
                     f"The request line and headers are over {self.max_head_bytes // 1024} KB.",
                 )
+                return
+        if self._read_timer is None:
+            self._read_timer = self.loop.call_later(self.read_timeout, self._read_timed_out)
 
     def send_400_response(self, msg: str) -> None:
         """uvicorn's answer to a request httptools cannot parse, in the API's JSON error shape."""
         self._refuse(400, "bad_request", msg)
 
     def on_message_begin(self) -> None:
-        """A request starts: its head is open and its read timer runs."""
+        """A request starts: its head is open."""
         super().on_message_begin()
-        self._head_open = True
+        self._request_open = self._head_open = True
         self._head_bytes = 0
-        self._cancel_read_timer()
-        self._read_timer = self.loop.call_later(self.read_timeout, self._read_timed_out)
 
     def on_headers_complete(self) -> None:
         """Close the head; at the concurrency limit answer with the JSON 503 instead of uvicorn's text."""
@@ -176,7 +185,8 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
             self.app, self.limit_concurrency = app, limit
 
     def on_message_complete(self) -> None:
-        """The whole request arrived: stop its read timer."""
+        """The whole request arrived: stop the read timer."""
+        self._request_open = False
         self._cancel_read_timer()
         super().on_message_complete()
 
@@ -189,8 +199,8 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
         self._read_timer = None
         if self.transport.is_closing():
             return
-        # While a head is open the cycle, if any, is the previous (finished) request's.
-        cycle = None if self._head_open else self.cycle
+        # Before a request's head is complete the cycle, if any, is the previous (finished) request's.
+        cycle = self.cycle if self._request_open and not self._head_open else None
         if cycle is None or not cycle.response_started:
             self.transport.write(
                 error_response(
