@@ -118,10 +118,10 @@ async def _echo_app(scope: Any, receive: Any, send: Any) -> None:
 
 
 @contextlib.asynccontextmanager
-async def _server(limit_concurrency: int | None = None) -> AsyncIterator[int]:
+async def _server(limit_concurrency: int | None = None, app: Any = _echo_app) -> AsyncIterator[int]:
     port = free_port()
     config = uvicorn.Config(
-        _echo_app,
+        app,
         host="127.0.0.1",
         port=port,
         http=_SmallLimits,
@@ -234,3 +234,95 @@ async def test_concurrency_limit_answers_503_json() -> None:
             assert b"retry-after: 1" in raw.lower()
         finally:
             writer.close()
+
+
+async def test_a_pipelined_body_is_not_counted_as_the_next_head() -> None:
+    async with _server() as port:
+        body = b"x" * 20_000  # over the 8 KB head limit
+        a = b"POST / HTTP/1.1\r\nhost: x\r\ncontent-length: %d\r\n\r\n" % len(body) + body
+        b = b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
+        # One read starts inside A's head, carries A's body and ends inside B's head.
+        raw = await _exchange(port, a[:5], a[5:] + b[:5], b[5:], pause=0.05)
+        assert raw.count(b"HTTP/1.1 200") == 2, raw[:300]
+
+
+async def test_chunked_trailers_count_against_the_head_limit() -> None:
+    async with _server() as port:
+        head = b"POST / HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n"
+        trailer = b"x-t: " + b"a" * 100_000  # httptools would buffer it whole
+        status, body = _status_and_json(await _exchange(port, head, trailer[:50_000], trailer[50_000:]))
+        assert status == 431
+        assert body["code"] == "headers_too_large"
+
+
+async def _slow_reader(scope: Any, receive: Any, send: Any) -> None:
+    await asyncio.sleep(1.0)  # e.g. auth and a query before the body is read: longer than read_timeout
+    await _echo_app(scope, receive, send)
+
+
+async def test_no_408_while_the_server_holds_the_request_up() -> None:
+    # The app takes 1.0 s, 0.8 s and 1.2 s before reading: around the 0.5 s timeout and its multiples.
+    for delay in (1.0, 0.8, 1.2):
+        await _held_up_requests(delay)
+
+
+async def _held_up_requests(delay: float) -> None:
+    async def slow(scope: Any, receive: Any, send: Any) -> None:
+        await asyncio.sleep(delay)
+        await _echo_app(scope, receive, send)
+
+    async with _server(app=slow) as port:
+        # uvicorn stops reading an unread 1 MB body at 64 KB: the client is not the one stalling.
+        body = b"x" * (1 << 20)
+        req = b"POST / HTTP/1.1\r\nhost: x\r\ncontent-length: %d\r\nconnection: close\r\n\r\n" % len(body)
+        raw = await _exchange(port, req + body)
+        assert raw.startswith(b"HTTP/1.1 200"), raw[:200]
+        assert b'{"read":1048576}' in raw
+        # A client waiting for "100 Continue" is not stalling either.
+        head = b"POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 5\r\nexpect: 100-continue\r\nconnection: close\r\n\r\n"
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            writer.write(head)
+            assert (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)).startswith(b"HTTP/1.1 100")
+            writer.write(b"hello")
+            rest = await asyncio.wait_for(reader.read(), 5)
+            assert rest.startswith(b"HTTP/1.1 200"), rest
+        finally:
+            writer.close()
+
+
+async def test_a_streamed_response_waits_for_a_slow_reader() -> None:
+    sent = 0
+
+    async def stream(scope: Any, receive: Any, send: Any) -> None:
+        nonlocal sent
+        if scope["type"] != "http":
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        for _ in range(64):
+            await send({"type": "http.response.body", "body": b"x" * (1 << 20), "more_body": True})
+            sent += 1
+        await send({"type": "http.response.body", "body": b""})
+
+    async with _server(app=stream) as port:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 16)
+        try:
+            writer.write(b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+            await asyncio.sleep(0.5)  # the client reads nothing yet
+            # Flow control held the app back instead of the server buffering the 64 MB.
+            assert sent < 16, sent
+            while await reader.read(1 << 20):
+                pass
+            assert sent == 64
+        finally:
+            writer.close()
+
+
+async def test_a_refusal_never_lands_before_an_earlier_pipelined_response() -> None:
+    async with _server(app=_slow_reader) as port:
+        first = b"GET / HTTP/1.1\r\nhost: x\r\n\r\n"
+        for bad in (b"GET / HTTP/1.1\r\nbad header\x01\r\n\r\n", b"\x01GET / HTTP/1.1\r\n\r\n"):
+            raw = await _exchange(port, first + bad)
+            # The first request is answered in full, then the connection closes; nothing is spliced in.
+            assert raw.startswith(b"HTTP/1.1 200"), raw[:200]
+            assert raw.count(b"HTTP/1.1") == 1, raw
