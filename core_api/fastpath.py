@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from litestar import Request
 
+from core_api.body import ClientDisconnected, read_body
 from core_api.errors import PayloadTooLargeError
 from core_api.http_errors import response_for
 from core_api.observability import RequestIdMiddleware
@@ -70,33 +71,11 @@ class FastRoute:
     max_body: int = 64 * 1024
 
 
-class _Disconnected(Exception):
-    """The client went away before its body arrived: there is nobody to answer."""
-
-
-async def _read_body(scope: HTTPScope, receive: Receive, limit: int) -> bytes:
+def _content_length(scope: HTTPScope) -> bytes | None:
     for name, value in scope["headers"]:
         if name == b"content-length":
-            try:
-                declared = int(value)
-            except ValueError:
-                declared = 0
-            if declared > limit:
-                raise PayloadTooLargeError(f"The request body is larger than {limit} bytes.")
-            break
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise _Disconnected
-        chunk: bytes = message.get("body", b"")  # type: ignore[assignment]
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLargeError(f"The request body is larger than {limit} bytes.")
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            return value
+    return None
 
 
 async def _send_json(
@@ -139,11 +118,18 @@ class FastRouter:
         http: HTTPScope = scope  # type: ignore[assignment]
         route, m = scope.pop(_MATCH)  # type: ignore[misc]  # set by ``match``
         try:
-            body = await _read_body(http, receive, route.max_body)
+            body = await read_body(
+                receive,
+                limit=route.max_body,
+                content_length=_content_length(http),
+                too_large=lambda: PayloadTooLargeError(
+                    f"The request body is larger than {route.max_body} bytes."
+                ),
+            )
             headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in http["headers"]}
             out = await route.handler(FastRequest(self._state(), m.groupdict(), headers, body))
             await _send_json(send, out.status, _encode(out.body))
-        except _Disconnected:
+        except ClientDisconnected:
             return
         except Exception as exc:  # every error answers through the one mapping
             await self._send_error(http, receive, send, exc)
