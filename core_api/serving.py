@@ -6,10 +6,11 @@
   tenth of the server's CPU per request (py-spy). Here writes made during one turn of the event loop are
   joined and written once at the end of that turn; nothing waits longer than that, and ``close`` writes
   what is pending first.
-- Limits uvicorn's httptools protocol lacks: the request line and headers are capped (431; httptools
-  otherwise buffers a header of any size), a request must arrive whole within a timeout once it has
-  begun (408; otherwise a stalled upload holds a connection slot forever), and the answers uvicorn
-  writes itself (a malformed request, the concurrency limit) carry the same JSON error body as the app's.
+- Limits uvicorn's httptools protocol lacks: the request line and headers (and chunked trailers) are
+  capped (431; httptools otherwise buffers a header of any size), a read timeout as nginx's (408;
+  otherwise a stalled upload holds a connection slot forever; see ``read_timeout``), and the answers
+  uvicorn writes itself (a malformed request, the concurrency limit) carry the same JSON error body as
+  the app's.
 """
 
 from __future__ import annotations
@@ -89,9 +90,13 @@ _DISCARD_SECONDS = 2.0
 _REASONS = {400: b"Bad Request", 408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
 
 
+def _error_body(code: str, message: str) -> bytes:
+    return orjson.dumps({"code": code, "message": message})
+
+
 def error_response(status: int, code: str, message: str) -> bytes:
     """A complete HTTP/1.1 response with the API's JSON error body, closing the connection."""
-    body = orjson.dumps({"code": code, "message": message})
+    body = _error_body(code, message)
     head = b"HTTP/1.1 %d %s\r\n" % (status, _REASONS[status])
     return (
         head
@@ -102,9 +107,7 @@ def error_response(status: int, code: str, message: str) -> bytes:
 
 async def _unavailable(scope: Any, receive: Any, send: Any) -> None:
     # uvicorn's own answer at its concurrency limit is plain text; this is the API's error shape.
-    body = orjson.dumps(
-        {"code": "server_busy", "message": "The server is at its connection limit; retry shortly."}
-    )
+    body = _error_body("server_busy", "The server is at its connection limit; retry shortly.")
     await send(
         {
             "type": "http.response.start",
