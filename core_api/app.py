@@ -26,6 +26,7 @@ from core_api.auth import AuthUser, WriteKeyCache
 from core_api.db import Database, resolve_database_url
 from core_api.deps import SKIP_COMPRESSION, dependencies
 from core_api.fastpath import FastRoute, FastRouter
+from core_api.hashing import PasswordHashing
 from core_api.http_errors import exception_handlers
 from core_api.observability import RequestIdMiddleware, configure_logging
 from core_api.scheduler import create_scheduler
@@ -61,13 +62,37 @@ def _optional_module(name: str) -> ModuleType | None:
         raise
 
 
+# Browsers must not guess a type other than the one declared, and no response that did not choose its
+# own caching (tokens, profiles, analytics) may be stored by a browser or a shared cache.
+_NOSNIFF = (b"x-content-type-options", b"nosniff")
+_NO_STORE = (b"cache-control", b"no-store")
+
+
+def _with_security_headers(send: Any) -> Any:
+    async def send_with_headers(message: Any) -> None:
+        if message["type"] == "http.response.start":
+            headers = [*message.get("headers", ()), _NOSNIFF]
+            if not any(name.lower() == b"cache-control" for name, _ in headers):
+                headers.append(_NO_STORE)
+            message = {**message, "headers": headers}
+        await send(message)
+
+    return send_with_headers
+
+
 class App(Litestar):
     """Litestar, with the domains' fast routes (``core_api.fastpath``) served ahead of its routing."""
 
     fast: FastRouter | None = None
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        """Serve a fast route's request directly; everything else (lifespan included) as Litestar does."""
+        """Serve a fast route's request directly; everything else (lifespan included) as Litestar does.
+
+        Every HTTP response, whichever stack answers it (Litestar's own 404 and 405 included), gets the
+        security headers here.
+        """
+        if scope["type"] == "http":
+            send = _with_security_headers(send)
         fast = self.fast
         if fast is not None and fast.match(scope):
             scope["app"] = scope["litestar_app"] = self
@@ -104,6 +129,8 @@ def create_app(settings: Settings | None = None) -> App:
         app.state.settings = settings
         # Shared by every route that accepts an app's write key (ingest, experiment assignment).
         app.state.write_keys = WriteKeyCache()
+        limits = settings.auth_limits
+        app.state.hashing = PasswordHashing(limits.hash_workers or None, limits.hash_queue)
         started: list[ModuleType] = []
         scheduler = create_scheduler()
         app.state.scheduler = scheduler
@@ -125,6 +152,7 @@ def create_app(settings: Settings | None = None) -> App:
                 if hasattr(module, "on_shutdown"):
                     await module.on_shutdown(app)
             await db.close()
+            app.state.hashing.close()
 
     app = App(
         route_handlers=route_handlers,

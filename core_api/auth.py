@@ -86,11 +86,20 @@ class AuthUser:
         return _ROLE_RANK.get(self.role, -1) >= _ROLE_RANK[role]
 
 
-def create_access_token(settings: Settings, user_id: uuid.UUID, role: str) -> tuple[str, int]:
-    """A signed access token for ``user_id`` and its lifetime in seconds."""
+def create_access_token(
+    settings: Settings, user_id: uuid.UUID, role: str, version: int = 0
+) -> tuple[str, int]:
+    """A signed access token for ``user_id`` of token generation ``version``, and its lifetime."""
     now = int(time.time())
     ttl = settings.jwt_ttl_seconds
-    claims = {"sub": str(user_id), "role": role, "iat": now, "exp": now + ttl, "jti": secrets.token_hex(8)}
+    claims = {
+        "sub": str(user_id),
+        "role": role,
+        "ver": version,
+        "iat": now,
+        "exp": now + ttl,
+        "jti": secrets.token_hex(8),
+    }
     return jwt.encode(claims, settings.jwt_secret, algorithm="HS256"), ttl
 
 
@@ -112,15 +121,22 @@ def bearer_token(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
     return value.strip() or None if scheme.lower() == "bearer" else None
 
 
-async def load_auth_user(conn: asyncpg.Connection, settings: Settings, token: str) -> AuthUser:
-    """Resolve a bearer token to an active user. Suspended or deleted accounts lose access at once."""
+# One lookup per request: the account's role and status and its token generation. A token of an older
+# generation (issued before a password change, a status change or a logout) is refused.
+_AUTH_QUERY = """SELECT u.user_id, u.role, u.email, u.status, coalesce(v.token_version, 0) AS version
+    FROM users u LEFT JOIN user_token_versions v ON v.user_id = u.user_id WHERE u.user_id = $1"""
+
+
+async def load_auth_user(conn: asyncpg.Connection | asyncpg.Pool, settings: Settings, token: str) -> AuthUser:
+    """Resolve a bearer token to an active user. Suspended or deleted accounts, and tokens issued
+    before the account's latest password change, status change or logout, lose access at once."""
     claims = decode_access_token(settings, token)
     try:
         user_id = uuid.UUID(str(claims["sub"]))
     except ValueError as exc:
         raise AuthenticationError("The access token is invalid or expired.") from exc
-    row = await conn.fetchrow("SELECT user_id, role, email, status FROM users WHERE user_id = $1", user_id)
-    if row is None or row["status"] != "active":
+    row = await conn.fetchrow(_AUTH_QUERY, user_id)
+    if row is None or row["status"] != "active" or claims.get("ver", 0) != row["version"]:
         raise AuthenticationError("The access token is invalid or expired.")
     return AuthUser(user_id=row["user_id"], role=row["role"], email=row["email"])
 

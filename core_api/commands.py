@@ -10,6 +10,7 @@ from typing import TypeVar
 import asyncpg
 import click
 
+from core_api.auth import hash_password
 from core_api.errors import DomainError
 
 __all__ = ["register"]
@@ -69,11 +70,17 @@ def create_admin(email: str, first_name: str, last_name: str) -> None:
         )
     except msgspec.ValidationError as exc:
         raise click.ClickException(str(exc)) from exc
+    try:
+        service.check_password_policy(data.password, data.email)
+    except DomainError as exc:
+        problems = "; ".join(d["message"] for d in exc.details or ())
+        raise click.ClickException(f"{exc.message} {problems}") from exc
+    password_hash = hash_password(data.password)
 
     async def work(conn: asyncpg.Connection) -> str:
         from core_api import audit
 
-        user = await service.register(conn, data, role="admin")
+        user = await service.create_account(conn, data, password_hash, role="admin")
         await audit.record(
             conn,
             "role_changed",

@@ -434,10 +434,12 @@ class ApiSource(Base):
 
 
 class LoginThrottle(Base):
-    """Failed-login counters per account and per client address, shared by every app process.
+    """Attempt counters with exponential backoff, shared by every app process.
 
-    One row per key (``acct:<sha256 of the lower-cased email>`` or ``ip:<address>``) holding a fixed
-    window's start and the attempts counted in it; stale rows are deleted by the accounts job.
+    One row per key: the account (``acct:``), the account from one address (``acct-ip:``), one address
+    (``ip:``), registrations per address (``reg-ip:``) and in all (``reg:``); keys hold hashes or
+    addresses, never an email. ``window_start`` is the last counted attempt (a counter resets after a
+    quiet window), ``blocked_until`` the end of the current backoff. Stale rows are deleted by a job.
     """
 
     __tablename__ = "login_throttle"
@@ -446,3 +448,17 @@ class LoginThrottle(Base):
     throttle_key: Mapped[str] = mapped_column(String(100), primary_key=True)
     window_start: Mapped[dt.datetime] = mapped_column(TIMESTAMP(), nullable=False)
     attempts: Mapped[int] = mapped_column(Integer, nullable=False)
+    blocked_until: Mapped[dt.datetime | None] = mapped_column(TIMESTAMP())
+
+
+class UserTokenVersion(Base):
+    """A user's access-token generation: tokens carry it, and a bump (password change, status change,
+    logout) ends every token issued before. No row means generation 0."""
+
+    __tablename__ = "user_token_versions"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("users.user_id", ondelete="CASCADE"), primary_key=True
+    )
+    token_version: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
+    updated_at: Mapped[dt.datetime] = _created()

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-__all__ = ["Settings", "env_bool", "env_float", "env_int", "get_settings"]
+__all__ = ["AuthLimits", "Settings", "env_bool", "env_float", "env_int", "get_settings"]
 
 
 def env_bool(name: str, default: bool) -> bool:
@@ -41,6 +41,37 @@ def _parse_networks(raw: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Net
 
 
 @dataclass(frozen=True, slots=True)
+class AuthLimits:
+    """Throttles and the hashing pool of registration and login (README, "Accounts").
+
+    Every counter backs off exponentially: once a key reaches its limit, each further attempt is
+    refused until ``backoff_seconds`` (doubling per attempt, at most ``backoff_max_seconds``) have
+    passed. Counters reset ``window_seconds`` after their first attempt unless a backoff is running.
+    """
+
+    account_ip_attempts: int = 5  # one account from one address (a user mistyping)
+    ip_attempts: int = 30  # one address, any accounts (several people can share a NAT)
+    account_lock_attempts: int = 100  # one account from every address: then locked, owner notified
+    account_lock_seconds: int = 3600
+    backoff_seconds: int = 60
+    backoff_max_seconds: int = 3600
+    window_seconds: int = 3600
+    register_ip_attempts: int = 10  # registrations per address per window
+    register_global_attempts: int = 600  # registrations in all per window
+    hash_workers: int = 0  # argon2id hashes at once; 0 means the core count
+    hash_queue: int = 32  # hashes waiting for a worker before new ones get 429
+
+    @classmethod
+    def from_env(cls) -> AuthLimits:
+        """Defaults overridden by ``CORP_ASTRO_AUTH_<FIELD>`` (upper case)."""
+        d = cls()
+        values = {
+            name: env_int(f"CORP_ASTRO_AUTH_{name.upper()}", getattr(d, name)) for name in cls.__slots__
+        }
+        return cls(**values)
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Resolved configuration for one process."""
 
@@ -54,6 +85,7 @@ class Settings:
     jwt_ttl_seconds: int = 900
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = field(default_factory=tuple)
     scheduler_enabled: bool = True
+    auth_limits: AuthLimits = field(default_factory=AuthLimits)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -70,6 +102,7 @@ class Settings:
             jwt_ttl_seconds=env_int("CORP_ASTRO_JWT_TTL_SECONDS", 900),
             trusted_proxies=_parse_networks(os.environ.get("CORP_ASTRO_TRUSTED_PROXIES", "")),
             scheduler_enabled=env_bool("CORP_ASTRO_SCHEDULER", True),
+            auth_limits=AuthLimits.from_env(),
         )
 
     @property

@@ -18,7 +18,7 @@ from litestar.testing import AsyncTestClient
 
 from core_api import migrate
 from core_api.app import create_app
-from core_api.settings import Settings
+from core_api.settings import AuthLimits, Settings
 from tests.support import EmbeddedTestServer, LiveServer, recreate_database, truncate_all
 
 # Property tests check results, not speed: on a loaded 2-core CI machine a per-example deadline only
@@ -69,6 +69,9 @@ async def conn(clean_db: str) -> AsyncIterator[asyncpg.Connection]:
         await c.close()
 
 
+TEST_AUTH_LIMITS = AuthLimits(register_ip_attempts=100_000, register_global_attempts=100_000)
+
+
 def make_settings(database_url: str, data_dir: Path, **overrides: object) -> Settings:
     """Settings for an in-process app under test."""
     values: dict[str, object] = {
@@ -77,6 +80,8 @@ def make_settings(database_url: str, data_dir: Path, **overrides: object) -> Set
         "log_level": "WARNING",
         "jwt_secret_override": "test-secret-0123456789abcdef0123456789",
         "scheduler_enabled": False,
+        # Suites register many accounts from one address; the registration limits have their own tests.
+        "auth_limits": TEST_AUTH_LIMITS,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

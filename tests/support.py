@@ -101,6 +101,9 @@ class LiveServer:
             "DATABASE_URL": database_url,
             "CORP_ASTRO_JWT_SECRET": "test-secret-for-live-servers",
             "CORP_ASTRO_LOG_LEVEL": "WARNING",
+            # Suites register many accounts from 127.0.0.1; the registration limits have their own tests.
+            "CORP_ASTRO_AUTH_REGISTER_IP_ATTEMPTS": "100000",
+            "CORP_ASTRO_AUTH_REGISTER_GLOBAL_ATTEMPTS": "100000",
             **(env or {}),
         }
         self._scheduler = scheduler

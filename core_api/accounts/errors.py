@@ -18,6 +18,7 @@ __all__ = [
     "EmailTakenError",
     "InvalidCredentialsError",
     "LoginRateLimitedError",
+    "RegistrationRateLimitedError",
     "SubscriptionNotFoundError",
     "UserNotFoundError",
     "WeakPasswordError",
@@ -40,6 +41,12 @@ class LoginRateLimitedError(RateLimitedError):
     """Too many failed logins for this account or from this address."""
 
     code = "too_many_login_attempts"
+
+
+class RegistrationRateLimitedError(RateLimitedError):
+    """Too many registrations from this address, or in all."""
+
+    code = "too_many_registrations"
 
 
 class EmailTakenError(ConflictError):

@@ -13,7 +13,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "USER_COLUMNS",
+    "bump_token_version",
+    "count_attempt",
     "deactivate_device",
+    "email_taken",
     "erase_user",
     "get_device",
     "get_preferences",
@@ -26,10 +29,11 @@ __all__ = [
     "list_devices",
     "list_subscriptions",
     "list_users",
+    "lock_throttle",
     "purge_throttle",
     "release_throttle",
-    "reserve_throttle",
     "set_last_login",
+    "token_version",
     "update_device",
     "update_subscription",
     "update_user",
@@ -70,10 +74,31 @@ async def get_user(conn: asyncpg.Connection, user_id: uuid.UUID) -> Row | None:
 
 
 async def get_user_by_email(conn: asyncpg.Connection, email: str) -> Row | None:
-    """The user with this email compared case-insensitively, with its password hash."""
-    return await conn.fetchrow(
-        f"SELECT {USER_COLUMNS}, password_hash FROM users WHERE lower(email) = lower($1)", email
+    """The user with this normalised email (``accounts.emails``), with its password hash."""
+    return await conn.fetchrow(f"SELECT {USER_COLUMNS}, password_hash FROM users WHERE email = $1", email)
+
+
+async def email_taken(conn: asyncpg.Connection, email: str) -> bool:
+    """Whether an account has this normalised email."""
+    taken: bool = await conn.fetchval("SELECT EXISTS (SELECT 1 FROM users WHERE email = $1)", email)
+    return taken
+
+
+async def bump_token_version(conn: asyncpg.Connection, user_id: uuid.UUID) -> None:
+    """End every access token issued to ``user_id`` so far."""
+    await conn.execute(
+        f"""INSERT INTO user_token_versions AS v (user_id, token_version) VALUES ($1, 1)
+            ON CONFLICT (user_id) DO UPDATE SET token_version = v.token_version + 1, updated_at = {_NOW}""",
+        user_id,
     )
+
+
+async def token_version(conn: asyncpg.Connection, user_id: uuid.UUID) -> int:
+    """The current token generation of ``user_id`` (0 before any bump)."""
+    version: int | None = await conn.fetchval(
+        "SELECT token_version FROM user_token_versions WHERE user_id = $1", user_id
+    )
+    return version or 0
 
 
 async def get_password_hash(conn: asyncpg.Connection, user_id: uuid.UUID) -> str | None:
@@ -342,30 +367,50 @@ async def update_subscription(
 # --- Login throttle ------------------------------------------------------------------------------
 
 
-async def reserve_throttle(
+async def lock_throttle(
     conn: asyncpg.Connection, key: str, now: dt.datetime, window: dt.timedelta
-) -> tuple[dt.datetime, int]:
-    """Count one attempt against ``key`` in its current fixed window; (window start, attempts so far).
+) -> tuple[int, dt.datetime | None]:
+    """Lock ``key``'s counter row (creating it) for this transaction; (attempts, blocked_until).
 
-    One atomic upsert, so concurrent attempts in any number of processes are all counted.
+    A counter whose window has passed, with no backoff running, starts again from zero. One atomic
+    upsert, so concurrent attempts in any number of processes queue on the row lock.
     """
     row = await conn.fetchrow(
-        """INSERT INTO login_throttle AS t (throttle_key, window_start, attempts) VALUES ($1, $2, 1)
+        """INSERT INTO login_throttle AS t (throttle_key, window_start, attempts) VALUES ($1, $2, 0)
            ON CONFLICT (throttle_key) DO UPDATE SET
-               window_start = CASE WHEN t.window_start <= $2 - $3::interval THEN $2 ELSE t.window_start END,
-               attempts = CASE WHEN t.window_start <= $2 - $3::interval THEN 1 ELSE t.attempts + 1 END
-           RETURNING window_start, attempts""",
+               attempts = CASE WHEN t.window_start <= $2 - $3::interval
+                                AND (t.blocked_until IS NULL OR t.blocked_until <= $2)
+                               THEN 0 ELSE t.attempts END,
+               window_start = CASE WHEN t.window_start <= $2 - $3::interval
+                                    AND (t.blocked_until IS NULL OR t.blocked_until <= $2)
+                                   THEN $2 ELSE t.window_start END
+           RETURNING attempts, blocked_until""",
         key,
         now,
         window,
     )
-    return row["window_start"], row["attempts"]
+    return row["attempts"], row["blocked_until"]
+
+
+async def count_attempt(
+    conn: asyncpg.Connection, key: str, attempts: int, blocked_until: dt.datetime | None
+) -> None:
+    """Store a locked counter's new count and backoff (``None`` leaves the current, expired one)."""
+    await conn.execute(
+        """UPDATE login_throttle SET attempts = $2, blocked_until = COALESCE($3, blocked_until)
+           WHERE throttle_key = $1""",
+        key,
+        attempts,
+        blocked_until,
+    )
 
 
 async def release_throttle(conn: asyncpg.Connection, key: str) -> None:
-    """Un-count one attempt (it succeeded)."""
+    """Un-count one attempt (it succeeded) and end any backoff it started."""
     await conn.execute(
-        "UPDATE login_throttle SET attempts = greatest(attempts - 1, 0) WHERE throttle_key = $1", key
+        """UPDATE login_throttle SET attempts = greatest(attempts - 1, 0), blocked_until = NULL
+           WHERE throttle_key = $1""",
+        key,
     )
 
 
@@ -374,6 +419,13 @@ async def clear_throttle(conn: asyncpg.Connection, key: str) -> None:
     await conn.execute("DELETE FROM login_throttle WHERE throttle_key = $1", key)
 
 
-async def purge_throttle(conn: asyncpg.Connection, before: dt.datetime) -> int:
-    """Delete counters whose window started before ``before``; the number deleted."""
-    return _count(await conn.execute("DELETE FROM login_throttle WHERE window_start < $1", before))
+async def purge_throttle(conn: asyncpg.Connection, before: dt.datetime, now: dt.datetime) -> int:
+    """Delete counters whose window started before ``before`` and whose backoff is over."""
+    return _count(
+        await conn.execute(
+            """DELETE FROM login_throttle
+               WHERE window_start < $1 AND (blocked_until IS NULL OR blocked_until <= $2)""",
+            before,
+            now,
+        )
+    )

@@ -41,30 +41,47 @@ class AuthController(ResourceController):
     tags = ["auth"]
 
     @post("/register", summary="Create an account")
-    async def register(self, data: JSONBody[RegisterRequest], conn: DbConn) -> UserOut:
-        """Create an account with the ``user`` role; the email is unique case-insensitively."""
-        return await service.register(conn, data)
+    async def register(
+        self, data: JSONBody[RegisterRequest], db: Db, request: Request[Any, Any, Any]
+    ) -> UserOut:
+        """Create an account with the ``user`` role; emails are unique in their normal form.
+
+        Rate-limited per address and in all (429). The password is hashed on the bounded pool with no
+        connection held, and a taken email costs the same hash as a new one before its 409.
+        """
+        service.check_password_policy(data.password, data.email)
+        settings = request.app.state.settings
+        async with db.transaction() as conn:
+            await service.reserve_registration(conn, settings, request_ip(request))
+        password_hash = await request.app.state.hashing.hash(data.password)
+        async with db.transaction() as conn:
+            return await service.create_account(conn, data, password_hash)
 
     @post("/login", status_code=200, summary="Exchange email and password for an access token")
     async def login(
         self, data: JSONBody[LoginRequest], db: Db, request: Request[Any, Any, Any]
     ) -> TokenResponse:
-        """A short-lived bearer token. Failed logins are throttled per account and per address (429)."""
-        attempt = service.LoginAttempt(email=data.email, ip=request_ip(request))
-        # Three short transactions, none held across the password hash: count the attempt (committed
-        # at once, so other processes see it), look the account up, then record the outcome.
+        """A short-lived bearer token. Failed logins back off per account and address, per address, and
+        (at a much higher count) per account (429)."""
+        settings = request.app.state.settings
+        attempt = service.LoginAttempt.of(data.email, request_ip(request))
+        # Two short transactions, none held across the password hash: count the attempt (committed
+        # at once, so other processes see it) and look the account up, then record the outcome.
         async with db.transaction() as conn:
-            await service.reserve_login_attempt(conn, attempt)
-            user = await service.find_login_user(conn, data.email)
-        ok = await service.password_matches(user, data.password)
+            reservation = await service.reserve_login_attempt(conn, settings, attempt)
+            user = await service.find_login_user(conn, attempt)
+        checked = await service.check_password(request.app.state.hashing, user, data.password)
         async with db.transaction() as conn:
-            outcome = await service.complete_login(
-                conn, request.app.state.settings, attempt, user, data.password, ok
-            )
+            outcome = await service.complete_login(conn, settings, attempt, reservation, user, checked)
         if outcome.error is not None:
             raise outcome.error
         assert outcome.token is not None
         return outcome.token
+
+    @post("/logout", status_code=204, summary="End every access token of the caller")
+    async def logout(self, conn: DbConn, current_user: CurrentUser, request: Request[Any, Any, Any]) -> None:
+        """Sign out everywhere: every access token issued to the caller so far stops working."""
+        await service.logout(conn, current_user, request_ip(request))
 
 
 class MeController(ResourceController):
@@ -87,7 +104,8 @@ class MeController(ResourceController):
         request: Request[Any, Any, Any],
     ) -> UserOut:
         """Change profile fields; ``password`` needs ``current_password``."""
-        return await service.update_me(conn, current_user, data, request_ip(request))
+        hashing = request.app.state.hashing
+        return await service.update_me(conn, hashing, current_user, data, request_ip(request))
 
     @delete("/", summary="Erase the caller's account")
     async def erase_me(

@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
+from core_api.accounts.emails import normalize_email
 from core_api.resources import (
     NO_NUL,
     JsonObject,
@@ -59,23 +60,6 @@ TimeZone = Annotated[str, Meta(max_length=50, pattern=NO_NUL)]
 _EARLIEST_BIRTH = dt.date(1800, 1, 1)
 
 
-def check_email(email: str) -> str:
-    """A plausible address: one ``@``, a dotted domain, no spaces or control characters."""
-    local, at, domain = email.rpartition("@")
-    labels = domain.split(".")
-    if (
-        not at
-        or not local
-        or len(local) > 64
-        or "@" in local
-        or len(labels) < 2
-        or not all(labels)
-        or any(ch.isspace() or ord(ch) < 32 or ch == "\x7f" for ch in email)
-    ):
-        raise ValueError("`email` is not a valid email address")
-    return email
-
-
 def _check_birth(
     date_of_birth: dt.date | UnsetType | None, time_of_birth: dt.time | UnsetType | None
 ) -> None:
@@ -98,7 +82,7 @@ class RegisterRequest(msgspec.Struct, forbid_unknown_fields=True):
     place_of_birth: Str255 | None = None
 
     def __post_init__(self) -> None:
-        self.email = check_email(self.email.strip())
+        self.email = normalize_email(self.email)
         _check_birth(self.date_of_birth, self.time_of_birth)
 
 

@@ -1,18 +1,15 @@
 """Accounts logic: registration, login with throttling, the caller's profile, erasure, admin changes.
 
 Functions take the caller's connection and never commit; the route (or CLI command) owns the
-transaction. Argon2 hashing runs in a worker thread so a login never stalls the event loop.
+transaction. Password hashing runs on the bounded pool (``core_api.hashing``), and registration and
+login hash outside any transaction: their routes hold no connection while argon2id runs.
 """
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-import hashlib
 import ipaddress
 import logging
-import math
-import os
 import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -21,14 +18,15 @@ import asyncpg
 
 from core_api import audit
 from core_api.accounts import repository as repo
+from core_api.accounts import throttle
+from core_api.accounts.emails import normalize_email
 from core_api.accounts.errors import (
     AccountDisabledError,
     EmailTakenError,
     InvalidCredentialsError,
-    LoginRateLimitedError,
     UserNotFoundError,
-    WeakPasswordError,
 )
+from core_api.accounts.passwords import check_password_policy
 from core_api.accounts.schemas import (
     AdminUserUpdate,
     RegisterRequest,
@@ -36,87 +34,37 @@ from core_api.accounts.schemas import (
     UserOut,
     UserUpdate,
 )
-from core_api.auth import AuthUser, create_access_token, hash_password, needs_rehash, utcnow, verify_password
+from core_api.auth import AuthUser, create_access_token, needs_rehash
 from core_api.db import uuid7
 from core_api.errors import ConflictError, DomainError, ValidationError
+from core_api.notifications import service as notifications
 from core_api.pagination import Page, decode_cursor, make_page
 from core_api.resources import changes, to_struct
 
 if TYPE_CHECKING:
+    from core_api.hashing import PasswordHashing
     from core_api.settings import Settings
 
 __all__ = [
-    "ACCOUNT_ATTEMPTS",
-    "IP_ATTEMPTS",
-    "THROTTLE_WINDOW",
     "LoginAttempt",
     "LoginOutcome",
     "admin_update_user",
+    "check_password",
     "check_password_policy",
     "complete_login",
+    "create_account",
     "erase_account",
     "find_login_user",
     "get_user",
     "list_users",
-    "password_matches",
-    "register",
+    "logout",
     "reserve_login_attempt",
+    "reserve_registration",
     "set_role",
     "update_me",
 ]
 
 _log = logging.getLogger("corp_astro.accounts")
-
-# Failed logins allowed per fixed window, per account and per client address. The address limit is
-# higher because several people can share one (an office NAT).
-ACCOUNT_ATTEMPTS = int(os.environ.get("CORP_ASTRO_LOGIN_ACCOUNT_ATTEMPTS", "5"))
-IP_ATTEMPTS = int(os.environ.get("CORP_ASTRO_LOGIN_IP_ATTEMPTS", "30"))
-THROTTLE_WINDOW = dt.timedelta(seconds=int(os.environ.get("CORP_ASTRO_LOGIN_WINDOW_SECONDS", "900")))
-
-MIN_PASSWORD = 10
-MAX_PASSWORD = 128
-_COMMON_PASSWORDS = frozenset(
-    {
-        "password123",
-        "password1234",
-        "1234567890",
-        "12345678910",
-        "qwertyuiop",
-        "1q2w3e4r5t",
-        "iloveyou123",
-        "passw0rd123",
-        "letmein1234",
-        "administrator",
-        "qwerty12345",
-        "abcdefghij",
-    }
-)
-
-
-def check_password_policy(password: str, email: str) -> None:
-    """Raise ``WeakPasswordError`` (422) unless ``password`` meets the policy.
-
-    NIST SP 800-63B style: length (10 to 128) rather than composition rules, plus rejection of
-    passwords that are common, trivially repetitive, or contain the account's email name.
-    """
-    problems = []
-    if len(password) < MIN_PASSWORD:
-        problems.append(f"must be at least {MIN_PASSWORD} characters")
-    if len(password) > MAX_PASSWORD:
-        problems.append(f"must be at most {MAX_PASSWORD} characters")
-    if len(set(password)) < 5:
-        problems.append("must use at least 5 different characters")
-    lowered = password.lower()
-    local = email.rpartition("@")[0].lower()
-    if lowered in _COMMON_PASSWORDS:
-        problems.append("is too common")
-    if len(local) >= 4 and local in lowered:
-        problems.append("must not contain the email address")
-    if problems:
-        raise WeakPasswordError(
-            "The password does not meet the policy.",
-            details=[{"field": "password", "message": f"The password {p}."} for p in problems],
-        )
 
 
 def _inet(ip: str | None) -> str | None:
@@ -132,10 +80,15 @@ def _inet(ip: str | None) -> str | None:
 # --- Registration --------------------------------------------------------------------------------
 
 
-async def register(conn: asyncpg.Connection, data: RegisterRequest, *, role: str = "user") -> UserOut:
-    """Create an active account with default preferences."""
-    check_password_policy(data.password, data.email)
-    password_hash = await asyncio.to_thread(hash_password, data.password)
+async def reserve_registration(conn: asyncpg.Connection, settings: Settings, ip: str | None) -> None:
+    """Count a registration per address and in all, or refuse it (429) before any work is done."""
+    await throttle.reserve(conn, throttle.register_limits(settings.auth_limits, ip), registration=True)
+
+
+async def create_account(
+    conn: asyncpg.Connection, data: RegisterRequest, password_hash: str, *, role: str = "user"
+) -> UserOut:
+    """Insert an active account (``data.email`` is normalised) with default preferences."""
     values = changes(data, exclude=("password",))
     values.update(password_hash=password_hash, role=role)
     user_id = uuid7()
@@ -154,20 +107,20 @@ async def register(conn: asyncpg.Connection, data: RegisterRequest, *, role: str
 
 @dataclass(frozen=True, slots=True)
 class LoginAttempt:
-    """Who is trying to log in, from where."""
+    """Who is trying to log in, from where; ``email`` in its normal form (``accounts.emails``)."""
 
     email: str
     ip: str | None
 
-    @property
-    def account_key(self) -> str:
-        # Hashed so that the throttle table holds no email addresses.
-        digest = hashlib.sha256(self.email.strip().lower().encode("utf-8", "surrogatepass")).hexdigest()
-        return f"acct:{digest}"
-
-    @property
-    def ip_key(self) -> str | None:
-        return f"ip:{self.ip[:60]}" if self.ip else None
+    @classmethod
+    def of(cls, raw_email: str, ip: str | None) -> LoginAttempt:
+        """An attempt for ``raw_email`` as typed. An address that does not normalise matches no
+        account, but is still counted (by its case-folded text) and costs a password check."""
+        try:
+            email = normalize_email(raw_email)
+        except ValueError:
+            email = raw_email.strip().casefold()
+        return cls(email, ip)
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,46 +131,60 @@ class LoginOutcome:
     error: DomainError | None = None
 
 
-async def reserve_login_attempt(conn: asyncpg.Connection, attempt: LoginAttempt) -> None:
-    """Count this attempt against the account and the address before any password is checked.
-
-    Counting first (and un-counting on success) means a burst of parallel guesses cannot all slip
-    through before the first failure is recorded. Raises ``LoginRateLimitedError`` when a limit is
-    reached; the caller's transaction then rolls back, so a refused attempt is not counted.
-    """
-    now = utcnow()
-    keys = [(attempt.account_key, ACCOUNT_ATTEMPTS)]
-    if attempt.ip_key:
-        keys.append((attempt.ip_key, IP_ATTEMPTS))
-    # Always account before address: a fixed lock order, so concurrent attempts cannot deadlock.
-    for key, limit in keys:
-        window_start, attempts = await repo.reserve_throttle(conn, key, now, THROTTLE_WINDOW)
-        if attempts > limit:
-            retry_after = max(1, math.ceil((window_start + THROTTLE_WINDOW - now).total_seconds()))
-            _log.warning("login throttled", extra={"scope": key.split(":", 1)[0], "retry_after": retry_after})
-            raise LoginRateLimitedError("Too many failed logins; try again later.", retry_after=retry_after)
+async def reserve_login_attempt(
+    conn: asyncpg.Connection, settings: Settings, attempt: LoginAttempt
+) -> throttle.Reservation:
+    """Count this attempt per account, per account and address, and per address, before any password
+    is checked (``accounts.throttle``); 429 when a backoff is running."""
+    return await throttle.reserve(
+        conn, throttle.login_limits(settings.auth_limits, attempt.email, attempt.ip)
+    )
 
 
-async def find_login_user(conn: asyncpg.Connection, email: str) -> Any:
+async def find_login_user(conn: asyncpg.Connection, attempt: LoginAttempt) -> Any:
     """The account row (with its password hash) for a login, or None."""
-    return await repo.get_user_by_email(conn, email.strip())
+    return await repo.get_user_by_email(conn, attempt.email)
 
 
-async def password_matches(user: Any, password: str) -> bool:
-    """Verify in a worker thread; an unknown account burns the same time as a known one."""
-    return await asyncio.to_thread(verify_password, user["password_hash"] if user else None, password)
+async def check_password(hashing: PasswordHashing, user: Any, password: str) -> tuple[bool, str | None]:
+    """(the password is right, a stronger hash to store or None). Holds no connection: an unknown
+    account burns the same time as a known one."""
+    ok = await hashing.verify(user["password_hash"] if user else None, password)
+    rehashed = None
+    if ok and needs_rehash(user["password_hash"]):
+        rehashed = await hashing.hash(password)
+    return ok, rehashed
+
+
+async def _notify_locked(conn: asyncpg.Connection, settings: Settings, user: Any, ip: str | None) -> None:
+    minutes = settings.auth_limits.account_lock_seconds // 60
+    await notifications.notify(
+        conn,
+        user["user_id"],
+        title="Your account was locked",
+        body=(
+            f"After many failed sign-in attempts from several places, sign-in to your account is paused "
+            f"for {minutes} minutes. If this was not you, change your password once it reopens."
+        ),
+        type="security",
+        data={"reason": "too_many_failed_logins", "locked_minutes": minutes},
+    )
+    await audit.record(
+        conn, "account_locked", subject_id=str(user["user_id"]), ip_address=ip, details={"minutes": minutes}
+    )
 
 
 async def complete_login(
     conn: asyncpg.Connection,
     settings: Settings,
     attempt: LoginAttempt,
+    reservation: throttle.Reservation,
     user: Any,
-    password: str,
-    password_ok: bool,
+    checked: tuple[bool, str | None],
 ) -> LoginOutcome:
     """Record the outcome (audit, throttle, ``last_login_at``) and issue a token on success."""
     ip = _inet(attempt.ip)
+    password_ok, rehashed = checked
     if user is None or not password_ok:
         await audit.record(
             conn,
@@ -226,6 +193,8 @@ async def complete_login(
             ip_address=ip,
             details={"reason": "bad_password" if user else "unknown_account"},
         )
+        if user is not None and reservation.locked_account:
+            await _notify_locked(conn, settings, user, ip)
         return LoginOutcome(error=InvalidCredentialsError("The email or password is wrong."))
     if user["status"] != "active":
         # Only after a correct password, so an account's status is not revealed to a guesser.
@@ -237,19 +206,23 @@ async def complete_login(
             details={"reason": f"account_{user['status']}"},
         )
         return LoginOutcome(error=AccountDisabledError(f"This account is {user['status']}."))
-    rehashed = None
-    if needs_rehash(user["password_hash"]):
-        rehashed = await asyncio.to_thread(hash_password, password)
     await repo.set_last_login(conn, user["user_id"], rehashed)
-    await repo.clear_throttle(conn, attempt.account_key)
-    if attempt.ip_key:
-        await repo.release_throttle(conn, attempt.ip_key)
+    await throttle.succeeded(conn, reservation)
     await audit.record(
         conn, "login", actor_user_id=user["user_id"], subject_id=str(user["user_id"]), ip_address=ip
     )
-    token, ttl = create_access_token(settings, user["user_id"], user["role"])
+    version = await repo.token_version(conn, user["user_id"])
+    token, ttl = create_access_token(settings, user["user_id"], user["role"], version)
     return LoginOutcome(
         token=TokenResponse(access_token=token, expires_in=ttl, user_id=user["user_id"], role=user["role"])
+    )
+
+
+async def logout(conn: asyncpg.Connection, user: AuthUser, ip: str | None) -> None:
+    """End every access token of the caller (all devices): the token generation moves on."""
+    await repo.bump_token_version(conn, user.user_id)
+    await audit.record(
+        conn, "logout", actor_user_id=user.user_id, subject_id=str(user.user_id), ip_address=_inet(ip)
     )
 
 
@@ -264,19 +237,22 @@ async def get_user(conn: asyncpg.Connection, user_id: uuid.UUID) -> UserOut:
     return to_struct(UserOut, row)
 
 
-async def update_me(conn: asyncpg.Connection, user: AuthUser, data: UserUpdate, ip: str | None) -> UserOut:
-    """Change the caller's profile; a new password needs the current one."""
+async def update_me(
+    conn: asyncpg.Connection, hashing: PasswordHashing, user: AuthUser, data: UserUpdate, ip: str | None
+) -> UserOut:
+    """Change the caller's profile; a new password needs the current one and ends every token."""
     values = changes(data, exclude=("password", "current_password"))
     if isinstance(data.password, str) and isinstance(data.current_password, str):
         current = await repo.get_password_hash(conn, user.user_id)
-        if not await asyncio.to_thread(verify_password, current, data.current_password):
+        if not await hashing.verify(current, data.current_password):
             raise ValidationError(
                 "The current password is wrong.",
                 code="wrong_password",
                 details=[{"field": "current_password", "message": "Does not match the account's password."}],
             )
         check_password_policy(data.password, user.email)
-        values["password_hash"] = await asyncio.to_thread(hash_password, data.password)
+        values["password_hash"] = await hashing.hash(data.password)
+        await repo.bump_token_version(conn, user.user_id)
         await audit.record(
             conn,
             "password_changed",
@@ -295,7 +271,7 @@ async def erase_account(conn: asyncpg.Connection, user: AuthUser, ip: str | None
     counts = await repo.erase_user(conn, user.user_id)
     if counts["users"] != 1:
         raise UserNotFoundError("No such user.")
-    await repo.clear_throttle(conn, LoginAttempt(user.email, None).account_key)
+    await throttle.forget_account(conn, user.email)
     await audit.record(
         conn,
         "account_erased",
@@ -336,6 +312,9 @@ async def admin_update_user(
     if before is None:
         raise UserNotFoundError("No such user.")
     row = await repo.update_user(conn, user_id, values)
+    if "status" in values and values["status"] != before["status"]:
+        # A suspended account's tokens must not come back to life when it is reactivated.
+        await repo.bump_token_version(conn, user_id)
     for field, action in (("role", "role_changed"), ("status", "account_status_changed")):
         if field in values and values[field] != before[field]:
             await audit.record(
@@ -351,9 +330,11 @@ async def admin_update_user(
 
 async def set_role(conn: asyncpg.Connection, email: str, role: str, *, via: str) -> tuple[str, str]:
     """Set the role of the account with ``email`` (the CLI); returns (old role, new role)."""
-    row = await conn.fetchrow(
-        "SELECT user_id, role FROM users WHERE lower(email) = lower($1) FOR UPDATE", email.strip()
-    )
+    try:
+        email = normalize_email(email)
+    except ValueError as exc:
+        raise UserNotFoundError(f"No account with email {email!r}.") from exc
+    row = await conn.fetchrow("SELECT user_id, role FROM users WHERE email = $1 FOR UPDATE", email)
     if row is None:
         raise UserNotFoundError(f"No account with email {email!r}.")
     if row["role"] != role:

