@@ -19,6 +19,9 @@ class IngestConfig:
     max_batch_events: int = 2_500
     # Client clocks further ahead than this are clamped to the receive time (PostHog uses 1 h too).
     max_future_seconds: float = 3_600.0
+    # Events before the first day of the month this many months back are rejected (timestamp_out_of_range).
+    # Defaults to the raw retention window (CORP_ASTRO_RETENTION_RAW_MONTHS): docs/event-time-window.md.
+    max_past_months: int = 24
     # A flush takes whole requests until it holds this many events...
     flush_max_events: int = 2_000
     # ...or this long after the first one arrived, so concurrent requests share one COPY transaction.
@@ -35,6 +38,10 @@ class IngestConfig:
     # How long a messageId is remembered for exactly-once (Segment: >= 24 h; Amplitude: 7 days).
     dedupe_days: int = 7
 
+    def __post_init__(self) -> None:
+        if self.max_past_months < 0 or self.max_future_seconds < 0:
+            raise ValueError("the event-time window must not be negative")
+
     @classmethod
     def from_env(cls) -> IngestConfig:
         """Defaults overridden by ``CORP_ASTRO_INGEST_<FIELD>`` (upper case)."""
@@ -44,6 +51,11 @@ class IngestConfig:
             max_event_bytes=env_int("CORP_ASTRO_INGEST_MAX_EVENT_BYTES", d.max_event_bytes),
             max_batch_events=env_int("CORP_ASTRO_INGEST_MAX_BATCH_EVENTS", d.max_batch_events),
             max_future_seconds=env_float("CORP_ASTRO_INGEST_MAX_FUTURE_SECONDS", d.max_future_seconds),
+            max_past_months=env_int(
+                "CORP_ASTRO_INGEST_MAX_PAST_MONTHS",
+                # The variable retention.schemas.RetentionPolicy reads, so the two windows agree by default.
+                env_int("CORP_ASTRO_RETENTION_RAW_MONTHS", d.max_past_months),
+            ),
             flush_max_events=env_int("CORP_ASTRO_INGEST_FLUSH_MAX_EVENTS", d.flush_max_events),
             flush_linger_ms=env_float("CORP_ASTRO_INGEST_FLUSH_LINGER_MS", d.flush_linger_ms),
             flushers=env_int("CORP_ASTRO_INGEST_FLUSHERS", d.flushers),

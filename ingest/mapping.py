@@ -18,6 +18,8 @@ from typing import Any
 import msgspec
 from asyncpg.pgproto.pgproto import UUID as PgUUID
 
+from ingest.guards import checked_ip, time_window
+
 __all__ = [
     "EVENT_COLUMNS",
     "PROPERTY_COLUMNS",
@@ -73,7 +75,6 @@ _MAPPED_FIELDS = frozenset(
 _NAME_MAX = 100
 _CATEGORY_MAX = 50
 _ID_MAX = 255
-_IP_MAX = 45
 _UA_MAX = 255
 _SESSION_KEYS = ("sessionId", "session_id")
 # msgspec rather than orjson: it re-encodes integers beyond 64 bits and any depth its decoder accepted.
@@ -90,6 +91,8 @@ class RequestInfo:
     user_agent: str | None
     max_event_bytes: int = 32 * 1024
     max_future: dt.timedelta = dt.timedelta(hours=1)
+    # Events before the first day of the month this many months before received_at are rejected.
+    max_past_months: int = 24
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,6 +230,8 @@ def _map_one(
     batch_integrations: dict[str, Any] | None,
     ids: _PropertyIds,
     check_nul: bool,
+    oldest: dt.datetime,
+    latest: dt.datetime,
 ) -> tuple[tuple[Any, ...], list[tuple[Any, ...]], str]:
     if type(msg) is not dict:
         raise _Invalid("not_an_object")
@@ -297,9 +302,11 @@ def _map_one(
     except (ValueError, OverflowError) as exc:
         raise _Invalid("invalid_timestamp") from exc
     props: dict[str, str] = {}
-    if ts > received + info.max_future:
+    if ts > latest:  # a wrong device clock: keep the event, at the receive time (PostHog's rule)
         ts = received
         props["$original_timestamp"] = _text(raw_ts)
+    elif ts < oldest:  # before the retained months: it would corrupt them, or outlive them
+        raise _Invalid("timestamp_out_of_range")
 
     # Inlined (rather than a helper per property): this loop runs for every property of every event.
     for key, value in properties.items():
@@ -315,8 +322,8 @@ def _map_one(
     ip = None
     ua = None
     for key, value in context.items():
-        if key == "ip" and type(value) is str and len(value) <= _IP_MAX:
-            ip = value
+        if key == "ip":  # stored only if it is an address; otherwise the peer's is (as Segment does)
+            ip = checked_ip(value) if type(value) is str else None
         elif key == "userAgent" and type(value) is str:
             ua = value
             if len(value) > _UA_MAX:  # the column keeps a prefix; the property keeps it whole
@@ -414,6 +421,8 @@ def map_events(
         batch_sent = None if sent_at is None else parse_timestamp(sent_at)
     except (ValueError, OverflowError):
         batch_sent = _BAD_SENT_AT
+    # The time window, once per request: each event then costs one comparison per side.
+    oldest, latest = time_window(info.received_at, info.max_past_months, info.max_future)
     for index, item in enumerate(items):
         msg: Any = None
         try:
@@ -429,7 +438,7 @@ def map_events(
                 if sizes is not None and sizes[index] > info.max_event_bytes:
                     raise _Invalid("event_too_large")
             row, props, message_id = _map_one(
-                msg, forced_type, info, batch_sent, context, integrations, ids, check_nul
+                msg, forced_type, info, batch_sent, context, integrations, ids, check_nul, oldest, latest
             )
         except _Invalid as exc:
             batch.rejected.append(Rejection(index, _message_id_of(msg), str(exc.args[0])))

@@ -146,6 +146,7 @@ async def ingest(
         user_agent=user_agent,
         max_event_bytes=config.max_event_bytes - envelope.shared_bytes,
         max_future=dt.timedelta(seconds=config.max_future_seconds),
+        max_past_months=config.max_past_months,
     )
     batch = map_events(
         envelope.items,

@@ -111,9 +111,9 @@ def test_skew_correction_uses_received_minus_sent_minus_timestamp() -> None:
 def test_no_timestamp_means_received_at_and_no_sent_at_means_as_sent() -> None:
     batch = map_events(_raw({"type": "track", "event": "e", "userId": "u"}), _info())
     assert _event(batch.events[0])["timestamp"] == RECEIVED
-    old = {"type": "track", "event": "e", "userId": "u", "timestamp": "2019-03-01T00:00:00Z"}
+    old = {"type": "track", "event": "e", "userId": "u", "timestamp": "2025-03-01T00:00:00Z"}
     batch = map_events(_raw(old), _info())
-    assert _event(batch.events[0])["timestamp"] == dt.datetime(2019, 3, 1)
+    assert _event(batch.events[0])["timestamp"] == dt.datetime(2025, 3, 1)
 
 
 def test_far_future_is_clamped_and_original_kept() -> None:
@@ -222,3 +222,82 @@ def test_forced_type_for_single_calls() -> None:
     assert _event(batch.events[0])["event_name"] == "Clicked"
     batch = map_events([{"userId": "u"}], _info(), forced_type="track", sizes=[40_000])
     assert batch.rejected[0].reason == "event_too_large"
+
+
+def _times(*stamps: str, **kw: object) -> list[tuple[object, ...]]:
+    """(index, reason or stored timestamp) per message with these timestamps and no sentAt."""
+    msgs = [{"type": "track", "event": "e", "userId": "u", "timestamp": t} for t in stamps]
+    batch = map_events(_raw(*msgs), _info(**kw))
+    out: list[tuple[object, ...]] = [(r.index, r.reason) for r in batch.rejected]
+    out += [(i, _event(row)["timestamp"]) for i, row in zip(batch.indexes, batch.events, strict=True)]
+    return sorted(out, key=lambda x: int(x[0]))  # type: ignore[call-overload]
+
+
+def test_events_before_the_oldest_retained_month_are_rejected_alone() -> None:
+    # Received 2026-11-20 with the default 24 months: the oldest retained month is November 2024.
+    assert _times(
+        "2024-11-01T00:00:00Z",
+        "2024-10-31T23:59:59.999Z",
+        "0999-06-15T00:00:00Z",
+        "1955-03-01T00:00:00Z",
+        "2024-11-01T00:30:00+01:00",  # 2024-10-31 23:30 UTC
+    ) == [
+        (0, dt.datetime(2024, 11, 1)),
+        (1, "timestamp_out_of_range"),
+        (2, "timestamp_out_of_range"),
+        (3, "timestamp_out_of_range"),
+        (4, "timestamp_out_of_range"),
+    ]
+    # The knob moves the edge: 0 months keeps only the receive month.
+    assert _times("2026-10-31T23:59:59Z", "2026-11-01T00:00:00Z", max_past_months=0) == [
+        (0, "timestamp_out_of_range"),
+        (1, dt.datetime(2026, 11, 1)),
+    ]
+    # However wide the window, no year before 1000 gets through.
+    assert _times("0999-12-31T23:59:59Z", "1000-01-01T00:00:00Z", max_past_months=100_000) == [
+        (0, "timestamp_out_of_range"),
+        (1, dt.datetime(1000, 1, 1)),
+    ]
+
+
+def test_window_applies_after_skew_correction_and_overflow_is_invalid() -> None:
+    def one(timestamp: str, sent_at: str) -> object:
+        msg = {"type": "track", "event": "e", "userId": "u", "timestamp": timestamp, "messageId": "m"}
+        batch = map_events(_raw(msg), _info(), sent_at=sent_at)
+        return batch.rejected[0].reason if batch.rejected else _event(batch.events[0])["timestamp"]
+
+    # A device clock 10 years fast: its "now" is fine once corrected...
+    assert one("2036-11-20T11:00:00Z", "2036-11-20T12:00:00Z") == dt.datetime(2026, 11, 20, 11)
+    # ...a plausible-looking timestamp that correction puts 30 years back is not.
+    assert one("2026-11-20T11:00:00Z", "2056-11-20T12:00:00Z") == "timestamp_out_of_range"
+    # Corrections beyond what a datetime holds are rejected per event, never raised.
+    assert one("0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z") == "invalid_timestamp"
+    assert one("9999-12-31T23:59:59Z", "0001-01-01T00:00:00Z") == "invalid_timestamp"
+    assert one("0001-01-01T00:00:00+05:00", "2026-11-20T12:00:00Z") == "invalid_timestamp"
+    # A year past 9999 does not parse.
+    assert one("20000-01-01T00:00:00Z", "2026-11-20T12:00:00Z") == "invalid_timestamp"
+
+
+def test_future_side_is_still_clamped_with_any_window() -> None:
+    msg = {"type": "track", "event": "e", "userId": "u", "timestamp": "9999-12-31T23:59:59Z"}
+    batch = map_events(_raw(msg), _info(max_future=dt.timedelta.max))  # the limit itself overflows
+    assert _event(batch.events[0])["timestamp"] == dt.datetime(9999, 12, 31, 23, 59, 59)
+    batch = map_events(_raw(msg), _info(max_past_months=0))
+    assert _event(batch.events[0])["timestamp"] == RECEIVED
+    assert _props(batch.properties[0])["$original_timestamp"] == "9999-12-31T23:59:59Z"
+
+
+def test_context_ip_is_stored_only_when_it_is_an_address() -> None:
+    def stored(ip: object) -> tuple[object, dict[str, object]]:
+        msg = {"type": "track", "event": "e", "userId": "u", "context": {"ip": ip, "locale": "en"}}
+        batch = map_events(_raw(msg), _info())
+        return _event(batch.events[0])["ip_address"], _props(batch.properties[0])
+
+    assert stored("203.0.113.7")[0] == "203.0.113.7"
+    assert stored("2001:db8::1")[0] == "2001:db8::1"
+    assert stored("fe80::1%eth0")[0] == "fe80::1"  # the zone means nothing off the client's host
+    for bad in ("not-an-ip'); DROP TABLE x;--", "1.2.3.4%eth0", "01.2.3.4", "256.1.1.1", "1.2.3.4 ", "", 42):
+        ip, props = stored(bad)
+        assert ip == "10.0.0.9", bad  # the request's peer, as Segment does
+        assert "context.ip" not in props, bad
+        assert props["context.locale"] == "en"
