@@ -13,19 +13,24 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from retention.schemas import Action, month_label
+
 __all__ = [
     "EVENT_PARENT",
     "LOG_TABLES",
     "PROPERTY_PARENT",
+    "OutOfWindow",
     "Partition",
     "count_older",
     "default_months",
+    "default_outside",
     "detach_and_drop",
     "ensure_month",
     "list_partitions",
     "partition_name",
     "purge_batch",
     "record_action",
+    "scan_partitions",
 ]
 
 EVENT_PARENT = "analytics_events"
@@ -41,6 +46,14 @@ LOG_TABLES = (
     ("retention_actions", "started_at"),
 )
 _BOUND = re.compile(r"FROM \('([^']+)'\) TO \('([^']+)'\)")
+# A bound Python can hold: a four-digit year (not BC, not beyond 9999), optionally a time of day.
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}(?: [0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?)?")
+# A timestamp as text for reports, for any value PostgreSQL can store (BC, beyond 9999, infinity):
+# such rows are counted and shown, never decoded into Python (asyncpg cannot hold them).
+_LABEL = (
+    "coalesce(to_char({0}, 'YYYY-MM-DD HH24:MI:SS') || CASE WHEN {0} < '0001-01-01' THEN ' BC' ELSE '' END,"
+    " {0}::text)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,13 +66,54 @@ class Partition:
     end: dt.date
 
 
+@dataclass(frozen=True, slots=True)
+class OutOfWindow:
+    """Rows of the default partitions on one side of the upkeep window, described without decoding them."""
+
+    before: bool  # before the window's first month (else after its last)
+    events: int
+    properties: int
+    months: int  # distinct months among them
+    first: str  # the earliest and latest timestamps, as PostgreSQL prints them
+    last: str
+
+    def action(self, first: dt.date, last: dt.date) -> Action:
+        """The skipped ``out_of_window`` action reporting these rows against the window [first, last]."""
+        side = f"before {month_label(first)}" if self.before else f"after {month_label(last)}"
+        edge = "the oldest retained month" if self.before else "the last premade month"
+        return Action(
+            "out_of_window",
+            side,
+            self.events,
+            f"{self.events} events and {self.properties} properties in {self.months} months ({self.first} .. "
+            f"{self.last}) are in the default partitions, {side.split()[0]} {edge}: no partition is made for "
+            "them; left where they are",
+            "skipped",
+        )
+
+
 def partition_name(parent: str, month: dt.date) -> str:
     """``analytics_events_p2026_11`` for November 2026."""
-    return f"{parent}_p{month:%Y_%m}"
+    return f"{parent}_p{month.year:04d}_{month.month:02d}"
 
 
-async def list_partitions(conn: asyncpg.Connection, parent: str) -> list[Partition]:
-    """The range partitions of ``parent`` (the default partition excluded), oldest first."""
+def _bound(text: str) -> dt.date | None:
+    if not _DATE.fullmatch(text):
+        return None
+    try:
+        return dt.datetime.fromisoformat(text).date()
+    except ValueError:
+        return None
+
+
+async def scan_partitions(
+    conn: asyncpg.Connection, parent: str
+) -> tuple[list[Partition], list[tuple[str, str]]]:
+    """The range partitions of ``parent`` (default excluded), oldest first, and the ones left alone.
+
+    The second list holds (name, bound) of partitions whose bounds are not dates Python can hold
+    (BC, beyond 9999, MINVALUE/MAXVALUE, infinity): upkeep reports them and never touches them.
+    """
     rows = await conn.fetch(
         """SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) AS bound
            FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
@@ -67,26 +121,65 @@ async def list_partitions(conn: asyncpg.Connection, parent: str) -> list[Partiti
         parent,
     )
     out = []
+    odd = []
     for row in rows:
-        m = _BOUND.search(row["bound"])
-        if m:
-            start = dt.datetime.fromisoformat(m.group(1)).date()
-            end = dt.datetime.fromisoformat(m.group(2)).date()
+        bound: str = row["bound"]
+        if bound == "DEFAULT":
+            continue
+        m = _BOUND.search(bound)
+        start = _bound(m.group(1)) if m else None
+        end = _bound(m.group(2)) if m else None
+        if start is None or end is None:
+            odd.append((row["relname"], bound))
+        else:
             out.append(Partition(parent, row["relname"], start, end))
-    return sorted(out, key=lambda p: p.start)
+    return sorted(out, key=lambda p: p.start), sorted(odd)
 
 
-async def default_months(conn: asyncpg.Connection) -> dict[dt.date, int]:
-    """Months that have rows in either default partition, with their event (or property) row counts."""
+async def list_partitions(conn: asyncpg.Connection, parent: str) -> list[Partition]:
+    """The range partitions of ``parent`` with date bounds, oldest first (see :func:`scan_partitions`)."""
+    return (await scan_partitions(conn, parent))[0]
+
+
+async def default_months(conn: asyncpg.Connection, first: dt.date, last: dt.date) -> dict[dt.date, int]:
+    """Months from ``first`` to ``last`` (inclusive) with rows in either default partition, with their
+    event (or property) row counts. Rows outside those months are never decoded: see ``default_outside``."""
+    lo, hi = _midnight(first), _midnight(_next_month(last))
     rows = await conn.fetch(
         f"""SELECT m, max(n) AS n FROM (
               SELECT date_trunc('month', "timestamp")::date AS m, count(*) AS n
-              FROM {EVENT_PARENT}_default GROUP BY 1
+              FROM {EVENT_PARENT}_default WHERE "timestamp" >= $1 AND "timestamp" < $2 GROUP BY 1
               UNION ALL
-              SELECT date_trunc('month', "timestamp")::date, count(*) FROM {PROPERTY_PARENT}_default GROUP BY 1
-            ) s GROUP BY m ORDER BY m"""
+              SELECT date_trunc('month', "timestamp")::date, count(*)
+              FROM {PROPERTY_PARENT}_default WHERE "timestamp" >= $1 AND "timestamp" < $2 GROUP BY 1
+            ) s GROUP BY m ORDER BY m""",
+        lo,
+        hi,
     )
     return {r["m"]: r["n"] for r in rows}
+
+
+async def default_outside(conn: asyncpg.Connection, first: dt.date, last: dt.date) -> list[OutOfWindow]:
+    """Rows of the default partitions before ``first``'s month or after ``last``'s, counted in SQL."""
+    lo, hi = _midnight(first), _midnight(_next_month(last))
+    rows = await conn.fetch(
+        f"""SELECT "timestamp" < $1 AS before, count(*) FILTER (WHERE t = 'e') AS events,
+                   count(*) FILTER (WHERE t = 'p') AS properties,
+                   count(DISTINCT date_trunc('month', "timestamp")) AS months,
+                   {_LABEL.format('min("timestamp")')} AS first, {_LABEL.format('max("timestamp")')} AS last
+            FROM (SELECT 'e' AS t, "timestamp" FROM {EVENT_PARENT}_default
+                  WHERE NOT ("timestamp" >= $1 AND "timestamp" < $2)
+                  UNION ALL
+                  SELECT 'p', "timestamp" FROM {PROPERTY_PARENT}_default
+                  WHERE NOT ("timestamp" >= $1 AND "timestamp" < $2)) s
+            GROUP BY 1 ORDER BY 1 DESC""",
+        lo,
+        hi,
+    )
+    return [
+        OutOfWindow(r["before"], r["events"], r["properties"], r["months"], r["first"], r["last"])
+        for r in rows
+    ]
 
 
 async def _set_lock_timeout(conn: asyncpg.Connection, lock_timeout_ms: int) -> None:
@@ -108,7 +201,11 @@ async def ensure_month(conn: asyncpg.Connection, month: dt.date, *, lock_timeout
     # Lock both defaults up front (events first, the order ingest writes in) so that no row for this
     # month can land in a default between our move and our attach.
     await conn.execute(f"LOCK TABLE {EVENT_PARENT}_default, {PROPERTY_PARENT}_default IN EXCLUSIVE MODE")
-    existing = {p.name for parent in PARENTS for p in await list_partitions(conn, parent)}
+    existing: set[str] = set()
+    for parent in PARENTS:
+        parts, odd = await scan_partitions(conn, parent)
+        existing.update(p.name for p in parts)
+        existing.update(name for name, _ in odd)
     created = False
     moved_events = 0
     for parent in PARENTS:  # properties first: they reference events
@@ -121,8 +218,8 @@ async def ensure_month(conn: asyncpg.Connection, month: dt.date, *, lock_timeout
             f"""WITH moved AS (
                   DELETE FROM {parent}_default WHERE "timestamp" >= $1 AND "timestamp" < $2 RETURNING *)
                 INSERT INTO {child} SELECT * FROM moved""",
-            dt.datetime.combine(start, dt.time()),
-            dt.datetime.combine(end, dt.time()),
+            _midnight(start),
+            _midnight(end),
         )
         if parent == EVENT_PARENT:
             moved_events = int(status.split()[-1])
@@ -202,3 +299,7 @@ async def record_action(
 
 def _next_month(month: dt.date) -> dt.date:
     return (month.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+
+
+def _midnight(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time())

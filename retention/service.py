@@ -4,6 +4,11 @@ transaction, each recorded in the ``retention_actions`` ledger).
 A run, in order: premake partitions and drain the default partitions; finalise the rollups of months
 past the aggregation window; drop raw partitions past the raw window, but only when every day in them
 has finalised, reconciled rollups; purge logs and audit trails in bounded batches.
+
+Upkeep makes partitions only for months inside its window (the retained months through the premade
+ones), so client-supplied timestamps cannot make it create partitions: rows of the default partitions
+outside the window, and partitions whose bounds are not dates, are reported as skipped and left alone.
+One failing action is recorded as failed and the run carries on (docs/event-time-window.md).
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import asyncpg
 import aggregation
 from retention import repository as repo
 from retention.errors import RetentionBusy
-from retention.schemas import Action, RetentionPolicy, add_months, month_start
+from retention.schemas import Action, RetentionPolicy, add_months, month_label, month_start, upkeep_window
 
 if TYPE_CHECKING:
     from core_api.db import Database
@@ -85,21 +90,22 @@ async def _in_transaction(
 
 
 async def _upkeep_actions(conn: asyncpg.Connection, now: dt.date, policy: RetentionPolicy) -> list[Action]:
-    have = {p.start for p in await repo.list_partitions(conn, repo.EVENT_PARENT)}
-    have &= {p.start for p in await repo.list_partitions(conn, repo.PROPERTY_PARENT)}
-    in_default = await repo.default_months(conn)
-    actions = [
-        Action("drain_default", f"{m:%Y-%m}", n, "rows in the default partition move to their own month")
-        for m, n in in_default.items()
-    ]
-    current = month_start(now)
-    for month in (add_months(current, i) for i in range(policy.premake_months + 1)):
+    first, last = upkeep_window(now, policy)
+    events, odd = await repo.scan_partitions(conn, repo.EVENT_PARENT)
+    props, odd_props = await repo.scan_partitions(conn, repo.PROPERTY_PARENT)
+    have = {p.start for p in events} & {p.start for p in props}
+    in_default = await repo.default_months(conn, first, last)
+    drain = "rows in the default partition move to their own month"
+    actions = [Action("drain_default", month_label(m), n, drain, month=m) for m, n in in_default.items()]
+    month = max(month_start(now), first)
+    while month <= last:
         if month not in have and month not in in_default:
-            actions.append(
-                Action(
-                    "create_partition", f"{month:%Y-%m}", 0, f"premade {policy.premake_months} months ahead"
-                )
-            )
+            why = f"premade {policy.premake_months} months ahead"
+            actions.append(Action("create_partition", month_label(month), 0, why, month=month))
+        month = add_months(month, 1)
+    actions.extend(out.action(first, last) for out in await repo.default_outside(conn, first, last))
+    odd_why = "bounds {} are not dates upkeep manages; left alone"
+    actions.extend(Action("odd_partition", n, None, odd_why.format(b), "skipped") for n, b in odd + odd_props)
     return actions
 
 
@@ -132,7 +138,7 @@ async def _purge_actions(conn: asyncpg.Connection, now: dt.date, policy: Retenti
     actions = []
     for table, column in repo.LOG_TABLES:
         if rows := await repo.count_older(conn, table, column, cutoff):
-            actions.append(Action("purge", table, rows, f"{column} before {cutoff:%Y-%m-%d}"))
+            actions.append(Action("purge", table, rows, f"{column} before {cutoff.date().isoformat()}"))
     return actions
 
 
@@ -152,7 +158,7 @@ async def plan(db: Database, now: dt.date, policy: RetentionPolicy) -> list[Acti
                 actions.append(
                     Action(
                         "finalise_month",
-                        f"{month:%Y-%m}",
+                        month_label(month),
                         None,
                         f"{len(pending)} of {(end - month).days} days to roll up and reconcile",
                     )
@@ -194,17 +200,44 @@ def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
+def _failed(action: Action, exc: Exception) -> Action:
+    """Mark ``action`` failed with the error; the run goes on with the next one."""
+    _log.error(
+        "retention action failed: %s %s",
+        action.action,
+        action.target,
+        exc_info=exc,
+        extra={"action": action.action, "target": action.target},
+    )
+    action.status = "failed"
+    action.reason = f"{action.reason}; failed: {type(exc).__name__}: {exc}"[:1000]
+    return action
+
+
 async def _do_upkeep(db: Database, now: dt.date, policy: RetentionPolicy, run_id: uuid.UUID) -> list[Action]:
     async with db.pool.acquire() as conn:
         actions = await _upkeep_actions(conn, now, policy)
     for action in actions:
         started = _utcnow()
-        month = dt.datetime.strptime(action.target, "%Y-%m").date()
-        ensure = functools.partial(repo.ensure_month, month=month, lock_timeout_ms=policy.lock_timeout_ms)
-        _, moved = await _in_transaction(db, policy, ensure)
-        action.status = "done"
-        if action.action == "drain_default":
-            action.rows = moved
+        if action.month is None:  # a report: rows or a partition upkeep leaves alone
+            _log.warning(
+                "upkeep skipped %s %s: %s",
+                action.action,
+                action.target,
+                action.reason,
+                extra={"action": action.action, "target": action.target, "rows": action.rows},
+            )
+        else:
+            try:
+                ensure = functools.partial(
+                    repo.ensure_month, month=action.month, lock_timeout_ms=policy.lock_timeout_ms
+                )
+                _, moved = await _in_transaction(db, policy, ensure)
+                action.status = "done"
+                if action.action == "drain_default":
+                    action.rows = moved
+            except Exception as exc:  # one month that cannot be made must not stop the others
+                _failed(action, exc)
         await _record(db, run_id, now, action, started)
     return actions
 
@@ -236,59 +269,77 @@ async def _do_finalise(db: Database, month: dt.date, end: dt.date) -> Action:
     if failures:
         return Action(
             "finalise_month",
-            f"{month:%Y-%m}",
+            month_label(month),
             rows,
             f"{len(failures)} days did not reconcile ({'; '.join(failures[:3])})",
             "failed",
         )
     return Action(
-        "finalise_month", f"{month:%Y-%m}", rows, f"{len(pending)} days rolled up and reconciled", "done"
+        "finalise_month", month_label(month), rows, f"{len(pending)} days rolled up and reconciled", "done"
     )
 
 
-async def _do_policy(db: Database, now: dt.date, policy: RetentionPolicy, run_id: uuid.UUID) -> list[Action]:
-    agg_cutoff = months_ago(now, policy.aggregate_after_months)
-    raw_cutoff = months_ago(now, policy.raw_retention_months)
+async def _policy_month(
+    db: Database,
+    now: dt.date,
+    policy: RetentionPolicy,
+    run_id: uuid.UUID,
+    month: dt.date,
+    parts: list[repo.Partition],
+) -> list[Action]:
+    """Finalise one month past the aggregation window and, past the raw window, drop its partitions."""
+    actions = []
+    end = parts[0].end
+    started = _utcnow()
     async with db.pool.acquire() as conn:
-        months = await _old_months(conn, agg_cutoff)
+        needs_work = bool(await _pending_days(conn, month, end))
+    if needs_work:
+        action = await _do_finalise(db, month, end)
+        actions.append(action)
+        await _record(db, run_id, now, action, started)
+    if end > months_ago(now, policy.raw_retention_months):
+        return actions
+    async with db.pool.acquire() as conn:
+        pending = await _pending_days(conn, month, end)
+        rows = await _finalised_rows(conn, month, end)
+    failed = False
+    for part in parts:  # properties before events: the FK points from properties to events
+        started = _utcnow()
+        event_rows = rows if part.parent == repo.EVENT_PARENT else None
+        if pending or failed:
+            why = (
+                f"kept: {len(pending)} days have no finalised, reconciled rollups (first {pending[0]})"
+                if pending
+                else "kept: dropping another partition of its month failed"
+            )
+            action = Action("drop_partition", part.name, event_rows, why, "skipped")
+        else:
+            action = Action(
+                "drop_partition", part.name, event_rows, "past the raw window; every day finalised", "done"
+            )
+            drop = functools.partial(
+                repo.detach_and_drop, partition=part, lock_timeout_ms=policy.lock_timeout_ms
+            )
+            try:
+                await _in_transaction(db, policy, drop)
+            except Exception as exc:  # retried next run; the month's other partition waits for it
+                failed = True
+                _failed(action, exc)
+        actions.append(action)
+        await _record(db, run_id, now, action, started)
+    return actions
+
+
+async def _do_policy(db: Database, now: dt.date, policy: RetentionPolicy, run_id: uuid.UUID) -> list[Action]:
+    async with db.pool.acquire() as conn:
+        months = await _old_months(conn, months_ago(now, policy.aggregate_after_months))
     actions = []
     for month, parts in months.items():
-        end = parts[0].end
         started = _utcnow()
-        async with db.pool.acquire() as conn:
-            needs_work = bool(await _pending_days(conn, month, end))
-        if needs_work:
-            action = await _do_finalise(db, month, end)
-            actions.append(action)
-            await _record(db, run_id, now, action, started)
-        if end > raw_cutoff:
-            continue
-        async with db.pool.acquire() as conn:
-            pending = await _pending_days(conn, month, end)
-            rows = await _finalised_rows(conn, month, end)
-        for part in parts:  # properties before events: the FK points from properties to events
-            started = _utcnow()
-            event_rows = rows if part.parent == repo.EVENT_PARENT else None
-            if pending:
-                action = Action(
-                    "drop_partition",
-                    part.name,
-                    event_rows,
-                    f"kept: {len(pending)} days have no finalised, reconciled rollups (first {pending[0]})",
-                    "skipped",
-                )
-            else:
-                drop = functools.partial(
-                    repo.detach_and_drop, partition=part, lock_timeout_ms=policy.lock_timeout_ms
-                )
-                await _in_transaction(db, policy, drop)
-                action = Action(
-                    "drop_partition",
-                    part.name,
-                    event_rows,
-                    "past the raw window; every day finalised",
-                    "done",
-                )
+        try:
+            actions += await _policy_month(db, now, policy, run_id, month, parts)
+        except Exception as exc:  # one month that cannot be finalised must not stop the others
+            action = _failed(Action("finalise_month", month_label(month), None, "finalise and drop"), exc)
             actions.append(action)
             await _record(db, run_id, now, action, started)
     return actions
@@ -299,15 +350,17 @@ async def _do_purge(db: Database, now: dt.date, policy: RetentionPolicy, run_id:
     actions = []
     for table, column in repo.LOG_TABLES:
         started = _utcnow()
-        total = 0
-        while True:  # one bounded batch per transaction: short locks, bounded WAL per commit
-            async with db.transaction() as conn:
-                n = await repo.purge_batch(conn, table, column, cutoff, policy.purge_batch_size)
-            total += n
-            if n < policy.purge_batch_size:
-                break
-        if total:
-            action = Action("purge", table, total, f"{column} before {cutoff:%Y-%m-%d}", "done")
+        action = Action("purge", table, 0, f"{column} before {cutoff.date().isoformat()}", "done")
+        try:
+            while True:  # one bounded batch per transaction: short locks, bounded WAL per commit
+                async with db.transaction() as conn:
+                    n = await repo.purge_batch(conn, table, column, cutoff, policy.purge_batch_size)
+                action.rows = (action.rows or 0) + n
+                if n < policy.purge_batch_size:
+                    break
+        except Exception as exc:  # the other tables are still purged
+            _failed(action, exc)
+        if action.rows or action.status == "failed":
             actions.append(action)
             await _record(db, run_id, now, action, started)
     return actions

@@ -42,7 +42,9 @@ async def _finalised(db: Database) -> dict[dt.date, int]:
 
 async def test_policy_across_month_boundaries(rdb: Database) -> None:
     await insert_events(rdb, TIMES)
-    await service.run(rdb, dt.date(2026, 11, 26), POLICY, upkeep_only=True)  # old months drained
+    # Upkeep drains a month while it is retained, as hourly upkeep did when these months were recent.
+    await service.run(rdb, dt.date(2024, 10, 15), POLICY, upkeep_only=True)  # 2024-09 .. 2024-11
+    await service.run(rdb, dt.date(2026, 11, 26), POLICY, upkeep_only=True)  # the later months
 
     actions = await service.run(rdb, dt.date(2026, 11, 26), POLICY)
     dropped = {a.target for a in actions if a.action == "drop_partition" and a.status == "done"}
@@ -86,7 +88,7 @@ async def test_partition_whose_rollups_fail_is_not_dropped(
     rdb: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await insert_events(rdb, [dt.datetime(2024, 3, 4, 5), dt.datetime(2024, 3, 20, 6)])
-    await service.run(rdb, dt.date(2026, 11, 26), POLICY, upkeep_only=True)
+    await service.run(rdb, dt.date(2024, 3, 26), POLICY, upkeep_only=True)  # drained while retained
     real_rollup = aggregation.rollup_day
 
     async def failing_rollup(db: Database, day: dt.date) -> None:
@@ -118,7 +120,7 @@ async def test_rollups_that_do_not_reconcile_block_the_drop(
     rdb: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await insert_events(rdb, [dt.datetime(2024, 2, 10, 5)])
-    await service.run(rdb, dt.date(2026, 11, 26), POLICY, upkeep_only=True)
+    await service.run(rdb, dt.date(2024, 2, 20), POLICY, upkeep_only=True)  # drained while retained
 
     async def skipped_rollup(db: Database, day: dt.date) -> None:
         return None  # fault injection: the rollup silently wrote nothing for the day

@@ -39,7 +39,8 @@ async def test_default_partition_is_drained_by_a_later_run(rdb: Database) -> Non
     assert await rdb.fetchval("SELECT count(*) FROM analytics_events_default") == 3
     assert await rdb.fetchval("SELECT count(*) FROM event_properties_default") == 9
 
-    actions = await service.run(rdb, dt.date.today(), POLICY, upkeep_only=True)
+    # A run while those months are retained (upkeep leaves older months alone: test_out_of_window).
+    actions = await service.run(rdb, dt.date(2019, 5, 20), POLICY, upkeep_only=True)
     drains = {a.target: a.rows for a in actions if a.action == "drain_default"}
     assert drains == {"2019-03": 2, "2019-04": 1}
 
@@ -114,7 +115,7 @@ async def test_audit_and_log_rows_older_than_six_months_are_purged(rdb: Database
 
 
 async def test_plan_changes_nothing(rdb: Database) -> None:
-    await insert_events(rdb, [dt.datetime(2018, 1, 2)])
+    await insert_events(rdb, [dt.datetime(2018, 1, 2), dt.datetime(2030, 6, 2)])
     async with rdb.transaction() as conn:
         await conn.execute("INSERT INTO audit_log (action, created_at) VALUES ('login', '2001-01-01')")
 
@@ -131,10 +132,13 @@ async def test_plan_changes_nothing(rdb: Database) -> None:
     actions = await service.plan(rdb, dt.date(2031, 1, 10), POLICY)
     assert await state() == before
     kinds = {(a.action, a.target) for a in actions}
-    assert ("drain_default", "2018-01") in kinds
+    assert ("drain_default", "2030-06") in kinds
     assert ("create_partition", "2031-01") in kinds
     assert ("purge", "audit_log") in kinds
-    assert all(a.status == "planned" for a in actions)
+    # 2018 is before the oldest retained month (2029-01): reported as what the run will skip.
+    assert [(a.action, a.target, a.rows, a.status) for a in actions if a.status != "planned"] == [
+        ("out_of_window", "before 2029-01", 1, "skipped")
+    ]
 
 
 async def test_only_one_runner_at_a_time(rdb: Database) -> None:
