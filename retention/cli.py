@@ -76,6 +76,10 @@ def run_cmd(now: dt.datetime | None, upkeep_only: bool) -> None:
     except RetentionBusy as exc:
         raise click.ClickException(exc.message) from exc
     _print(actions, "Nothing to do.")
+    failed = [a for a in actions if a.status == "failed"]
+    if failed:
+        # The run carried on past them; the exit status still tells a cron job or an operator.
+        raise click.ClickException(f"{len(failed)} action(s) failed; see retention_actions and the log.")
 
 
 def register(main: click.Group) -> None:
