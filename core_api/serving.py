@@ -6,24 +6,42 @@
   tenth of the server's CPU per request (py-spy). Here writes made during one turn of the event loop are
   joined and written once at the end of that turn; nothing waits longer than that, and ``close`` writes
   what is pending first.
-- Limits uvicorn's httptools protocol lacks: the request line and headers (and chunked trailers) are
-  capped (431; httptools otherwise buffers a header of any size), a read timeout as nginx's (408;
-  otherwise a stalled upload holds a connection slot forever; see ``read_timeout``), and the answers
-  uvicorn writes itself (a malformed request, the concurrency limit) carry the same JSON error body as
-  the app's.
+- Limits uvicorn's httptools protocol lacks, each a class attribute below (defaults, reasons and how to
+  change them: ``docs/protocol-limits.md``): the head's size (431), total deadlines for a head and a body
+  and the longest pause in a body (408), connections per client address (429). The answers uvicorn writes
+  itself (a malformed request, the concurrency limit) carry the same JSON error body as the app's.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import math
 from typing import Any
 
-import orjson
-from uvicorn.protocols.http.flow_control import FlowControl
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-__all__ = ["CoalescingHttpToolsProtocol"]
+from core_api.serving_limits import (
+    DISCARD_BYTES,
+    DISCARD_SECONDS,
+    HoldingFlowControl,
+    Network,
+    client_key,
+    connections_by_ip,
+    error_response,
+    head_start,
+    unavailable,
+)
 
+__all__ = ["CoalescingHttpToolsProtocol", "error_response"]
+
+# Defaults of the protocol's limits (the class attributes of the same names in lower case).
+MAX_HEAD_BYTES = 64 * 1024
+HEAD_TIMEOUT = 30.0
+READ_TIMEOUT = 30.0
+BODY_TIMEOUT = 60.0
+MAX_CONNECTIONS_PER_IP = 64
+PER_IP_EXEMPT: tuple[Network, ...] = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
 
 # Pending bytes written at once rather than at the end of the loop turn: past this, joining saves nothing
 # and the real transport must see the data for its flow control (pause_writing) to reach uvicorn.
@@ -84,124 +102,138 @@ class _CoalescingTransport:
         return getattr(self._transport, name)
 
 
-# A refused connection's lingering close: what the client still sends is dropped up to this much.
-_DISCARD_BYTES = 1024 * 1024
-_DISCARD_SECONDS = 2.0
-_REASONS = {400: b"Bad Request", 408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
-
-
-def _error_body(code: str, message: str) -> bytes:
-    return orjson.dumps({"code": code, "message": message})
-
-
-def error_response(status: int, code: str, message: str) -> bytes:
-    """A complete HTTP/1.1 response with the API's JSON error body, closing the connection."""
-    body = _error_body(code, message)
-    head = b"HTTP/1.1 %d %s\r\n" % (status, _REASONS[status])
-    return (
-        head
-        + b"content-type: application/json\r\ncontent-length: %d\r\nconnection: close\r\n\r\n" % len(body)
-        + body
-    )
-
-
-async def _unavailable(scope: Any, receive: Any, send: Any) -> None:
-    # uvicorn's own answer at its concurrency limit is plain text; this is the API's error shape.
-    body = _error_body("server_busy", "The server is at its connection limit; retry shortly.")
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 503,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"retry-after", b"1"),
-                (b"connection", b"close"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
-
-
-class _FlowControl(FlowControl):
-    """uvicorn's flow control, telling the protocol whenever the app asks for more of the body.
-
-    uvicorn calls ``resume_reading`` each time the app awaits the body (after sending "100 Continue" if
-    the client asked for it), which is when waiting on the client starts again.
-    """
-
-    def __init__(self, transport: asyncio.Transport, on_resume: Any) -> None:
-        super().__init__(transport)
-        self._on_resume = on_resume
-
-    def resume_reading(self) -> None:
-        super().resume_reading()
-        self._on_resume()
-
-
 class CoalescingHttpToolsProtocol(HttpToolsProtocol):
     """``HttpToolsProtocol`` writing each response with one system call, with the limits above."""
 
-    # Request line plus headers (nginx's default buffers hold 4 x 8 KB; browsers send well under 16 KB).
-    max_head_bytes = 64 * 1024
-    # The read timeout (nginx's client_header_timeout and client_body_timeout): the request line and
-    # headers must arrive within it, counted from the connection's start or, on a keep-alive connection,
-    # from the read that left a head unfinished; then the body may pause at most this long between two
-    # reads. Time the server holds the request up (reading paused until the app takes the body, a client
-    # waiting for "100 Continue") does not count, nor the app's time to answer. The timer exists only
-    # while a request is incomplete: one that arrives in one read (almost all of them) never schedules one
-    # (call_later + cancel measured 2.3 us, 2 % of a hot request's CPU).
-    read_timeout = 30.0
+    max_head_bytes = MAX_HEAD_BYTES  # request line and headers as sent, CRLFs included
+    head_timeout = HEAD_TIMEOUT  # total, from the connection's start or the head's first byte
+    read_timeout = READ_TIMEOUT  # the longest pause between two reads of a body
+    body_timeout = BODY_TIMEOUT  # total, from the end of the head, whatever Content-Length says
+    max_connections_per_ip = MAX_CONNECTIONS_PER_IP  # open at once from one address
+    per_ip_exempt = PER_IP_EXEMPT  # networks whose connections are not counted
+    ipv6_prefix = 64  # an IPv6 client's address is its /64 network
+    # A timer exists only while a request is incomplete: one arriving in one read (almost all) schedules
+    # none (call_later + cancel measured 2.3 us, 2 % of a hot request's CPU). It is armed for the earliest
+    # deadline and re-armed when it fires early, so a read of a body costs a clock reading, no reschedule.
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        """Hand uvicorn the coalescing wrapper instead of the socket's transport; start the read timer."""
-        self._head_open = False
-        self._request_open = False
-        self._trailer_open = False
-        self._began = False
-        self._head_bytes = 0
-        self._discarding = False
-        self._discarded = 0
+        """Hand uvicorn the coalescing wrapper; refuse an address over its cap; start the head's clock."""
+        self._head_open = self._request_open = self._trailer_open = self._chunked = False
+        self._prev_chunked = self._discarding = False
+        self._region_bytes = self._discarded = self._begins = self._chunks = self._body = 0
+        self._body_at_head = -1
+        self._tail = b""
+        self._ip_key: str | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = self._last_read = 0.0
+        self._head_deadline: float | None = None
+        self._body_deadline: float | None = None
+        self._held_since: float | None = None
         wrapped = _CoalescingTransport(transport, self.loop)
         super().connection_made(wrapped)  # type: ignore[arg-type]
-        self.flow = _FlowControl(wrapped, self._reading_resumed)  # type: ignore[arg-type]
-        self._read_timer: asyncio.TimerHandle | None = self.loop.call_later(
-            self.read_timeout, self._read_timed_out
-        )
+        self.flow = HoldingFlowControl(wrapped, self._hold, self._reading_resumed)  # type: ignore[arg-type]
+        client = self.client
+        key = None if client is None else client_key(client[0], self.per_ip_exempt, self.ipv6_prefix)
+        if key is None or connections_by_ip(self.server_state).acquire(key, self.max_connections_per_ip):
+            self._ip_key = key
+            self._head_deadline = self.loop.time() + self.head_timeout
+            self._arm(self._head_deadline)
+            return
+        self.connections.discard(self)  # a refused connection takes no slot of uvicorn's limit
+        message = f"This address has {self.max_connections_per_ip} connections open; close one first."
+        self._refuse(429, "too_many_connections", message)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        """Stop the read timer with the connection."""
-        self._cancel_read_timer()
+        """Stop the timer and give back the address's connection slot."""
+        self._release()
         super().connection_lost(exc)
 
-    def data_received(self, data: bytes) -> None:
-        """Feed the parser, then refuse a head (or chunked trailer) that has grown past ``max_head_bytes``.
+    def handle_websocket_upgrade(self) -> None:
+        """The connection passes to a WebSocket protocol, which never reports its end here."""
+        self._release()
+        self._discarding = True  # nothing more of this read is parsed here
+        super().handle_websocket_upgrade()
 
-        A read counts only if a head or trailer was already open when it arrived and no request began
-        inside it (the parser cannot say where in a read a request began), so a head is cut off within
-        one read of the limit and a pipelined body is never counted as the next request's head.
+    def _release(self) -> None:
+        self._cancel_timer()
+        if self._ip_key is not None:
+            connections_by_ip(self.server_state).release(self._ip_key)
+            self._ip_key = None
+
+    def data_received(self, data: bytes) -> None:
+        """Feed the parser, in pieces no longer than the head limit has room for, checking after each.
+
+        A head that ends inside a piece is at most as long as the room, so one over the limit is still
+        open when its piece ends, and is refused there before it reaches the app. A read shorter than the
+        room (almost every read) is one piece.
         """
         if self._discarding:
             self._discarded += len(data)
-            if self._discarded > _DISCARD_BYTES:
+            if self._discarded > DISCARD_BYTES:
                 self.transport.close()
             return
-        counting = self._head_open or self._trailer_open
-        self._began = False
-        super().data_received(data)
-        if self._discarding or not self._request_open or self.transport.is_closing():
-            return
-        if counting and (self._head_open or self._trailer_open) and not self._began:
-            self._head_bytes += len(data)
-            if self._head_bytes > self.max_head_bytes:
-                self._refuse(
-                    431,
-                    "headers_too_large",
-                    f"The request line and headers are over {self.max_head_bytes // 1024} KB.",
+        size = len(data)
+        if size <= self.max_head_bytes - (self._region_bytes if self._head_open or self._trailer_open else 0):
+            self._feed(data, 0, size)
+        else:
+            lo = 0
+            while lo < size and not (self._discarding or self.transport.is_closing()):
+                room = self.max_head_bytes - (
+                    self._region_bytes if self._head_open or self._trailer_open else 0
                 )
-                return
-        if self._read_timer is None or not self._head_open:
-            self._restart_read_timer()
+                self._feed(data, lo, min(size, lo + room))
+                lo += room
+        if self._request_open or self._begins == 0:
+            self._start_clocks()
+
+    def _feed(self, data: bytes, lo: int, hi: int) -> None:
+        head, trailer, request = self._head_open, self._trailer_open, self._request_open
+        self._begins = self._chunks = self._body = 0
+        self._body_at_head = -1
+        super().data_received(data if hi - lo == len(data) else memoryview(data)[lo:hi])  # type: ignore[arg-type]
+        if not (self._head_open or self._trailer_open) or self._discarding or self.transport.is_closing():
+            return
+        if self._begins == 0 and (head if self._head_open else trailer and self._chunks == 0):
+            self._region_bytes += hi - lo  # the head (or trailer) open before the piece goes on
+            self._tail = (self._tail + data[max(lo, hi - 3) : hi])[-3:]
+        else:
+            start = head_start(
+                data,
+                lo,
+                hi,
+                trailer=self._trailer_open,
+                begins=self._begins,
+                body=self._body,
+                body_at_last_head=self._body_at_head,
+                previous_chunked=self._prev_chunked,
+                at_start="idle" if not request else "head" if head else "body",
+                tail=self._tail,
+            )
+            self._region_bytes = hi - lo - start
+            self._tail = data[max(lo + start, hi - 3) : hi]
+        if self._region_bytes >= self.max_head_bytes:  # still open at the limit: it goes over
+            limit = self.max_head_bytes // 1024
+            self._refuse(431, "headers_too_large", f"The request line and headers are over {limit} KB.")
+
+    def _start_clocks(self) -> None:
+        """After a read: a request left incomplete has a deadline running (set once, by its first read)."""
+        if self._discarding or self.transport.is_closing():
+            return
+        if self._request_open:
+            now = self._last_read = self.loop.time()
+            if self._head_open:
+                if self._head_deadline is None:
+                    self._head_deadline = now + self.head_timeout
+            elif self._body_deadline is None:
+                self._body_deadline = now + self.body_timeout
+            self._arm(self._due())
+        elif self._head_deadline is None:
+            cycle = self.cycle
+            if cycle is None or cycle.response_complete:
+                # Blank lines before the next head, or the end of a body answered early: the read
+                # cancelled uvicorn's keep-alive timer, and the next head's clock starts now.
+                self._head_deadline = self.loop.time() + self.head_timeout
+                self._arm(self._head_deadline)
 
     def send_400_response(self, msg: str) -> None:
         """uvicorn's answer to a request httptools cannot parse, in the API's JSON error shape."""
@@ -210,19 +242,24 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         """A request starts: its head is open."""
         super().on_message_begin()
-        self._request_open = self._head_open = self._began = True
+        self._request_open = self._head_open = True
         self._trailer_open = False
-        self._head_bytes = 0
+        self._begins += 1
+        self._prev_chunked, self._chunked = self._chunked, False
 
     def on_headers_complete(self) -> None:
         """Close the head; at the concurrency limit answer with the JSON 503 instead of uvicorn's text."""
         self._head_open = False
+        self._head_deadline = None
+        self._body_at_head = self._body
+        if self.expect_100_continue:
+            self._hold()  # the client waits for "100 Continue", which the app's first read sends
         limit = self.limit_concurrency
         if limit is None or (len(self.connections) < limit and len(self.tasks) < limit):
             super().on_headers_complete()
             return
         app = self.app
-        self.app, self.limit_concurrency = _unavailable, None
+        self.app, self.limit_concurrency = unavailable, None
         try:
             super().on_headers_complete()
         finally:
@@ -231,34 +268,67 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
     def on_chunk_header(self) -> None:
         """A chunk of a chunked body: until its data, what follows may be trailers, which httptools
         buffers (joining each value onto itself) like headers, so they count against the same cap."""
-        self._trailer_open = True
-        self._head_bytes = 0
+        self._trailer_open = self._chunked = True
+        self._chunks += 1
 
     def on_body(self, body: bytes) -> None:
         """Body data: no trailer is open."""
         self._trailer_open = False
+        self._body += len(body)
         super().on_body(body)
 
     def on_message_complete(self) -> None:
-        """The whole request arrived: stop the read timer."""
+        """The whole request arrived: stop its clocks."""
         self._request_open = self._trailer_open = False
-        self._cancel_read_timer()
+        self._body_deadline = None
+        self._cancel_timer()
         super().on_message_complete()
 
+    def _hold(self) -> None:
+        # The server holds the request up (reading paused, or the client waits for "100 Continue"): the
+        # client's clocks stop until it asks for the body again.
+        if self._held_since is None:
+            self._held_since = self.loop.time()
+
     def _reading_resumed(self) -> None:
-        # Until now the server held the request up: an incomplete request gets its full timeout again.
-        if self._read_timer is not None:
-            self._restart_read_timer()
+        # The app asks for (more of) the body: an incomplete request gets its full read timeout again and
+        # its total deadlines move by the time it was held up.
+        held = self._held_since
+        if held is None:
+            if self._timer is not None:
+                self._last_read = self.loop.time()
+            return
+        self._held_since = None
+        now = self._last_read = self.loop.time()
+        if self._head_deadline is not None:
+            self._head_deadline += now - held
+        if self._body_deadline is not None:
+            self._body_deadline += now - held
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+            self._arm(self._due())
 
-    def _restart_read_timer(self) -> None:
-        if self._read_timer is not None:
-            self._read_timer.cancel()
-        self._read_timer = self.loop.call_later(self.read_timeout, self._read_timed_out)
+    def _due(self) -> float:
+        """When the client's time runs out (inf: no deadline runs now)."""
+        if self._head_open or not self._request_open:
+            return math.inf if self._head_deadline is None else self._head_deadline
+        total = math.inf if self._body_deadline is None else self._body_deadline
+        return min(self._last_read + self.read_timeout, total)
 
-    def _cancel_read_timer(self) -> None:
-        if self._read_timer is not None:
-            self._read_timer.cancel()
-            self._read_timer = None
+    def _arm(self, due: float) -> None:
+        if self._timer is not None:
+            if self._timer_at <= due:
+                return  # it fires first and re-arms for the rest
+            self._timer.cancel()
+        if due != math.inf:
+            self._timer_at = due
+            self._timer = self.loop.call_at(due, self._timed_out)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     def _earlier_response_unfinished(self) -> bool:
         # The cycle is the open request's own only once its head is complete; otherwise (a new head, or
@@ -276,46 +346,52 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
         for queued, _app in self.pipeline:
             queued.keep_alive = False
 
-    def _read_timed_out(self) -> None:
-        self._read_timer = None
-        if self.transport.is_closing():
+    def _timed_out(self) -> None:
+        self._timer = None
+        if self._discarding or self.transport.is_closing():
             return
+        now = self.loop.time()
         cycle = self.cycle if self._request_open and not self._head_open else None
-        if self.flow.read_paused or (cycle is not None and cycle.waiting_for_100_continue):
-            # The server is holding the request up (uvicorn paused reading until the app takes the body
-            # or an earlier response ends; the client waits for "100 Continue"): not the client's delay.
-            self._read_timer = self.loop.call_later(self.read_timeout, self._read_timed_out)
+        if self._held_since is not None or self.flow.read_paused:
+            self._arm(now + self.read_timeout)  # the server holds the request up: no client limit runs
             return
+        if now < (due := self._due()):
+            self._arm(due)
+            return
+        if self._head_open or not self._request_open:
+            message = f"The request line and headers did not arrive within {self.head_timeout:g} s."
+        elif due == self._body_deadline:
+            message = f"The request body did not arrive within {self.body_timeout:g} s."
+        else:
+            message = f"The client sent nothing for {self.read_timeout:g} s in the middle of a request."
         if self._earlier_response_unfinished():
             self._close_after_earlier_response()
             return
-        if cycle is None or not cycle.response_started:
-            self.transport.write(
-                error_response(
-                    408, "request_timeout", f"The request did not arrive within {self.read_timeout:g} s."
-                )
-            )
         if cycle is not None:
             # The app's pending read ends with http.disconnect and whatever it sends later is dropped.
             cycle.disconnected = True
             cycle.message_event.set()
-        self.transport.close()
+            if cycle.response_started:
+                self.transport.close()
+                return
+        self._refuse(408, "request_timeout", message)
 
     def _refuse(self, status: int, code: str, message: str) -> None:
         """Answer and end the connection with a lingering close.
 
         Closing a socket with unread input makes the kernel send a reset, which can destroy the answer
         before the client reads it; so the answer is written, the sending side shut, and what the client
-        still sends is read and dropped (at most ``_DISCARD_BYTES`` or ``_DISCARD_SECONDS``) before closing.
+        still sends is read and dropped (at most ``DISCARD_BYTES`` or ``DISCARD_SECONDS``) before closing.
         """
-        self._cancel_read_timer()
+        self._cancel_timer()
         if self._earlier_response_unfinished():
             self._close_after_earlier_response()
             return
         self._discarding = True
-        self.transport.write(error_response(status, code, message))
+        retry = 1 if status == 429 else None
+        self.transport.write(error_response(status, code, message, retry))
         if self.transport.can_write_eof():
             self.transport.write_eof()
-            self.loop.call_later(_DISCARD_SECONDS, self.transport.close)
+            self.loop.call_later(DISCARD_SECONDS, self.transport.close)
         else:
             self.transport.close()

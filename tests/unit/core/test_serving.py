@@ -96,7 +96,9 @@ async def test_nothing_is_written_to_a_closing_transport() -> None:
 
 class _SmallLimits(CoalescingHttpToolsProtocol):
     max_head_bytes = 8 * 1024
+    head_timeout = 0.5
     read_timeout = 0.5
+    body_timeout = 5.0
 
 
 async def _echo_app(scope: Any, receive: Any, send: Any) -> None:
@@ -118,13 +120,17 @@ async def _echo_app(scope: Any, receive: Any, send: Any) -> None:
 
 
 @contextlib.asynccontextmanager
-async def _server(limit_concurrency: int | None = None, app: Any = _echo_app) -> AsyncIterator[int]:
-    port = free_port()
+async def _uvicorn(
+    http: type[CoalescingHttpToolsProtocol] = _SmallLimits,
+    limit_concurrency: int | None = None,
+    app: Any = _echo_app,
+) -> AsyncIterator[uvicorn.Server]:
+    """A real uvicorn server with protocol ``http`` on 127.0.0.1, started and (at the end) stopped."""
     config = uvicorn.Config(
         app,
         host="127.0.0.1",
-        port=port,
-        http=_SmallLimits,
+        port=free_port(),
+        http=http,
         lifespan="off",
         log_level="critical",
         access_log=False,
@@ -135,10 +141,21 @@ async def _server(limit_concurrency: int | None = None, app: Any = _echo_app) ->
     while not server.started:  # noqa: ASYNC110 - uvicorn exposes a flag, not an event
         await asyncio.sleep(0.01)
     try:
-        yield port
+        yield server
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, 10)
+
+
+@contextlib.asynccontextmanager
+async def _server(
+    limit_concurrency: int | None = None,
+    app: Any = _echo_app,
+    http: type[CoalescingHttpToolsProtocol] = _SmallLimits,
+) -> AsyncIterator[int]:
+    """The port of a running ``_uvicorn`` server."""
+    async with _uvicorn(http, limit_concurrency, app) as server:
+        yield server.config.port
 
 
 async def _exchange(port: int, *chunks: bytes, pause: float = 0.0) -> bytes:
