@@ -39,6 +39,8 @@ class ServeProcess:
             **os.environ,
             "DATABASE_URL": database_url,
             "CORP_ASTRO_LOG_LEVEL": "WARNING",
+            # Load generators open many connections from 127.0.0.1; the per-address cap is not under test.
+            "CORP_ASTRO_MAX_CONNECTIONS_PER_IP": "100000",
             **(env or {}),
         }
         self.proc = subprocess.Popen(cmd, cwd=_ROOT, env=full_env, start_new_session=True)

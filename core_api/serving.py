@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import math
 from typing import Any
 
@@ -32,16 +31,20 @@ from core_api.serving_limits import (
     head_start,
     unavailable,
 )
+from core_api.settings import get_settings
 
 __all__ = ["CoalescingHttpToolsProtocol", "error_response"]
 
-# Defaults of the protocol's limits (the class attributes of the same names in lower case).
-MAX_HEAD_BYTES = 64 * 1024
-HEAD_TIMEOUT = 30.0
-READ_TIMEOUT = 30.0
-BODY_TIMEOUT = 60.0
-MAX_CONNECTIONS_PER_IP = 64
-PER_IP_EXEMPT: tuple[Network, ...] = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
+# The protocol's limits (the class attributes of the same names in lower case), from the process's
+# settings: read once when a server process loads this module, which every uvicorn worker does itself.
+_settings = get_settings()
+MAX_HEAD_BYTES = _settings.server_limits.max_head_bytes
+HEAD_TIMEOUT = _settings.server_limits.head_timeout
+READ_TIMEOUT = _settings.server_limits.read_timeout
+BODY_TIMEOUT = _settings.server_limits.body_timeout
+MAX_CONNECTIONS_PER_IP = _settings.server_limits.max_connections_per_ip
+# Connections from a configured proxy are not counted: every client behind it shares its address.
+PER_IP_EXEMPT: tuple[Network, ...] = _settings.trusted_proxies
 
 # Pending bytes written at once rather than at the end of the loop turn: past this, joining saves nothing
 # and the real transport must see the data for its flow control (pause_writing) to reach uvicorn.

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-__all__ = ["AuthLimits", "Settings", "env_bool", "env_float", "env_int", "get_settings"]
+__all__ = ["AuthLimits", "ServerLimits", "Settings", "env_bool", "env_float", "env_int", "get_settings"]
 
 
 def env_bool(name: str, default: bool) -> bool:
@@ -72,6 +72,29 @@ class AuthLimits:
 
 
 @dataclass(frozen=True, slots=True)
+class ServerLimits:
+    """What one client may make the HTTP server hold (docs/protocol-limits.md)."""
+
+    max_head_bytes: int = 64 * 1024  # request line and headers, as sent
+    head_timeout: float = 30.0  # the whole head, from the connection's start or the head's first byte
+    read_timeout: float = 30.0  # the longest pause between two reads of a body
+    body_timeout: float = 60.0  # the whole body, from the end of the head
+    max_connections_per_ip: int = 64  # open at once from one address (IPv6: one /64)
+
+    @classmethod
+    def from_env(cls) -> ServerLimits:
+        """Defaults overridden by ``CORP_ASTRO_<FIELD>`` (upper case)."""
+        d = cls()
+        return cls(
+            max_head_bytes=env_int("CORP_ASTRO_MAX_HEAD_BYTES", d.max_head_bytes),
+            head_timeout=env_float("CORP_ASTRO_HEAD_TIMEOUT", d.head_timeout),
+            read_timeout=env_float("CORP_ASTRO_READ_TIMEOUT", d.read_timeout),
+            body_timeout=env_float("CORP_ASTRO_BODY_TIMEOUT", d.body_timeout),
+            max_connections_per_ip=env_int("CORP_ASTRO_MAX_CONNECTIONS_PER_IP", d.max_connections_per_ip),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Resolved configuration for one process."""
 
@@ -86,6 +109,7 @@ class Settings:
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = field(default_factory=tuple)
     scheduler_enabled: bool = True
     auth_limits: AuthLimits = field(default_factory=AuthLimits)
+    server_limits: ServerLimits = field(default_factory=ServerLimits)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -103,6 +127,7 @@ class Settings:
             trusted_proxies=_parse_networks(os.environ.get("CORP_ASTRO_TRUSTED_PROXIES", "")),
             scheduler_enabled=env_bool("CORP_ASTRO_SCHEDULER", True),
             auth_limits=AuthLimits.from_env(),
+            server_limits=ServerLimits.from_env(),
         )
 
     @property
