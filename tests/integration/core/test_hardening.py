@@ -246,7 +246,9 @@ async def test_a_register_flood_does_not_stall_other_requests(clean_db: str) -> 
     latencies.sort()
     p99 = latencies[int(0.99 * (len(latencies) - 1))]
     p50 = latencies[len(latencies) // 2]
-    print(f"register flood: GET /v1/users/me p50 {p50 * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms; {dict(outcomes)}")
+    print(
+        f"register flood: GET /v1/users/me p50 {p50 * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms; {dict(outcomes)}"
+    )
     assert outcomes[201] >= 10, outcomes  # the flood really hashed
     assert set(outcomes) <= {201, 429}, outcomes
     assert len(latencies) >= 50
