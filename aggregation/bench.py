@@ -22,8 +22,8 @@ import asyncpg
 import click
 import psutil
 
-from core_api.db import Database, resolve_database_url
-from core_api.settings import get_settings
+from kernel.db import Database, resolve_database_url
+from kernel.settings import get_settings
 
 __all__ = ["rollup_bench"]
 
@@ -265,7 +265,7 @@ async def _polars_job(url: str, start: dt.date) -> float:
 @click.option("--regenerate", is_flag=True, help="Regenerate the synthetic events even if present.")
 def rollup_bench(events: int, database: str, regenerate: bool) -> None:
     """Daily rollup job (ADBC + Polars) vs PostgreSQL GROUP BY on the same events; export throughput."""
-    from core_api import migrate
+    from kernel import migrate
 
     server = resolve_database_url(get_settings())
     url = asyncio.run(_ensure_database(server, database))

@@ -9,8 +9,8 @@ from pathlib import Path
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from core_api.db import Database, resolve_database_url
-from core_api.settings import get_settings
+from kernel.db import Database, resolve_database_url
+from kernel.settings import get_settings
 
 __all__ = ["register"]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core_api.errors import ConflictError, NotFoundError, RateLimitedError, ValidationError
+from kernel.errors import ConflictError, NotFoundError, RateLimitedError, ValidationError
 
 __all__ = ["BadRange", "ExportNotFound", "ExportNotReady", "TooManyExports"]
 

@@ -35,13 +35,13 @@ from aggregation import source
 from aggregation.errors import BadRange, ExportNotFound, ExportNotReady, TooManyExports
 from aggregation.memory import release_memory
 from aggregation.repository import DAY, day_start
-from core_api.auth import utcnow
+from kernel.auth import utcnow
 
 if TYPE_CHECKING:
     import asyncpg
 
-    from core_api.auth import AuthUser
-    from core_api.db import Database
+    from kernel.auth import AuthUser
+    from kernel.db import Database
 
 __all__ = [
     "EXPORT_SCHEMA",

@@ -2,7 +2,7 @@
 
 Every process with the scheduler on schedules all of them; each period of each run takes
 ``pg_try_advisory_xact_lock`` on (job, period), so exactly one process does the work and the others skip
-(see ``core_api.scheduler``). A run that finds nothing changed writes nothing.
+(see ``kernel.scheduler``). A run that finds nothing changed writes nothing.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
     from litestar import Litestar
 
-    from core_api.db import Database
+    from kernel.db import Database
 
 __all__ = ["JOB_IDS", "register_jobs"]
 

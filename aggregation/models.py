@@ -14,11 +14,9 @@ from sqlalchemy import BigInteger, Date, ForeignKey, Index, Integer, LargeBinary
 from sqlalchemy.dialects.postgresql import TIMESTAMP, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
-from core_api.db import Base
-from ingest.models import EventProperty
+from kernel.db import Base
 
 __all__ = [
-    "EVENT_PROPERTIES_TIMESTAMP",
     "ActiveUserSet",
     "ActiveUsersDaily",
     "AggregationRun",
@@ -28,17 +26,6 @@ __all__ = [
     "Export",
     "RollupFinalisation",
 ]
-
-
-# Exports read event properties one day at a time. The table's keys do not lead with "timestamp", so
-# without this every day's read scanned the whole monthly partition. Rows arrive roughly in time order, so
-# a BRIN index serves the range at almost no write cost to ingest (docs/schema.md, "Aggregation").
-EVENT_PROPERTIES_TIMESTAMP = Index(
-    "ix_event_properties_timestamp_brin",
-    EventProperty.__table__.c.timestamp,
-    postgresql_using="brin",
-    postgresql_with={"autosummarize": "on"},
-)
 
 
 def _computed_at() -> Mapped[dt.datetime]:

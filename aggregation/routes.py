@@ -20,10 +20,10 @@ from aggregation import exports
 from aggregation import repository as repo
 from aggregation.errors import BadRange
 from aggregation.schemas import ActiveUsersRow, EventRollupRow, ExportOut, ExportRequest, export_out
-from core_api.auth import require_role
-from core_api.deps import CurrentUser, Db, DbConn
-from core_api.pagination import DEFAULT_PAGE_SIZE, CursorParam, LimitParam, Page, decode_cursor, make_page
-from core_api.resources import read_scope
+from kernel.auth import require_role
+from kernel.deps import CurrentUser, Db, DbConn
+from kernel.pagination import DEFAULT_PAGE_SIZE, CursorParam, LimitParam, Page, decode_cursor, make_page
+from kernel.resources import read_scope
 
 __all__ = ["on_startup", "route_handlers"]
 

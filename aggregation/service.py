@@ -25,13 +25,13 @@ import polars as pl
 from aggregation import memory, source, transforms
 from aggregation import repository as repo
 from aggregation.repository import DAY, HOUR, Fingerprint, day_start
-from core_api.auth import utcnow
-from core_api.scheduler import try_job_lock
+from kernel.auth import utcnow
+from kernel.scheduler import try_job_lock
 
 if TYPE_CHECKING:
     import asyncpg
 
-    from core_api.db import Database
+    from kernel.db import Database
 
 __all__ = [
     "JOBS",

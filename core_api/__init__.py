@@ -1,1 +1,1 @@
-"""Corp Astro core API and the kernel every domain uses (settings, database, auth, app factory)."""
+"""The lean core API: accounts, businesses, reports and notifications, each owning its tables."""

@@ -29,8 +29,8 @@ from dataclasses import dataclass
 import asyncpg
 import click
 
-from core_api.benchkit import ServeProcess, cpu_seconds, own_cpu_seconds
-from core_api.db import drop_database, recreate_database
+from kernel.benchkit import ServeProcess, cpu_seconds, own_cpu_seconds
+from kernel.db import drop_database, recreate_database
 
 __all__ = ["run"]
 
@@ -116,9 +116,9 @@ async def _new_users(conn: asyncpg.Connection, n: int, tag: str) -> list[uuid.UU
 async def _create_experiment(
     conn: asyncpg.Connection, admin_id: uuid.UUID, name: str
 ) -> tuple[uuid.UUID, list[uuid.UUID]]:
-    from core_api.auth import AuthUser
     from experiments import service
     from experiments.schemas import ExperimentCreate, VariantIn
+    from kernel.auth import AuthUser
 
     exp = await service.create_experiment(
         conn,
@@ -212,10 +212,10 @@ async def run(
     ks: tuple[int, ...], n_users: int, n_results: int, workers: int, keep: bool, rounds: int = 3
 ) -> int:
     """The whole benchmark; prints its figures and returns the process exit code."""
-    from core_api import migrate
-    from core_api.auth import create_access_token, generate_write_key, hash_write_key
-    from core_api.db import Database, resolve_database_url, uuid7
-    from core_api.settings import Settings, get_settings
+    from kernel import migrate
+    from kernel.auth import create_access_token, generate_write_key, hash_write_key
+    from kernel.db import Database, resolve_database_url, uuid7
+    from kernel.settings import Settings, get_settings
 
     base_url = resolve_database_url(get_settings())
     url = await recreate_database(base_url, _SCRATCH_DB)

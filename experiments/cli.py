@@ -28,10 +28,10 @@ async def _results(name: str, alpha: float, mde: float, power: float) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from core_api.db import Database, resolve_database_url
-    from core_api.errors import DomainError
-    from core_api.settings import get_settings
     from experiments import service
+    from kernel.db import Database, resolve_database_url
+    from kernel.errors import DomainError
+    from kernel.settings import get_settings
 
     db = Database(resolve_database_url(get_settings()), max_size=1)
     await db.open()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core_api.errors import ConflictError, NotFoundError, ValidationError
+from kernel.errors import ConflictError, NotFoundError, ValidationError
 
 __all__ = [
     "DuplicateExperiment",

@@ -7,7 +7,7 @@ from typing import Any
 
 import asyncpg
 
-from core_api.scheduler import try_job_lock
+from kernel.scheduler import try_job_lock
 
 __all__ = ["convert_goal_events", "register_jobs"]
 

@@ -23,7 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import TIMESTAMP, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
-from core_api.db import Base
+from kernel.db import Base
 
 __all__ = ["AbTest", "AbTestAssignment", "AbTestVariant", "AbTestVariantWeight"]
 

@@ -348,3 +348,9 @@ async def phase_weights(db: Executor, test_id: uuid.UUID) -> list[asyncpg.Record
             test_id,
         )
     )
+
+
+async def delete_user_assignments(conn: asyncpg.Connection, user_id: uuid.UUID) -> int:
+    """Delete a user's assignments (by name, not trusting a cascade); the number deleted."""
+    status: str = await conn.execute("DELETE FROM ab_test_assignments WHERE user_id = $1", user_id)
+    return int(status.rsplit(" ", 1)[-1])

@@ -21,10 +21,6 @@ from litestar import Controller, Request, get, patch, post
 from litestar.datastructures import State
 from litestar.params import FromPath, FromQuery
 
-from core_api.auth import AuthUser, Source, load_auth_user, require_role
-from core_api.deps import SKIP_COMPRESSION, CurrentUser, DbConn
-from core_api.errors import AuthenticationError
-from core_api.fastpath import FastRequest, FastResponse, FastRoute
 from experiments import service
 from experiments.assigner import AssignmentBatcher
 from experiments.definitions import ExperimentCache
@@ -40,6 +36,10 @@ from experiments.schemas import (
     UserRef,
     decode,
 )
+from kernel.auth import AuthUser, Source, load_auth_user, require_role
+from kernel.deps import SKIP_COMPRESSION, CurrentUser, DbConn
+from kernel.errors import AuthenticationError
+from kernel.fastpath import FastRequest, FastResponse, FastRoute
 
 __all__ = ["fast_routes", "on_shutdown", "on_startup", "route_handlers"]
 
@@ -60,7 +60,7 @@ def _batcher(state: State) -> AssignmentBatcher:
 
 
 def _hot_pool(state: State) -> asyncpg.Pool:
-    # The kernel's pool; it skips asyncpg's per-release reset round trip (core_api.db).
+    # The kernel's pool; it skips asyncpg's per-release reset round trip (kernel.db).
     pool: asyncpg.Pool = state.db.pool
     return pool
 
@@ -215,7 +215,7 @@ async def on_shutdown(app: Any) -> None:
 route_handlers: list[Any] = [ExperimentController, user_assignments]
 
 # The apps call this once per user and experiment: the kernel serves it without Litestar's per-request
-# machinery (``core_api.fastpath``), same auth, errors and request ids.
+# machinery (``kernel.fastpath``), same auth, errors and request ids.
 fast_routes = [
     FastRoute("POST", r"/v1/experiments/(?P<name>[^/]+)/assignments/?", _assign_fast, max_body=_MAX_BODY)
 ]

@@ -14,7 +14,7 @@ from typing import Annotated, Literal, TypeVar
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
-from core_api.errors import BadRequestError, ValidationError
+from kernel.errors import BadRequestError, ValidationError
 
 __all__ = [
     "AssignmentOut",

@@ -19,10 +19,6 @@ from typing import Any
 import asyncpg
 from msgspec import UNSET
 
-from core_api import audit
-from core_api.auth import AuthUser, utcnow
-from core_api.db import uuid7
-from core_api.errors import ValidationError
 from experiments import repository as repo
 from experiments import stats
 from experiments.assigner import AssignmentBatcher
@@ -49,6 +45,10 @@ from experiments.schemas import (
     VariantOut,
     VariantResult,
 )
+from kernel import audit
+from kernel.auth import AuthUser, utcnow
+from kernel.db import uuid7
+from kernel.errors import ValidationError
 
 __all__ = [
     "Assignment",

@@ -1,6 +1,6 @@
 """Reading a Segment request body: the kernel's limited reader, gunzipping on the fly.
 
-The limit is enforced while reading (``core_api.body``): a body over it is refused at the chunk that
+The limit is enforced while reading (``kernel.body``): a body over it is refused at the chunk that
 crosses the limit, never buffered whole, and a gzip body's *decompressed* size has the same limit (a
 gzip bomb is a 413 after inflating at most ``limit + 1`` bytes).
 """
@@ -10,8 +10,8 @@ from __future__ import annotations
 import zlib
 from typing import Any
 
-from core_api.body import read_body as read_limited
 from ingest.errors import BodyTooLarge, CorruptBody, UnsupportedEncoding
+from kernel.body import read_body as read_limited
 
 __all__ = ["read_body"]
 

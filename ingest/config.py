@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core_api.settings import env_float, env_int
+from kernel.settings import env_float, env_int
 
 __all__ = ["IngestConfig"]
 

@@ -1,10 +1,10 @@
-"""Ingest's domain errors; ``core_api.http_errors`` turns each category into its HTTP status."""
+"""Ingest's domain errors; ``kernel.http_errors`` turns each category into its HTTP status."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from core_api.errors import (
+from kernel.errors import (
     AuthenticationError,
     BadRequestError,
     NotFoundError,

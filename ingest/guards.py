@@ -55,7 +55,7 @@ def _parsed_ip(value: str) -> str | None:
         ipaddress.ip_address(value)
     except ValueError:
         return None
-    # An IPv6 zone (fe80::1%eth0) means nothing off the client's host; core_api.auth.client_ip drops it too.
+    # An IPv6 zone (fe80::1%eth0) means nothing off the client's host; kernel.auth.client_ip drops it too.
     return value.split("%", 1)[0]
 
 

@@ -6,13 +6,13 @@ import datetime as dt
 import logging
 from typing import TYPE_CHECKING, Any
 
-from core_api.auth import utcnow
-from core_api.scheduler import try_job_lock
 from ingest import repository
 from ingest.config import IngestConfig
+from kernel.auth import utcnow
+from kernel.scheduler import try_job_lock
 
 if TYPE_CHECKING:
-    from core_api.db import Database
+    from kernel.db import Database
 
 __all__ = ["prune_message_ids", "register_jobs"]
 

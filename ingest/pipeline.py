@@ -27,8 +27,8 @@ from ingest.errors import IngestOverloaded
 from ingest.mapping import USER_ID_SLOT, Batch
 
 if TYPE_CHECKING:
-    from core_api.db import Database
     from ingest.config import IngestConfig
+    from kernel.db import Database
 
 __all__ = ["Outcome", "Pipeline"]
 

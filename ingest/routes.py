@@ -8,11 +8,11 @@ from typing import Any
 import msgspec
 from litestar import Litestar, MediaType, Request, Response, post
 
-from core_api.auth import Source, client_ip, forwarded_for, utcnow
 from ingest import service
 from ingest.body import read_body
 from ingest.config import IngestConfig
 from ingest.pipeline import Pipeline
+from kernel.auth import Source, client_ip, forwarded_for, utcnow
 
 __all__ = ["on_shutdown", "on_startup", "route_handlers"]
 

@@ -11,8 +11,6 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from core_api import audit
-from core_api.auth import Source, WriteKeyCache, generate_write_key, hash_write_key
 from ingest import repository
 from ingest.errors import (
     AllEventsRejected,
@@ -24,6 +22,8 @@ from ingest.errors import (
 )
 from ingest.mapping import Batch, Rejection, RequestInfo, map_events
 from ingest.schemas import BatchEnvelope, CreatedSource, IngestResponse, RejectedEvent, SourceOut
+from kernel import audit
+from kernel.auth import Source, WriteKeyCache, generate_write_key, hash_write_key
 
 if TYPE_CHECKING:
     import asyncpg

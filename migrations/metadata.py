@@ -5,19 +5,22 @@ It lives beside the migrations, not in the kernel, so the kernel imports no doma
 
 from __future__ import annotations
 
+import importlib
 import re
 from typing import Any
 
-import aggregation.models
-import core_api.models
-import experiments.models
-import ingest.models
-import retention.models
-from core_api.db import Base
+import kernel.models
+from corp_astro import DOMAINS
+from kernel.db import Base
 
 __all__ = ["include_object", "metadata"]
 
-_DOMAIN_MODELS = (core_api.models, ingest.models, experiments.models, aggregation.models, retention.models)
+# Every registered domain's tables, plus the kernel's and the integrations' (tables only, so far).
+_DOMAIN_MODELS = (
+    kernel.models,
+    importlib.import_module("integrations.models"),
+    *(importlib.import_module(f"{d}.models") for d in DOMAINS),
+)
 metadata = Base.metadata
 
 # Partition children (analytics_events_p2026_11, ..._default) are created by SQL, not by metadata.

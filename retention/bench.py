@@ -13,10 +13,10 @@ from typing import Any
 import click
 import httpx
 
-from core_api.auth import generate_write_key, hash_write_key
-from core_api.benchkit import ServeProcess
-from core_api.db import Database, recreate_database, resolve_database_url
-from core_api.settings import get_settings
+from kernel.auth import generate_write_key, hash_write_key
+from kernel.benchkit import ServeProcess
+from kernel.db import Database, recreate_database, resolve_database_url
+from kernel.settings import get_settings
 from retention import repository as repo
 
 __all__ = ["bench_retention"]
@@ -188,7 +188,7 @@ async def _under_load(
 async def _bench(rows: int, props: int, clients: int, with_load: bool) -> None:
     base = resolve_database_url(get_settings())
     url = await recreate_database(base, BENCH_DB)
-    from core_api import migrate
+    from kernel import migrate
 
     await asyncio.to_thread(migrate.upgrade, url, "heads")
     # Bulk fills and DELETEs of millions of rows outlast the pool's default 60 s statement timeout.

@@ -9,8 +9,8 @@ from typing import TypeVar
 
 import click
 
-from core_api.db import Database, resolve_database_url
-from core_api.settings import get_settings
+from kernel.db import Database, resolve_database_url
+from kernel.settings import get_settings
 from retention import service
 from retention.errors import RetentionBusy
 from retention.schemas import Action, RetentionPolicy

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core_api.errors import ConflictError
+from kernel.errors import ConflictError
 
 __all__ = ["RetentionBusy"]
 

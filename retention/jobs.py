@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
     from litestar import Litestar
 
-    from core_api.db import Database
+    from kernel.db import Database
 
 __all__ = ["register_jobs"]
 

@@ -9,7 +9,7 @@ from sqlalchemy import BigInteger, Index, String, Text, func
 from sqlalchemy.dialects.postgresql import TIMESTAMP, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
-from core_api.db import Base
+from kernel.db import Base
 
 __all__ = ["RetentionAction"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from core_api.settings import env_int
+from kernel.settings import env_int
 
 __all__ = ["Action", "RetentionPolicy", "add_months", "month_label", "month_start", "upkeep_window"]
 

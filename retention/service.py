@@ -30,7 +30,7 @@ from retention.errors import RetentionBusy
 from retention.schemas import Action, RetentionPolicy, add_months, month_label, month_start, upkeep_window
 
 if TYPE_CHECKING:
-    from core_api.db import Database
+    from kernel.db import Database
 
 __all__ = ["months_ago", "plan", "run"]
 

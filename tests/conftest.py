@@ -16,9 +16,9 @@ import pytest
 from hypothesis import settings as hypothesis_settings
 from litestar.testing import AsyncTestClient
 
-from core_api import migrate
-from core_api.app import create_app
-from core_api.settings import AuthLimits, Settings
+from kernel import migrate
+from corp_astro.app import create_app
+from kernel.settings import AuthLimits, Settings
 from tests.support import EmbeddedTestServer, LiveServer, recreate_database, truncate_all
 
 # Property tests check results, not speed: on a loaded 2-core CI machine a per-example deadline only

@@ -18,7 +18,7 @@ from typing import Any
 import asyncpg
 import httpx
 
-from core_api.db import recreate_database, url_for_database
+from kernel.db import recreate_database, url_for_database
 
 __all__ = [
     "EmbeddedTestServer",
@@ -47,7 +47,7 @@ class EmbeddedTestServer:
     """The embedded PostgreSQL used by the tests when TEST_DATABASE_URL is unset."""
 
     def __init__(self, pgdata: Path = TEST_PGDATA) -> None:
-        from core_api.embedded import embedded_server
+        from kernel.embedded import embedded_server
 
         self.pgdata = pgdata
         self.server = embedded_server(pgdata)
@@ -113,7 +113,7 @@ class LiveServer:
         cmd = [
             sys.executable,
             "-m",
-            "core_api.cli",
+            "corp_astro.cli",
             "serve",
             "--no-migrate",
             "--scheduler" if self._scheduler else "--no-scheduler",

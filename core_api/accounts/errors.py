@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core_api.errors import (
+from kernel.errors import (
     AuthenticationError,
     ConflictError,
     NotFoundError,

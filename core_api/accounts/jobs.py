@@ -7,14 +7,14 @@ import logging
 from typing import TYPE_CHECKING
 
 from core_api.accounts import repository as repo
-from core_api.auth import utcnow
-from core_api.scheduler import try_job_lock
+from kernel.auth import utcnow
+from kernel.scheduler import try_job_lock
 
 if TYPE_CHECKING:
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
     from litestar import Litestar
 
-    from core_api.db import Database
+    from kernel.db import Database
 
 __all__ = ["purge_login_throttle", "register_jobs"]
 

@@ -1,7 +1,154 @@
-"""Tables of the accounts domain (defined with the rest of the core schema in ``core_api.models``)."""
+"""Tables of the accounts domain: users, their devices, subscriptions and preferences, the login throttle and token generations.
+
+Column names, types, nullability and defaults follow ``docs/seed/database-schema.md``; additions
+and deviations are listed in ``docs/schema.md``.
+"""
 
 from __future__ import annotations
 
-from core_api.models import AuditLog, LoginThrottle, Subscription, User, UserDevice, UserPreference
+import datetime as dt
+import uuid
+from typing import Any
 
-__all__ = ["AuditLog", "LoginThrottle", "Subscription", "User", "UserDevice", "UserPreference"]
+from sqlalchemy import (
+    Boolean,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Time,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB, TIMESTAMP, UUID
+from sqlalchemy.orm import Mapped, mapped_column
+
+from kernel.columns import EMPTY_JSON
+from kernel.columns import created_column as _created
+from kernel.columns import pk_column as _pk
+from kernel.columns import user_fk as _user_fk
+from kernel.db import Base
+
+__all__ = ["LoginThrottle", "Subscription", "User", "UserDevice", "UserPreference", "UserTokenVersion"]
+
+
+class User(Base):
+    __tablename__ = "users"
+    __table_args__ = (
+        Index("ix_users_subscription_tier", "subscription_tier"),
+        Index("ix_users_status", "status"),
+        # Emails are unique case-insensitively; the seed's plain unique index stays too.
+        Index("uq_users_email_lower", func.lower(text("email")), unique=True),
+    )
+
+    user_id: Mapped[uuid.UUID] = _pk()
+    email: Mapped[str] = mapped_column(String(255), nullable=False, unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255), nullable=False)
+    first_name: Mapped[str] = mapped_column(String(100), nullable=False)
+    last_name: Mapped[str] = mapped_column(String(100), nullable=False)
+    phone_number: Mapped[str | None] = mapped_column(String(20))
+    date_of_birth: Mapped[dt.date | None] = mapped_column(Date)
+    time_of_birth: Mapped[dt.time | None] = mapped_column(Time)
+    place_of_birth: Mapped[str | None] = mapped_column(String(255))
+    subscription_tier: Mapped[str] = mapped_column(String(20), nullable=False, server_default="free")
+    role: Mapped[str] = mapped_column(String(20), nullable=False, server_default="user")
+    status: Mapped[str] = mapped_column(String(20), nullable=False, server_default="active")
+    created_at: Mapped[dt.datetime] = _created()
+    updated_at: Mapped[dt.datetime] = _created()
+    last_login_at: Mapped[dt.datetime | None] = mapped_column(TIMESTAMP())
+
+
+class UserDevice(Base):
+    __tablename__ = "user_devices"
+    __table_args__ = (
+        Index("ix_user_devices_device_token", "device_token"),
+        Index("ix_user_devices_platform", "platform"),
+        # Addition (core API): a push token is registered once per user, so a refresh is an upsert.
+        Index("uq_user_devices_user_id_device_token", "user_id", "device_token", unique=True),
+    )
+
+    device_id: Mapped[uuid.UUID] = _pk()
+    user_id: Mapped[uuid.UUID] = _user_fk()
+    device_token: Mapped[str] = mapped_column(String(255), nullable=False)
+    platform: Mapped[str] = mapped_column(String(20), nullable=False)
+    device_model: Mapped[str | None] = mapped_column(String(100))
+    os_version: Mapped[str | None] = mapped_column(String(50))
+    app_version: Mapped[str | None] = mapped_column(String(50))
+    active: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("true"))
+    created_at: Mapped[dt.datetime] = _created()
+    updated_at: Mapped[dt.datetime] = _created()
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(TIMESTAMP())
+
+
+class Subscription(Base):
+    __tablename__ = "subscriptions"
+    __table_args__ = (
+        Index("ix_subscriptions_plan_id", "plan_id"),
+        Index("ix_subscriptions_status", "status"),
+        Index("ix_subscriptions_end_date", "end_date"),
+    )
+
+    subscription_id: Mapped[uuid.UUID] = _pk()
+    user_id: Mapped[uuid.UUID] = _user_fk()
+    plan_id: Mapped[str] = mapped_column(String(50), nullable=False)
+    status: Mapped[str] = mapped_column(String(20), nullable=False)
+    start_date: Mapped[dt.date] = mapped_column(Date, nullable=False)
+    end_date: Mapped[dt.date | None] = mapped_column(Date)
+    auto_renew: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("true"))
+    payment_method: Mapped[str | None] = mapped_column(String(50))
+    payment_provider: Mapped[str | None] = mapped_column(String(50))
+    created_at: Mapped[dt.datetime] = _created()
+    updated_at: Mapped[dt.datetime] = _created()
+
+
+class UserPreference(Base):
+    __tablename__ = "user_preferences"
+    __table_args__ = (Index("ix_user_preferences_language", "language"),)
+
+    preference_id: Mapped[uuid.UUID] = _pk()
+    # One preferences row per user: the FK index is unique (documented deviation).
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("users.user_id", ondelete="CASCADE"), nullable=False, unique=True
+    )
+    notification_preferences: Mapped[dict[str, Any]] = mapped_column(
+        JSONB, nullable=False, server_default=EMPTY_JSON
+    )
+    theme_preferences: Mapped[dict[str, Any]] = mapped_column(
+        JSONB, nullable=False, server_default=EMPTY_JSON
+    )
+    language: Mapped[str] = mapped_column(String(10), nullable=False, server_default="en")
+    timezone: Mapped[str] = mapped_column(String(50), nullable=False, server_default="UTC")
+    created_at: Mapped[dt.datetime] = _created()
+    updated_at: Mapped[dt.datetime] = _created()
+
+
+class LoginThrottle(Base):
+    """Attempt counters with exponential backoff, shared by every app process.
+
+    One row per key: the account (``acct:``), the account from one address (``acct-ip:``), one address
+    (``ip:``), registrations per address (``reg-ip:``) and in all (``reg:``); keys hold hashes or
+    addresses, never an email. ``window_start`` is the last counted attempt (a counter resets after a
+    quiet window), ``blocked_until`` the end of the current backoff. Stale rows are deleted by a job.
+    """
+
+    __tablename__ = "login_throttle"
+    __table_args__ = (Index("ix_login_throttle_window_start", "window_start"),)
+
+    throttle_key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    window_start: Mapped[dt.datetime] = mapped_column(TIMESTAMP(), nullable=False)
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False)
+    blocked_until: Mapped[dt.datetime | None] = mapped_column(TIMESTAMP())
+
+
+class UserTokenVersion(Base):
+    """A user's access-token generation: tokens carry it, and a bump (password change, status change,
+    logout) ends every token issued before. No row means generation 0."""
+
+    __tablename__ = "user_token_versions"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("users.user_id", ondelete="CASCADE"), primary_key=True
+    )
+    token_version: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
+    updated_at: Mapped[dt.datetime] = _created()

@@ -28,10 +28,10 @@ from core_api.accounts.schemas import (
     SubscriptionOut,
     SubscriptionUpdate,
 )
-from core_api.db import uuid7
-from core_api.errors import ValidationError
-from core_api.pagination import Page, decode_cursor, make_page
-from core_api.resources import changes, to_struct
+from kernel.db import uuid7
+from kernel.errors import ValidationError
+from kernel.pagination import Page, decode_cursor, make_page
+from kernel.resources import changes, to_struct
 
 __all__ = [
     "create_subscription",

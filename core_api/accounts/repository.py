@@ -6,7 +6,7 @@ import datetime as dt
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from core_api.resources import fetch_all, set_clause
+from kernel.resources import fetch_all, set_clause
 
 if TYPE_CHECKING:
     import asyncpg
@@ -16,8 +16,8 @@ __all__ = [
     "bump_token_version",
     "count_attempt",
     "deactivate_device",
+    "delete_user",
     "email_taken",
-    "erase_user",
     "get_device",
     "get_preferences",
     "get_subscription",
@@ -142,27 +142,11 @@ async def list_users(
     )
 
 
-async def erase_user(conn: asyncpg.Connection, user_id: uuid.UUID) -> dict[str, int]:
-    """Delete a user and everything it owns; keep its analytics events, unlinked.
-
-    The ``ON DELETE CASCADE`` foreign keys remove devices, subscriptions, preferences, businesses and
-    their analyses, reports and their sections, notifications and experiment assignments. Three steps
-    are explicit on purpose: events are unlinked by an UPDATE rather than trusting the FK's SET NULL
-    (ingest may drop that FK for COPY speed); assignments are deleted by name for the same reason; and
-    scheduled notifications go first, so that a delivery run holding one of them finishes (its row lock
-    is waited for) before the user row is locked, which would otherwise deadlock with the delivery's
-    foreign-key check.
-    """
-    scheduled = await conn.execute("DELETE FROM scheduled_notifications WHERE user_id = $1", user_id)
-    events = await conn.execute("UPDATE analytics_events SET user_id = NULL WHERE user_id = $1", user_id)
-    assignments = await conn.execute("DELETE FROM ab_test_assignments WHERE user_id = $1", user_id)
-    users = await conn.execute("DELETE FROM users WHERE user_id = $1", user_id)
-    return {
-        "users": _count(users),
-        "events_unlinked": _count(events),
-        "scheduled_notifications": _count(scheduled),
-        "ab_test_assignments": _count(assignments),
-    }
+async def delete_user(conn: asyncpg.Connection, user_id: uuid.UUID) -> int:
+    """Delete a user; ``ON DELETE CASCADE`` removes devices, subscriptions, preferences, token generations
+    and, in the other core domains, businesses and their analyses, reports and their sections, and the
+    notification inbox. The number deleted (0 or 1)."""
+    return _count(await conn.execute("DELETE FROM users WHERE user_id = $1", user_id))
 
 
 def _count(status: str) -> int:

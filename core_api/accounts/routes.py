@@ -26,10 +26,10 @@ from core_api.accounts.schemas import (
     UserOut,
     UserUpdate,
 )
-from core_api.auth import require_role
-from core_api.deps import CurrentUser, Db, DbConn
-from core_api.pagination import DEFAULT_PAGE_SIZE, CursorParam, LimitParam, Page
-from core_api.resources import ResourceController, list_scope, read_scope, request_ip
+from kernel.auth import require_role
+from kernel.deps import CurrentUser, Db, DbConn
+from kernel.pagination import DEFAULT_PAGE_SIZE, CursorParam, LimitParam, Page
+from kernel.resources import ResourceController, list_scope, read_scope, request_ip
 
 __all__ = ["route_handlers"]
 
@@ -112,7 +112,8 @@ class MeController(ResourceController):
         self, conn: DbConn, current_user: CurrentUser, request: Request[Any, Any, Any]
     ) -> None:
         """Erase the account and everything it owns; analytics events are kept, unlinked."""
-        await service.erase_account(conn, current_user, request_ip(request))
+        hooks = request.app.state.user_erased_hooks
+        await service.erase_account(conn, current_user, request_ip(request), hooks)
 
     @get("/preferences", summary="The caller's preferences")
     async def get_preferences(self, conn: DbConn, current_user: CurrentUser) -> PreferencesOut:

@@ -15,7 +15,7 @@ import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
 from core_api.accounts.emails import normalize_email
-from core_api.resources import (
+from kernel.resources import (
     NO_NUL,
     JsonObject,
     Name50,

@@ -1,7 +1,7 @@
 """Accounts logic: registration, login with throttling, the caller's profile, erasure, admin changes.
 
 Functions take the caller's connection and never commit; the route (or CLI command) owns the
-transaction. Password hashing runs on the bounded pool (``core_api.hashing``), and registration and
+transaction. Password hashing runs on the bounded pool (``kernel.hashing``), and registration and
 login hash outside any transaction: their routes hold no connection while argon2id runs.
 """
 
@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
-from core_api import audit
 from core_api.accounts import repository as repo
 from core_api.accounts import throttle
 from core_api.accounts.emails import normalize_email
@@ -34,16 +33,20 @@ from core_api.accounts.schemas import (
     UserOut,
     UserUpdate,
 )
-from core_api.auth import AuthUser, create_access_token, needs_rehash
-from core_api.db import uuid7
-from core_api.errors import ConflictError, DomainError, ValidationError
 from core_api.notifications import service as notifications
-from core_api.pagination import Page, decode_cursor, make_page
-from core_api.resources import changes, to_struct
+from kernel import audit
+from kernel.auth import AuthUser, create_access_token, needs_rehash
+from kernel.db import uuid7
+from kernel.errors import ConflictError, DomainError, ValidationError
+from kernel.pagination import Page, decode_cursor, make_page
+from kernel.resources import changes, to_struct
 
 if TYPE_CHECKING:
-    from core_api.hashing import PasswordHashing
-    from core_api.settings import Settings
+    from collections.abc import Sequence
+
+    from kernel.hashing import PasswordHashing
+    from kernel.hooks import UserErasedHook
+    from kernel.settings import Settings
 
 __all__ = [
     "LoginAttempt",
@@ -266,10 +269,19 @@ async def update_me(
     return to_struct(UserOut, row)
 
 
-async def erase_account(conn: asyncpg.Connection, user: AuthUser, ip: str | None) -> dict[str, int]:
-    """Erase the caller's account and everything it owns, keeping its analytics events unlinked."""
-    counts = await repo.erase_user(conn, user.user_id)
-    if counts["users"] != 1:
+async def erase_account(
+    conn: asyncpg.Connection, user: AuthUser, ip: str | None, hooks: Sequence[UserErasedHook]
+) -> dict[str, int]:
+    """Erase the caller's account and everything it owns, in the caller's transaction.
+
+    Each domain erases or unlinks the user's rows in its own tables first (``hooks``: every registered
+    domain's ``on_user_erased``, e.g. ingest keeps events unlinked), then the user row goes and its
+    foreign keys cascade to the rest.
+    """
+    counts: dict[str, int] = {}
+    for hook in hooks:
+        counts.update(await hook(conn, user.user_id))
+    if await repo.delete_user(conn, user.user_id) != 1:
         raise UserNotFoundError("No such user.")
     await throttle.forget_account(conn, user.email)
     await audit.record(
@@ -278,7 +290,7 @@ async def erase_account(conn: asyncpg.Connection, user: AuthUser, ip: str | None
         actor_user_id=user.user_id,
         subject_id=str(user.user_id),
         ip_address=_inet(ip),
-        details={k: v for k, v in counts.items() if k != "users"},
+        details=counts,
     )
     return counts
 

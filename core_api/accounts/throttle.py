@@ -26,8 +26,8 @@ import asyncpg
 
 from core_api.accounts import repository as repo
 from core_api.accounts.errors import LoginRateLimitedError, RegistrationRateLimitedError
-from core_api.auth import utcnow
-from core_api.settings import AuthLimits
+from kernel.auth import utcnow
+from kernel.settings import AuthLimits
 
 __all__ = ["Limit", "Reservation", "login_limits", "register_limits", "reserve"]
 

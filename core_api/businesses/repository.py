@@ -6,7 +6,7 @@ import datetime as dt
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from core_api.resources import fetch_all, set_clause
+from kernel.resources import fetch_all, set_clause
 
 if TYPE_CHECKING:
     import asyncpg

@@ -16,9 +16,9 @@ from core_api.businesses.schemas import (
     BusinessOut,
     BusinessUpdate,
 )
-from core_api.deps import CurrentUser, DbConn
-from core_api.pagination import DEFAULT_PAGE_SIZE, CursorParam, LimitParam, Page
-from core_api.resources import NO_NUL, ResourceController, list_scope, read_scope
+from kernel.deps import CurrentUser, DbConn
+from kernel.pagination import DEFAULT_PAGE_SIZE, CursorParam, LimitParam, Page
+from kernel.resources import NO_NUL, ResourceController, list_scope, read_scope
 
 __all__ = ["route_handlers"]
 

@@ -8,7 +8,7 @@ import uuid
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from core_api.resources import (
+from kernel.resources import (
     JsonObject,
     Name,
     Name50,

@@ -16,9 +16,9 @@ from core_api.businesses.schemas import (
     BusinessOut,
     BusinessUpdate,
 )
-from core_api.db import uuid7
-from core_api.pagination import Page, decode_cursor, make_page
-from core_api.resources import changes, to_struct
+from kernel.db import uuid7
+from kernel.pagination import Page, decode_cursor, make_page
+from kernel.resources import changes, to_struct
 
 __all__ = [
     "create_analysis",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core_api.errors import ConflictError, NotFoundError
+from kernel.errors import ConflictError, NotFoundError
 
 __all__ = ["NotificationNotFoundError", "ScheduleNotFoundError", "ScheduleNotPendingError"]
 

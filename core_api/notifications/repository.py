@@ -6,7 +6,7 @@ import datetime as dt
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from core_api.resources import fetch_all
+from kernel.resources import fetch_all
 
 if TYPE_CHECKING:
     import asyncpg
@@ -211,3 +211,9 @@ async def active_devices(conn: asyncpg.Connection, user_ids: list[uuid.UUID]) ->
            WHERE user_id = ANY($1) AND active ORDER BY user_id, created_at""",
         user_ids,
     )
+
+
+async def delete_user_schedules(conn: asyncpg.Connection, user_id: uuid.UUID) -> int:
+    """Delete a user's scheduled notifications; the number deleted."""
+    status: str = await conn.execute("DELETE FROM scheduled_notifications WHERE user_id = $1", user_id)
+    return int(status.rsplit(" ", 1)[-1])

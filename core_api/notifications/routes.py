@@ -8,7 +8,6 @@ from typing import Annotated, Any
 from litestar import Litestar, delete, get, post
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
-from core_api.deps import CurrentUser, DbConn
 from core_api.notifications import service
 from core_api.notifications.push import LoggingPushProvider
 from core_api.notifications.schemas import (
@@ -19,8 +18,9 @@ from core_api.notifications.schemas import (
     ScheduleStatus,
     UnreadCount,
 )
-from core_api.pagination import DEFAULT_PAGE_SIZE, CursorParam, LimitParam, Page
-from core_api.resources import NO_NUL, ResourceController, list_scope, read_scope
+from kernel.deps import CurrentUser, DbConn
+from kernel.pagination import DEFAULT_PAGE_SIZE, CursorParam, LimitParam, Page
+from kernel.resources import NO_NUL, ResourceController, list_scope, read_scope
 
 __all__ = ["on_startup", "route_handlers"]
 

@@ -9,8 +9,8 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
-from core_api.auth import utcnow
-from core_api.resources import NO_NUL, JsonObject, Name, check_json_object, to_utc_naive
+from kernel.auth import utcnow
+from kernel.resources import NO_NUL, JsonObject, Name, check_json_object, to_utc_naive
 
 __all__ = [
     "MAX_SCHEDULE_AHEAD",

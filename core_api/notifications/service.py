@@ -10,8 +10,6 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
-from core_api.auth import utcnow
-from core_api.db import uuid7
 from core_api.notifications import repository as repo
 from core_api.notifications.errors import (
     NotificationNotFoundError,
@@ -20,11 +18,13 @@ from core_api.notifications.errors import (
 )
 from core_api.notifications.push import PushMessage, PushProvider, PushTarget
 from core_api.notifications.schemas import NotificationOut, ScheduledCreate, ScheduledOut
-from core_api.pagination import Page, decode_cursor, make_page
-from core_api.resources import changes, to_struct
+from kernel.auth import utcnow
+from kernel.db import uuid7
+from kernel.pagination import Page, decode_cursor, make_page
+from kernel.resources import changes, to_struct
 
 if TYPE_CHECKING:
-    from core_api.db import Database
+    from kernel.db import Database
 
 __all__ = [
     "DELIVERY_BATCH",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core_api.errors import NotFoundError
+from kernel.errors import NotFoundError
 
 __all__ = ["ReportBusinessNotFoundError", "ReportNotFoundError"]
 

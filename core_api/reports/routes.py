@@ -9,11 +9,11 @@ from typing import Annotated, Any
 from litestar import delete, get, patch, post
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
-from core_api.deps import CurrentUser, DbConn
-from core_api.pagination import DEFAULT_PAGE_SIZE, CursorParam, LimitParam, Page
 from core_api.reports import service
 from core_api.reports.schemas import ReportCreate, ReportOut, ReportStatus, ReportSummary, ReportUpdate
-from core_api.resources import NO_NUL, ResourceController, list_scope, read_scope
+from kernel.deps import CurrentUser, DbConn
+from kernel.pagination import DEFAULT_PAGE_SIZE, CursorParam, LimitParam, Page
+from kernel.resources import NO_NUL, ResourceController, list_scope, read_scope
 
 __all__ = ["route_handlers"]
 

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
-from core_api.resources import NO_NUL, Name, Name50, Text
+from kernel.resources import NO_NUL, Name, Name50, Text
 
 __all__ = [
     "MAX_SECTIONS",

@@ -8,9 +8,6 @@ import uuid
 import asyncpg
 
 from core_api.businesses import owned_business_exists
-from core_api.db import uuid7
-from core_api.errors import ValidationError
-from core_api.pagination import Page, decode_cursor, make_page
 from core_api.reports import repository as repo
 from core_api.reports.errors import ReportBusinessNotFoundError, ReportNotFoundError
 from core_api.reports.schemas import (
@@ -21,7 +18,10 @@ from core_api.reports.schemas import (
     SectionIn,
     SectionOut,
 )
-from core_api.resources import changes, to_struct
+from kernel.db import uuid7
+from kernel.errors import ValidationError
+from kernel.pagination import Page, decode_cursor, make_page
+from kernel.resources import changes, to_struct
 
 __all__ = ["create_report", "delete_report", "get_report", "list_reports", "update_report"]
 

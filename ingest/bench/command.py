@@ -21,9 +21,6 @@ from typing import Any
 
 import click
 
-from core_api.benchkit import cpu_seconds
-from core_api.db import resolve_database_url
-from core_api.settings import get_settings
 from ingest.bench.copy import count_rows, fk_costs, prebuilt_rows, raw_copy, recreate, setup, truncate_tables
 from ingest.bench.traffic import (
     BENCH_DB,
@@ -35,6 +32,9 @@ from ingest.bench.traffic import (
     closed_loop,
     open_loop,
 )
+from kernel.benchkit import cpu_seconds
+from kernel.db import resolve_database_url
+from kernel.settings import get_settings
 
 __all__ = ["bench_ingest"]
 
@@ -56,7 +56,7 @@ def bench_ingest(
     """Raw binary COPY (a) vs end-to-end HTTP ingest (b): events/s, b/a, ack latency, RSS, overload."""
     import uvloop
 
-    from core_api import migrate
+    from kernel import migrate
 
     load = os.getloadavg()[0]
     base = resolve_database_url(get_settings())

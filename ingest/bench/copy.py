@@ -12,8 +12,8 @@ from typing import Any
 
 import asyncpg
 
-from core_api.db import recreate_database, url_for_database
 from ingest.bench.traffic import BENCH_DB, BodyFactory
+from kernel.db import recreate_database, url_for_database
 
 __all__ = [
     "count_rows",

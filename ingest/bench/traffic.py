@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from core_api.benchkit import ServeProcess
+from kernel.benchkit import ServeProcess
 
 __all__ = [
     "BENCH_DB",

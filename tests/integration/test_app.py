@@ -8,7 +8,7 @@ from pathlib import Path
 import asyncpg
 from litestar.testing import AsyncTestClient
 
-from core_api.app import create_app
+from corp_astro.app import create_app
 from tests.conftest import make_settings
 from tests.support import TcpProxy
 

@@ -14,7 +14,7 @@ from tests.support import ROOT, LiveServer
 
 def _cli(*args: str, database_url: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "core_api.cli", *args],
+        [sys.executable, "-m", "corp_astro.cli", *args],
         cwd=ROOT,
         env={**os.environ, "DATABASE_URL": database_url},
         capture_output=True,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from core_api import migrate
+from kernel import migrate
 from tests.conftest import TEST_DB_NAME
 from tests.integration.schema_introspection import schema_snapshot
 from tests.support import recreate_database
@@ -51,7 +51,7 @@ async def test_models_and_migrations_agree(database_url: str) -> None:
     from alembic.migration import MigrationContext
     from sqlalchemy.ext.asyncio import create_async_engine
 
-    from core_api.db import sqlalchemy_url
+    from kernel.db import sqlalchemy_url
     from migrations.metadata import include_object, metadata
 
     engine = create_async_engine(sqlalchemy_url(database_url))

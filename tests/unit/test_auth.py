@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from litestar.datastructures import Headers
 
-from core_api.auth import (
+from kernel.auth import (
     AuthUser,
     client_ip,
     create_access_token,
@@ -20,9 +20,9 @@ from core_api.auth import (
     hash_write_key,
     verify_password,
 )
-from core_api.db import uuid7
-from core_api.errors import AuthenticationError
-from core_api.settings import Settings
+from kernel.db import uuid7
+from kernel.errors import AuthenticationError
+from kernel.settings import Settings
 
 PROXIES = (ipaddress.ip_network("10.0.0.0/8"),)
 

@@ -11,9 +11,9 @@ from typing import Any
 import asyncpg
 import pytest
 
-from core_api.auth import create_access_token, hash_password
-from core_api.db import Database
-from core_api.settings import Settings
+from kernel.auth import create_access_token, hash_password
+from kernel.db import Database
+from kernel.settings import Settings
 
 EVENT_COLUMNS = (
     "event_id",

@@ -16,8 +16,8 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from aggregation.service import aggregate_range
-from core_api.db import Database
-from core_api.settings import Settings
+from kernel.db import Database
+from kernel.settings import Settings
 from tests.integration.aggregation.conftest import (
     Event,
     auth_header,

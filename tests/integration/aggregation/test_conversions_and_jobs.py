@@ -13,9 +13,9 @@ from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, JobExecution
 
 from aggregation.jobs import JOB_IDS, register_jobs
 from aggregation.service import run_conversions
-from core_api.auth import utcnow
-from core_api.db import Database
-from core_api.scheduler import create_scheduler
+from kernel.auth import utcnow
+from kernel.db import Database
+from kernel.scheduler import create_scheduler
 from tests.conftest import make_settings
 from tests.integration.aggregation.conftest import Event, assign, create_test, create_users, insert_events
 

@@ -153,7 +153,7 @@ async def test_cli_export_and_aggregate(conn: asyncpg.Connection, clean_db: str,
     await _events(conn)
     env = {**os.environ, "DATABASE_URL": clean_db, "CORP_ASTRO_LOG_LEVEL": "WARNING"}
     out = tmp_path / "cli-out"
-    cli = [sys.executable, "-m", "core_api.cli"]
+    cli = [sys.executable, "-m", "corp_astro.cli"]
     done = await asyncio.to_thread(
         subprocess.run,
         [*cli, "export", "events", "--from", str(D), "--to", str(D + dt.timedelta(days=2)), "--out", str(out)],

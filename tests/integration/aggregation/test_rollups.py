@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from aggregation import finalise_day, finalised_days, rollup_day
 from aggregation.service import aggregate_range, run_daily, run_hourly
-from core_api.db import Database
+from kernel.db import Database
 from tests.integration.aggregation.conftest import Event, create_users, insert_events
 
 DAY0 = dt.date(2026, 3, 10)

@@ -17,9 +17,9 @@ import asyncpg
 import pytest
 from litestar.testing import AsyncTestClient
 
-from core_api.auth import create_access_token, hash_password
-from core_api.db import uuid7
-from core_api.settings import Settings
+from kernel.auth import create_access_token, hash_password
+from kernel.db import uuid7
+from kernel.settings import Settings
 
 PASSWORD = "correct horse battery"
 _seq = itertools.count()

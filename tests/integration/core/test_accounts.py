@@ -11,8 +11,8 @@ import asyncpg
 import pytest
 from litestar.testing import AsyncTestClient
 
-from core_api.auth import decode_access_token
-from core_api.settings import Settings
+from kernel.auth import decode_access_token
+from kernel.settings import Settings
 from tests.integration.core.conftest import PASSWORD, Actor, new_email, register_and_login
 
 
@@ -159,7 +159,7 @@ async def test_failed_logins_back_off_per_account_and_address(
 async def test_failed_logins_are_rate_limited_per_address(
     conn: asyncpg.Connection, settings: Settings, tmp_path: Any
 ) -> None:
-    from core_api.app import create_app
+    from corp_astro.app import create_app
     from tests.conftest import make_settings
 
     limited = make_settings(

@@ -19,7 +19,7 @@ def _cli(
     database_url: str, *args: str, env: dict[str, str] | None = None, stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "core_api.cli", "users", *args],
+        [sys.executable, "-m", "corp_astro.cli", "users", *args],
         cwd=ROOT,
         # The password variable is dropped unless given, so that the prompt is exercised otherwise.
         env={

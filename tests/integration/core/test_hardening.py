@@ -14,8 +14,8 @@ import asyncpg
 import httpx
 from litestar.testing import AsyncTestClient
 
-from core_api.app import create_app
-from core_api.settings import Settings
+from corp_astro.app import create_app
+from kernel.settings import Settings
 from tests.conftest import make_settings
 from tests.integration.core.conftest import PASSWORD, new_email, register_and_login
 from tests.support import LiveServer

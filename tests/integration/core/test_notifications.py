@@ -11,7 +11,7 @@ from typing import Any
 import asyncpg
 from litestar.testing import AsyncTestClient
 
-from core_api.db import Database
+from kernel.db import Database
 from core_api.notifications import service
 from core_api.notifications.errors import ScheduleNotPendingError
 from core_api.notifications.push import PushMessage

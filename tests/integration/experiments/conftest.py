@@ -10,8 +10,8 @@ import asyncpg
 import pytest
 from litestar.testing import AsyncTestClient
 
-from core_api.auth import create_access_token, generate_write_key, hash_write_key
-from core_api.settings import Settings
+from kernel.auth import create_access_token, generate_write_key, hash_write_key
+from kernel.settings import Settings
 
 Client = AsyncTestClient  # type: ignore[type-arg]
 
@@ -125,17 +125,16 @@ async def client(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Any:
     Other domains are under construction in parallel; their start-up must not decide whether these
     tests pass. The whole-app wiring is covered by the suite-wide app tests.
     """
-    from core_api import app as app_module
+    from kernel.app import create_app
 
-    monkeypatch.setattr(app_module, "DOMAIN_MODULES", ("experiments",))
-    async with AsyncTestClient(app=app_module.create_app(settings)) as c:
+    async with AsyncTestClient(app=create_app(settings, ("experiments",))) as c:
         yield c
 
 
 @pytest.fixture
 async def db(clean_db: str) -> Any:
     """An app-like pool on the emptied database, for calling the service directly."""
-    from core_api.db import Database
+    from kernel.db import Database
 
     database = Database(clean_db, max_size=30)
     await database.open()

@@ -14,8 +14,8 @@ import pytest
 from growthbook import Experiment as GBExperiment
 from growthbook import GrowthBook
 
-from core_api.auth import AuthUser
-from core_api.db import uuid7
+from kernel.auth import AuthUser
+from kernel.db import uuid7
 from experiments import service
 from experiments.assigner import AssignmentBatcher
 from experiments.definitions import ExperimentCache
@@ -397,7 +397,7 @@ def test_concurrent_http_calls_on_a_real_server(clean_db: str) -> None:
             users = [await make_user(conn) for _ in range(3)]
         finally:
             await conn.close()
-        from core_api.auth import create_access_token
+        from kernel.auth import create_access_token
         from tests.conftest import make_settings
 
         token, _ = create_access_token(

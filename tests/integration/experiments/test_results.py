@@ -146,7 +146,7 @@ async def test_cli_results_table(
     await _three_arms(client, actors, conn)
     out = await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, "-m", "core_api.cli", "experiments", "results", "checkout"],
+        [sys.executable, "-m", "corp_astro.cli", "experiments", "results", "checkout"],
         cwd=ROOT,
         env={**os.environ, "DATABASE_URL": clean_db, "COLUMNS": "160"},
         capture_output=True,
@@ -159,7 +159,7 @@ async def test_cli_results_table(
         assert text in out.stdout, (text, out.stdout)
     missing = await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, "-m", "core_api.cli", "experiments", "results", "nope"],
+        [sys.executable, "-m", "corp_astro.cli", "experiments", "results", "nope"],
         cwd=ROOT,
         env={**os.environ, "DATABASE_URL": clean_db},
         capture_output=True,

@@ -12,7 +12,7 @@ import asyncpg
 import pytest
 from litestar.testing import AsyncTestClient
 
-from core_api.app import create_app
+from corp_astro.app import create_app
 from ingest import service
 from tests.conftest import make_settings
 from tests.support import LiveServer
@@ -56,7 +56,7 @@ class KeyedSource:
 @pytest.fixture
 async def source(conn: asyncpg.Connection) -> KeyedSource:
     """A fresh event source and its write key."""
-    # The app's pool connections decode JSONB as objects (core_api.db); audit.record relies on it.
+    # The app's pool connections decode JSONB as objects (kernel.db); audit.record relies on it.
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
     async with conn.transaction():
         created = await service.create_source(conn, "test-app")

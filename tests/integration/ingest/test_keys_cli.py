@@ -12,8 +12,8 @@ import pytest
 from click.testing import CliRunner
 from litestar.testing import AsyncTestClient
 
-from core_api.cli import main
-from core_api.settings import get_settings
+from corp_astro.cli import main
+from kernel.settings import get_settings
 from tests.integration.ingest.conftest import track
 from tests.support import env
 

@@ -13,7 +13,7 @@ import msgspec
 import orjson
 import pytest
 
-from core_api.db import Database
+from kernel.db import Database
 from ingest.config import IngestConfig
 from ingest.errors import IngestOverloaded
 from ingest.mapping import Batch, RequestInfo, map_events

@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from core_api import migrate
-from core_api.db import Database
+from kernel import migrate
+from kernel.db import Database
 from tests.conftest import TEST_DB_NAME
 from tests.support import recreate_database
 

@@ -7,8 +7,8 @@ import datetime as dt
 
 import httpx
 
-from core_api.auth import generate_write_key, hash_write_key
-from core_api.db import Database
+from kernel.auth import generate_write_key, hash_write_key
+from kernel.db import Database
 from retention import service
 from retention.schemas import RetentionPolicy, add_months
 from tests.integration.retention.conftest import insert_events, partition_names

@@ -10,8 +10,8 @@ from pathlib import Path
 import asyncpg
 from litestar.testing import AsyncTestClient
 
-from core_api.app import create_app
-from core_api.db import Database
+from corp_astro.app import create_app
+from kernel.db import Database
 from ingest import service as ingest_service
 from retention import service
 from retention.schemas import Action, RetentionPolicy, add_months

@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 import aggregation
-from core_api.db import Database
+from kernel.db import Database
 from retention import service
 from retention.schemas import RetentionPolicy
 from tests.integration.retention.conftest import insert_events, partition_names

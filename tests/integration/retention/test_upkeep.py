@@ -7,7 +7,7 @@ import datetime as dt
 
 import pytest
 
-from core_api.db import Database
+from kernel.db import Database
 from retention import service
 from retention.errors import RetentionBusy
 from retention.schemas import RetentionPolicy

@@ -8,11 +8,11 @@ from litestar import post
 from litestar.params import FromPath
 from litestar.testing import AsyncTestClient
 
-from core_api.app import App
-from core_api.errors import NotFoundError
-from core_api.fastpath import FastRequest, FastResponse, FastRoute, FastRouter
-from core_api.http_errors import exception_handlers
-from core_api.observability import RequestIdMiddleware
+from kernel.app import App
+from kernel.errors import NotFoundError
+from kernel.fastpath import FastRequest, FastResponse, FastRoute, FastRouter
+from kernel.http_errors import exception_handlers
+from kernel.observability import RequestIdMiddleware
 
 calls: list[str] = []
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from core_api.hashing import HashingBusyError, PasswordHashing
+from kernel.hashing import HashingBusyError, PasswordHashing
 
 
 async def test_at_most_workers_run_and_the_queue_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -26,7 +26,7 @@ async def test_at_most_workers_run_and_the_queue_is_bounded(monkeypatch: pytest.
             running -= 1
         return "hash:" + password
 
-    monkeypatch.setattr("core_api.hashing.hash_password", slow_hash)
+    monkeypatch.setattr("kernel.hashing.hash_password", slow_hash)
     pool = PasswordHashing(workers=2, queue=3)
     try:
         results = await asyncio.gather(*(pool.hash(str(i)) for i in range(8)), return_exceptions=True)
@@ -50,7 +50,7 @@ async def test_a_slot_is_freed_when_the_work_ends_not_when_the_caller_leaves(
         release.wait(5)
         return password
 
-    monkeypatch.setattr("core_api.hashing.hash_password", blocked_hash)
+    monkeypatch.setattr("kernel.hashing.hash_password", blocked_hash)
     pool = PasswordHashing(workers=1, queue=0)
     try:
         task = asyncio.create_task(pool.hash("a"))

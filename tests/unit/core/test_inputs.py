@@ -9,7 +9,7 @@ from core_api.accounts.emails import normalize_email
 from core_api.accounts.errors import WeakPasswordError
 from core_api.accounts.schemas import PreferencesUpdate, RegisterRequest
 from core_api.accounts.service import check_password_policy
-from core_api.resources import check_json_object, check_language, check_timezone
+from kernel.resources import check_json_object, check_language, check_timezone
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from core_api.pagination import InvalidCursorError, decode_cursor, encode_cursor, make_page
+from kernel.pagination import InvalidCursorError, decode_cursor, encode_cursor, make_page
 
 Key = tuple[dt.datetime, uuid.UUID]
 

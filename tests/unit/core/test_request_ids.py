@@ -8,7 +8,7 @@ from typing import Any
 
 from litestar import Litestar, Request, post
 
-from core_api.observability import RequestIdMiddleware, new_request_id
+from kernel.observability import RequestIdMiddleware, new_request_id
 
 
 def test_request_ids_are_32_hex_digits_and_unique() -> None:

@@ -10,8 +10,8 @@ from typing import Any
 import orjson
 import uvicorn
 
-from core_api.benchkit import free_port
-from core_api.serving import CoalescingHttpToolsProtocol, _CoalescingTransport
+from kernel.benchkit import free_port
+from kernel.serving import CoalescingHttpToolsProtocol, _CoalescingTransport
 
 
 class FakeTransport:

@@ -15,8 +15,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from uvicorn.server import ServerState
 
-from core_api.serving import CoalescingHttpToolsProtocol
-from core_api.serving_limits import ConnectionsByIP, client_key, connections_by_ip
+from kernel.serving import CoalescingHttpToolsProtocol
+from kernel.serving_limits import ConnectionsByIP, client_key, connections_by_ip
 from tests.unit.core.test_serving import (
     FakeTransport,
     _echo_app,

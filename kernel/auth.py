@@ -21,13 +21,13 @@ import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from core_api.errors import AuthenticationError, PermissionDeniedError
+from kernel.errors import AuthenticationError, PermissionDeniedError
 
 if TYPE_CHECKING:
     import asyncpg
     from litestar.connection import ASGIConnection
 
-    from core_api.settings import Settings
+    from kernel.settings import Settings
 
 __all__ = [
     "ROLES",

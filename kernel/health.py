@@ -7,8 +7,8 @@ from typing import Any
 
 from litestar import MediaType, Response, get
 
-from core_api.deps import Db
-from core_api.migrate import head_revisions
+from kernel.deps import Db
+from kernel.migrate import head_revisions
 
 __all__ = ["route_handlers"]
 

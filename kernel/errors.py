@@ -1,4 +1,4 @@
-"""Domain error categories. They carry no HTTP knowledge: ``core_api.http_errors`` maps them once.
+"""Domain error categories. They carry no HTTP knowledge: ``kernel.http_errors`` maps them once.
 
 A domain raises a subclass of one of these categories (``class ExperimentNotFound(NotFoundError)``),
 with a message that names the thing concerned.

@@ -19,7 +19,7 @@ from typing import Annotated, Any, Generic, TypeVar
 import msgspec
 from litestar.params import QueryParameter
 
-from core_api.errors import BadRequestError
+from kernel.errors import BadRequestError
 
 __all__ = [
     "DEFAULT_PAGE_SIZE",

@@ -33,7 +33,7 @@ class ServeProcess:
 
     def __init__(self, database_url: str, env: dict[str, str] | None = None, workers: int = 1) -> None:
         self.port = free_port()
-        cmd = [sys.executable, "-m", "core_api.cli", "serve", "--no-migrate", "--no-scheduler"]
+        cmd = [sys.executable, "-m", "corp_astro.cli", "serve", "--no-migrate", "--no-scheduler"]
         cmd += ["--host", "127.0.0.1", "--port", str(self.port), "--workers", str(workers)]
         full_env = {
             **os.environ,

@@ -6,8 +6,8 @@ more CPU than a whole first-time assignment does in PostgreSQL. A domain may the
 pieces (path parameters, headers, the body read under a size limit) and returns a status and a JSON
 body. Everything else about the request stays the same as on the framework path:
 
-- the request id and access log of :class:`~core_api.observability.RequestIdMiddleware`;
-- errors go through the one mapping (:func:`core_api.http_errors.response_for`), so a domain error
+- the request id and access log of :class:`~kernel.observability.RequestIdMiddleware`;
+- errors go through the one mapping (:func:`kernel.http_errors.response_for`), so a domain error
   answers the same status and ``{"code", "message"}`` body on either path;
 - a body over the route's limit is refused with 413 before it is read whole.
 
@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from litestar import Request
 
-from core_api.body import ClientDisconnected, read_body
-from core_api.errors import PayloadTooLargeError
-from core_api.http_errors import response_for
-from core_api.observability import RequestIdMiddleware
+from kernel.body import ClientDisconnected, read_body
+from kernel.errors import PayloadTooLargeError
+from kernel.http_errors import response_for
+from kernel.observability import RequestIdMiddleware
 
 if TYPE_CHECKING:
     from litestar.datastructures import State

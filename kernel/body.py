@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from core_api.errors import BadRequestError
+from kernel.errors import BadRequestError
 
 __all__ = ["ClientDisconnected", "read_body"]
 

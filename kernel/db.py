@@ -18,10 +18,10 @@ import asyncpg
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
 
-from core_api.embedded import embedded_url
+from kernel.embedded import embedded_url
 
 if TYPE_CHECKING:
-    from core_api.settings import Settings
+    from kernel.settings import Settings
 
 __all__ = [
     "Base",

@@ -22,8 +22,8 @@ import msgspec
 from litestar import Controller, Request
 from msgspec import Meta
 
-from core_api.auth import AuthUser, client_ip, forwarded_for
-from core_api.errors import NotFoundError
+from kernel.auth import AuthUser, client_ip, forwarded_for
+from kernel.errors import NotFoundError
 
 __all__ = [
     "NON_BLANK",
@@ -205,5 +205,5 @@ class ResourceController(Controller):
     """Base of the core API's controllers: bounded bodies, and no 500 for any value a client sends."""
 
     # Values the database refuses, races and undecodable bodies are mapped app-wide in
-    # core_api.http_errors; this bounds the body every core route reads.
+    # kernel.http_errors; this bounds the body every core route reads.
     request_max_body_size = 64 * 1024

@@ -10,8 +10,8 @@ from typing import TypeVar
 import asyncpg
 import click
 
-from core_api.auth import hash_password
-from core_api.errors import DomainError
+from kernel.auth import hash_password
+from kernel.errors import DomainError
 
 __all__ = ["register"]
 
@@ -21,8 +21,8 @@ PASSWORD_ENV = "CORP_ASTRO_ADMIN_PASSWORD"  # noqa: S105 (a variable name, not a
 
 def _run(work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
     """Run ``work`` in one transaction on the configured database; domain errors exit with status 1."""
-    from core_api.db import Database, resolve_database_url
-    from core_api.settings import get_settings
+    from kernel.db import Database, resolve_database_url
+    from kernel.settings import get_settings
 
     async def main() -> T:
         db = Database(resolve_database_url(get_settings()), max_size=1)
@@ -78,7 +78,7 @@ def create_admin(email: str, first_name: str, last_name: str) -> None:
     password_hash = hash_password(data.password)
 
     async def work(conn: asyncpg.Connection) -> str:
-        from core_api import audit
+        from kernel import audit
 
         user = await service.create_account(conn, data, password_hash, role="admin")
         await audit.record(

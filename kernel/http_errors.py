@@ -10,7 +10,7 @@ from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
-from core_api.errors import (
+from kernel.errors import (
     AuthenticationError,
     BadRequestError,
     ConflictError,

@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 import asyncpg
 from litestar.di import NamedDependency
 
-from core_api.auth import AuthUser, bearer_token, load_auth_user
-from core_api.db import Database
-from core_api.errors import AuthenticationError
+from kernel.auth import AuthUser, bearer_token, load_auth_user
+from kernel.db import Database
+from kernel.errors import AuthenticationError
 
 if TYPE_CHECKING:
     from litestar import Request

@@ -1,4 +1,4 @@
-"""Pieces of the server protocol's limits (``core_api.serving``) that need no protocol state.
+"""Pieces of the server protocol's limits (``kernel.serving``) that need no protocol state.
 
 - The protocol's own error answers, with the API's JSON error body.
 - Flow control that tells the protocol when the server holds a request up (its clocks stop then).

@@ -9,7 +9,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 
-from core_api.db import sqlalchemy_url
+from kernel.db import sqlalchemy_url
 
 __all__ = ["alembic_config", "current", "downgrade", "head_revisions", "revision", "upgrade"]
 

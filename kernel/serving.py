@@ -20,7 +20,7 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from core_api.serving_limits import (
+from kernel.serving_limits import (
     DISCARD_BYTES,
     DISCARD_SECONDS,
     HoldingFlowControl,
@@ -31,7 +31,7 @@ from core_api.serving_limits import (
     head_start,
     unavailable,
 )
-from core_api.settings import get_settings
+from kernel.settings import get_settings
 
 __all__ = ["CoalescingHttpToolsProtocol", "error_response"]
 

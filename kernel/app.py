@@ -2,7 +2,8 @@
 
 Each domain contributes a ``routes`` module with ``route_handlers`` and, optionally, ``on_startup`` /
 ``on_shutdown`` coroutines taking the app; a ``jobs`` module may expose ``register_jobs(scheduler, app)``.
-This is the one kernel module (with the CLI) that imports domain code.
+The domains come from the caller (``corp_astro.DOMAINS``, the registry): the kernel imports no domain
+module by name.
 """
 
 from __future__ import annotations
@@ -21,35 +22,23 @@ from litestar.exceptions import NotFoundException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 
-from core_api import health
-from core_api.auth import AuthUser, WriteKeyCache
-from core_api.db import Database, resolve_database_url
-from core_api.deps import SKIP_COMPRESSION, dependencies
-from core_api.fastpath import FastRoute, FastRouter
-from core_api.hashing import PasswordHashing
-from core_api.http_errors import exception_handlers
-from core_api.observability import RequestIdMiddleware, configure_logging
-from core_api.scheduler import create_scheduler
-from core_api.settings import Settings, get_settings
+from kernel import health
+from kernel.auth import AuthUser, WriteKeyCache
+from kernel.db import Database, resolve_database_url
+from kernel.deps import SKIP_COMPRESSION, dependencies
+from kernel.fastpath import FastRoute, FastRouter
+from kernel.hashing import PasswordHashing
+from kernel.http_errors import exception_handlers
+from kernel.observability import RequestIdMiddleware, configure_logging
+from kernel.scheduler import create_scheduler
+from kernel.settings import Settings, get_settings
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Sequence
 
-__all__ = ["DOMAIN_MODULES", "App", "create_app"]
+__all__ = ["App", "create_app", "domain_modules"]
 
 _log = logging.getLogger("corp_astro.app")
-
-# Packages whose ``routes`` / ``jobs`` modules make up the app, in registration order.
-DOMAIN_MODULES = (
-    "core_api.accounts",
-    "core_api.businesses",
-    "core_api.reports",
-    "core_api.notifications",
-    "ingest",
-    "experiments",
-    "aggregation",
-    "retention",
-)
 
 
 def _optional_module(name: str) -> ModuleType | None:
@@ -81,7 +70,7 @@ def _with_security_headers(send: Any) -> Any:
 
 
 class App(Litestar):
-    """Litestar, with the domains' fast routes (``core_api.fastpath``) served ahead of its routing."""
+    """Litestar, with the domains' fast routes (``kernel.fastpath``) served ahead of its routing."""
 
     fast: FastRouter | None = None
 
@@ -108,14 +97,21 @@ def _schema_not_found() -> None:
     raise NotFoundException("No such documentation page; see /schema or /schema/openapi.json.")
 
 
-def create_app(settings: Settings | None = None) -> App:
-    """Build the app. The database pool opens in the lifespan, so the factory itself does no I/O."""
+def domain_modules(domains: Sequence[str], kind: str) -> list[ModuleType]:
+    """Each domain's ``kind`` module (``routes``, ``jobs``, ``cli``, ``hooks``) that exists, in order."""
+    return [m for m in (_optional_module(f"{d}.{kind}") for d in domains) if m]
+
+
+def create_app(settings: Settings | None, domains: Sequence[str]) -> App:
+    """Build the app over ``domains`` (the registry's). The database pool opens in the lifespan, so the
+    factory itself does no I/O."""
     settings = settings or get_settings()
     configure_logging(settings.log_level, json=settings.log_json)
 
     route_handlers: list[Any] = list(health.route_handlers)
-    routes_modules = [m for m in (_optional_module(f"{d}.routes") for d in DOMAIN_MODULES) if m]
-    jobs_modules = [m for m in (_optional_module(f"{d}.jobs") for d in DOMAIN_MODULES) if m]
+    routes_modules = domain_modules(domains, "routes")
+    jobs_modules = domain_modules(domains, "jobs")
+    erase_hooks = [m.on_user_erased for m in domain_modules(domains, "hooks") if hasattr(m, "on_user_erased")]
     fast_routes: list[FastRoute] = []
     for module in routes_modules:
         route_handlers.extend(module.route_handlers)
@@ -129,6 +125,8 @@ def create_app(settings: Settings | None = None) -> App:
         app.state.settings = settings
         # Shared by every route that accepts an app's write key (ingest, experiment assignment).
         app.state.write_keys = WriteKeyCache()
+        # Account erasure asks every domain to erase or unlink the user's rows in its own tables.
+        app.state.user_erased_hooks = erase_hooks
         limits = settings.auth_limits
         app.state.hashing = PasswordHashing(limits.hash_workers or None, limits.hash_queue)
         started: list[ModuleType] = []

@@ -16,8 +16,8 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
-from core_api.auth import hash_password, verify_password
-from core_api.errors import RateLimitedError
+from kernel.auth import hash_password, verify_password
+from kernel.errors import RateLimitedError
 
 __all__ = ["HashingBusyError", "PasswordHashing"]
 

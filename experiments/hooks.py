@@ -1,0 +1,16 @@
+"""What experiments does when another domain's event concerns its tables."""
+
+from __future__ import annotations
+
+import uuid
+
+import asyncpg
+
+from experiments import repository
+
+__all__ = ["on_user_erased"]
+
+
+async def on_user_erased(conn: asyncpg.Connection, user_id: uuid.UUID) -> dict[str, int]:
+    """Delete the erased user's assignments, in the caller's transaction."""
+    return {"ab_test_assignments": await repository.delete_user_assignments(conn, user_id)}

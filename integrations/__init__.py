@@ -1,0 +1,1 @@
+"""Integrations domain: the seed's webhooks and workflows (tables only, until their issues land)."""
