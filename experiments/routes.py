@@ -10,8 +10,6 @@ Authentication of the assignment and conversion endpoints (``POST .../assignment
 
 from __future__ import annotations
 
-import base64
-import binascii
 import uuid
 from collections.abc import Awaitable
 from typing import Any
@@ -36,7 +34,7 @@ from experiments.schemas import (
     UserRef,
     decode,
 )
-from kernel.auth import AuthUser, Source, load_auth_user, require_role
+from kernel.auth import AuthUser, Source, authenticate_caller, require_role
 from kernel.deps import SKIP_COMPRESSION, CurrentUser, DbConn
 from kernel.errors import AuthenticationError
 from kernel.fastpath import FastRequest, FastResponse, FastRoute
@@ -67,21 +65,10 @@ def _hot_pool(state: State) -> asyncpg.Pool:
 
 async def _caller(state: State, authorization: str) -> AuthUser | Source:
     """The write key's source (Basic username) or the Bearer token's user; 401 otherwise."""
-    scheme, _, value = authorization.partition(" ")
-    scheme = scheme.lower()
-    if scheme == "basic":
-        try:
-            decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
-        except (binascii.Error, ValueError) as exc:  # ValueError: non-ASCII input (and UnicodeDecodeError)
-            raise AuthenticationError("The Basic credentials are not valid base64.") from exc
-        key = decoded.partition(":")[0]
-        source: Source = await state.write_keys.authenticate(_hot_pool(state), key)
-        return source
-    token = value.strip() if scheme == "bearer" else ""
-    if not token:
+    caller = await authenticate_caller(state, authorization)
+    if caller is None:
         raise AuthenticationError("A write key (HTTP Basic username) or a Bearer access token is required.")
-    # A single autocommit SELECT, not a transaction.
-    return await load_auth_user(_hot_pool(state), state.settings, token)
+    return caller
 
 
 def _request_caller(request: Request[Any, Any, Any]) -> Awaitable[AuthUser | Source]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from kernel.errors import (
-    AuthenticationError,
     BadRequestError,
     NotFoundError,
     PayloadTooLargeError,
@@ -17,17 +16,10 @@ __all__ = [
     "BodyTooLarge",
     "CorruptBody",
     "IngestOverloaded",
-    "InvalidWriteKey",
     "SourceNotFound",
     "TooManyEvents",
     "UnsupportedEncoding",
 ]
-
-
-class InvalidWriteKey(AuthenticationError):
-    """The write key is missing, malformed, unknown or revoked."""
-
-    code = "invalid_write_key"
 
 
 class BodyTooLarge(PayloadTooLargeError):

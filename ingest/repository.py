@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ingest.mapping import EVENT_COLUMNS, PROPERTY_COLUMNS
+from kernel.auth import Source
 
 if TYPE_CHECKING:
     import asyncpg
@@ -17,6 +18,7 @@ __all__ = [
     "copy_event_ids",
     "copy_events",
     "copy_properties",
+    "find_active_source",
     "insert_source",
     "list_sources",
     "lock_known_users",
@@ -133,3 +135,11 @@ async def unlink_user(conn: asyncpg.Connection, user_id: uuid.UUID) -> int:
     may drop for COPY speed); the number unlinked."""
     status: str = await conn.execute("UPDATE analytics_events SET user_id = NULL WHERE user_id = $1", user_id)
     return int(status.rsplit(" ", 1)[-1])
+
+
+async def find_active_source(pool: asyncpg.Pool, key_hash: bytes) -> Source | None:
+    """The active source whose write key hashes to ``key_hash`` (the kernel's ``WriteKeyCache`` lookup)."""
+    row = await pool.fetchrow(
+        "SELECT source_id, name FROM api_sources WHERE key_hash = $1 AND revoked_at IS NULL", key_hash
+    )
+    return Source(source_id=row["source_id"], name=row["name"]) if row else None

@@ -8,11 +8,11 @@ from typing import Any
 import msgspec
 from litestar import Litestar, MediaType, Request, Response, post
 
-from ingest import service
+from ingest import repository, service
 from ingest.body import read_body
 from ingest.config import IngestConfig
 from ingest.pipeline import Pipeline
-from kernel.auth import Source, client_ip, forwarded_for, utcnow
+from kernel.auth import Source, WriteKeyCache, authenticate_caller, client_ip, forwarded_for, utcnow
 
 __all__ = ["on_shutdown", "on_startup", "route_handlers"]
 
@@ -27,6 +27,8 @@ async def on_startup(app: Litestar) -> None:
     gc.freeze()
     gc.set_threshold(50_000, 20, 20)
     config = IngestConfig.from_env()
+    # Shared by every route that accepts an app's write key (ingest, experiment assignment).
+    app.state.write_keys = WriteKeyCache(repository.find_active_source)
     pipeline = Pipeline(app.state.db, config)
     pipeline.start()
     app.state.ingest_config = config
@@ -45,10 +47,8 @@ async def _handle(request: Request[Any, Any, Any], call: str | None) -> Response
     config: IngestConfig = state.ingest_config
     headers = request.headers
     # A key in the Authorization header is checked before the body is read: a bad key costs nothing.
-    header_key = service.write_key_from_authorization(headers.get("authorization"))
-    source: Source | None = None
-    if header_key is not None:
-        source = await state.write_keys.authenticate(state.db.pool, header_key)
+    caller = await authenticate_caller(state, headers.get("authorization"), bearer=False)
+    source: Source | None = caller if isinstance(caller, Source) else None
     pipeline: Pipeline = state.ingest
     pipeline.check_room()
     body = await read_body(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
 import uuid
 from dataclasses import dataclass
@@ -16,7 +14,6 @@ from ingest.errors import (
     AllEventsRejected,
     BodyTooLarge,
     CorruptBody,
-    InvalidWriteKey,
     SourceNotFound,
     TooManyEvents,
 )
@@ -38,7 +35,6 @@ __all__ = [
     "ingest",
     "list_sources",
     "revoke_source",
-    "write_key_from_authorization",
 ]
 
 _envelope_decoder = msgspec.json.Decoder(BatchEnvelope)
@@ -61,20 +57,6 @@ class Envelope:
     check_nul: bool = True
     # Encoded size of the batch-level context and integrations, which every event of the batch carries.
     shared_bytes: int = 0
-
-
-def write_key_from_authorization(header: str | None) -> str | None:
-    """The write key from ``Authorization: Basic base64(key:)`` (the colon is optional); None if absent."""
-    if not header:
-        return None
-    scheme, _, value = header.strip().partition(" ")
-    if scheme.lower() != "basic":
-        return None
-    try:
-        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
-        raise InvalidWriteKey("The Authorization header is not valid HTTP Basic.") from exc
-    return decoded.partition(":")[0] or None
 
 
 def decode_request(body: bytes, call: str | None, config: IngestConfig) -> Envelope:

@@ -23,7 +23,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 
 from kernel import health
-from kernel.auth import AuthUser, WriteKeyCache
+from kernel.auth import AuthUser
 from kernel.db import Database, resolve_database_url
 from kernel.deps import SKIP_COMPRESSION, dependencies
 from kernel.fastpath import FastRoute, FastRouter
@@ -123,8 +123,6 @@ def create_app(settings: Settings | None, domains: Sequence[str]) -> App:
         await db.open()
         app.state.db = db
         app.state.settings = settings
-        # Shared by every route that accepts an app's write key (ingest, experiment assignment).
-        app.state.write_keys = WriteKeyCache()
         # Account erasure asks every domain to erase or unlink the user's rows in its own tables.
         app.state.user_erased_hooks = erase_hooks
         limits = settings.auth_limits

@@ -8,12 +8,15 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
 import hashlib
 import ipaddress
 import secrets
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +36,9 @@ __all__ = [
     "ROLES",
     "AuthUser",
     "Source",
+    "SourceLookup",
     "WriteKeyCache",
+    "authenticate_caller",
     "client_ip",
     "create_access_token",
     "decode_access_token",
@@ -44,6 +49,7 @@ __all__ = [
     "needs_rehash",
     "require_role",
     "verify_password",
+    "write_key_from_basic",
 ]
 
 ROLES = ("user", "analyst", "admin")
@@ -168,14 +174,20 @@ def hash_write_key(key: str) -> bytes:
     return hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()
 
 
+# The owning domain's query for a write key's hash: the active source, or None (ingest owns api_sources).
+SourceLookup = Callable[["asyncpg.Pool", bytes], Awaitable["Source | None"]]
+
+
 class WriteKeyCache:
-    """Per-process cache of write-key lookups, so the ingest hot path skips a round trip.
+    """Per-process cache of write-key lookups, so the hot paths skip a round trip.
 
     Entries (hits and misses) live ``ttl`` seconds, which bounds how long a revoked key keeps working
-    in another process. The cache holds hashes, never keys, and is bounded in size.
+    in another process. The cache holds hashes, never keys, and is bounded in size. The lookup itself
+    is the owning domain's (``lookup``): the kernel names no domain table.
     """
 
-    def __init__(self, ttl: float = 5.0, max_entries: int = 10_000) -> None:
+    def __init__(self, lookup: SourceLookup, ttl: float = 5.0, max_entries: int = 10_000) -> None:
+        self.lookup = lookup
         self.ttl = ttl
         self.max_entries = max_entries
         self._entries: dict[bytes, tuple[float, Source | None]] = {}
@@ -192,10 +204,7 @@ class WriteKeyCache:
         now = time.monotonic()
         hit = self._entries.get(digest)
         if hit is None or hit[0] < now:
-            row = await pool.fetchrow(
-                "SELECT source_id, name FROM api_sources WHERE key_hash = $1 AND revoked_at IS NULL", digest
-            )
-            source = Source(source_id=row["source_id"], name=row["name"]) if row else None
+            source = await self.lookup(pool, digest)
             if len(self._entries) >= self.max_entries:
                 self._entries.clear()
             hit = (now + self.ttl, source)
@@ -203,6 +212,43 @@ class WriteKeyCache:
         if hit[1] is None:
             raise AuthenticationError("The write key is invalid or revoked.")
         return hit[1]
+
+
+def write_key_from_basic(header: str | None) -> str | None:
+    """The write key of ``Authorization: Basic base64(key:)`` (the colon is optional); None when the
+    header is absent or not Basic. Undecodable credentials are a 401."""
+    if not header:
+        return None
+    scheme, _, value = header.strip().partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, ValueError) as exc:  # ValueError: non-ASCII input (and UnicodeDecodeError)
+        raise AuthenticationError("The Authorization header is not valid HTTP Basic.") from exc
+    return decoded.partition(":")[0] or None
+
+
+async def authenticate_caller(
+    state: Any, authorization: str | None, *, bearer: bool = True
+) -> AuthUser | Source | None:
+    """The caller named by a request's ``Authorization`` header, for every route that takes an app's
+    write key (ingest, assignment): a write key as the HTTP Basic username resolves to its ``Source``;
+    with ``bearer``, an access token to its ``AuthUser``. None when the header names neither (the caller
+    may look elsewhere, e.g. ingest's ``writeKey`` body field); bad credentials raise (401).
+
+    Both are single autocommit lookups on the pool (the write key's cached), never a transaction.
+    """
+    pool: asyncpg.Pool = state.db.pool
+    key = write_key_from_basic(authorization)
+    if key is not None:
+        source: Source = await state.write_keys.authenticate(pool, key)
+        return source
+    if bearer and authorization:
+        scheme, _, value = authorization.strip().partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return await load_auth_user(pool, state.settings, value.strip())
+    return None
 
 
 # --- Client address ------------------------------------------------------------------------------
