@@ -1,4 +1,4 @@
-"""``corp-astro aggregate`` (backfill), ``corp-astro export events`` and ``corp-astro bench rollup``."""
+"""``corp-astro aggregate`` (backfill), ``corp-astro export events``."""
 
 from __future__ import annotations
 
@@ -103,10 +103,5 @@ def export_events(date_from: dt.datetime, date_to: dt.datetime, out: Path) -> No
 
 def register(main: click.Group) -> None:
     """Attach the aggregation commands to the ``corp-astro`` CLI."""
-    from aggregation.bench import rollup_bench
-
     main.add_command(aggregate)
     main.add_command(export)
-    bench = main.commands["bench"]
-    assert isinstance(bench, click.Group)
-    bench.add_command(rollup_bench)

@@ -1,9 +1,8 @@
-"""``corp-astro experiments ...`` and ``corp-astro bench assign``."""
+"""``corp-astro experiments ...``."""
 
 from __future__ import annotations
 
 import asyncio
-import sys
 
 import click
 
@@ -119,37 +118,3 @@ def register(main: click.Group) -> None:
     def results(name: str, alpha: float, mde: float, power: float) -> None:
         """Print the significance results of experiment NAME as tables."""
         asyncio.run(_results(name, alpha, mde, power))
-
-    bench = main.commands.get("bench")
-    if isinstance(bench, click.Group):
-
-        @bench.command("assign")
-        @click.option(
-            "--clients",
-            "-k",
-            multiple=True,
-            type=int,
-            default=(32, 64),
-            show_default=True,
-            help="Concurrent clients (K); repeat to measure several K (best against best is compared).",
-        )
-        @click.option("--users", default=20_000, show_default=True, help="New users per measured phase.")
-        @click.option("--results-assignments", default=1_000_000, show_default=True)
-        @click.option("--workers", default=1, show_default=True, help="Server worker processes.")
-        @click.option("--rounds", default=3, show_default=True, help="Alternating baseline/HTTP rounds.")
-        @click.option("--keep", is_flag=True, help="Keep the scratch database afterwards.")
-        def bench_assign(
-            clients: tuple[int, ...],
-            users: int,
-            results_assignments: int,
-            workers: int,
-            rounds: int,
-            keep: bool,
-        ) -> None:
-            """First-time assignments/s and p99 over HTTP vs a bare asyncpg INSERT ... ON CONFLICT."""
-            import uvloop
-
-            from experiments.bench import run
-
-            # uvloop in the load generator too: its CPU comes out of the same two cores as the server's.
-            sys.exit(uvloop.run(run(clients, users, results_assignments, workers, keep, rounds)))

@@ -1,4 +1,4 @@
-"""``corp-astro keys ...`` (write keys of event sources) and ``corp-astro bench ingest``."""
+"""``corp-astro keys ...`` (write keys of event sources) ."""
 
 from __future__ import annotations
 
@@ -81,9 +81,4 @@ def keys_revoke(source_id: str) -> None:
 
 def register(main: click.Group) -> None:
     """Attach ``keys`` and ``bench ingest`` to the ``corp-astro`` CLI."""
-    from ingest.bench import bench_ingest
-
     main.add_command(keys)
-    bench = main.commands["bench"]
-    assert isinstance(bench, click.Group)
-    bench.add_command(bench_ingest)

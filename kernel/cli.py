@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import click
@@ -137,7 +138,22 @@ def serve(host: str, port: int, migrate: bool, scheduler: bool | None, workers: 
 
 @main.group()
 def bench() -> None:
-    """Benchmarks: each prints its figure beside a baseline measured in the same run."""
+    """Benchmarks (from a source checkout): each prints its figure beside a baseline from the same run."""
+
+
+def _attach_benchmarks() -> None:
+    # bench/ is not installed: it is found beside the kernel in a checkout, and skipped elsewhere.
+    root = Path(__file__).resolve().parents[1]
+    if not (root / "bench" / "__init__.py").is_file():
+        return
+    if str(root) not in sys.path:
+        sys.path.append(str(root))
+    import bench as benchmarks
+
+    benchmarks.attach(bench)
+
+
+_attach_benchmarks()
 
 
 def attach_domains(group: click.Group, domains: Sequence[str], app_factory: str) -> None:

@@ -1,4 +1,4 @@
-"""``corp-astro retention plan|run|upkeep`` and ``corp-astro bench retention``."""
+"""``corp-astro retention plan|run|upkeep``."""
 
 from __future__ import annotations
 
@@ -85,8 +85,3 @@ def run_cmd(now: dt.datetime | None, upkeep_only: bool) -> None:
 def register(main: click.Group) -> None:
     """Attach the retention commands (and the retention benchmark) to the CLI."""
     main.add_command(retention_group)
-    bench = main.commands.get("bench")
-    if isinstance(bench, click.Group):
-        from retention.bench import bench_retention
-
-        bench.add_command(bench_retention)

@@ -16,8 +16,8 @@ import pytest
 from hypothesis import settings as hypothesis_settings
 from litestar.testing import AsyncTestClient
 
-from kernel import migrate
 from corp_astro.app import create_app
+from kernel import migrate
 from kernel.settings import AuthLimits, Settings
 from tests.support import EmbeddedTestServer, LiveServer, recreate_database, truncate_all
 

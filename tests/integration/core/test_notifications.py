@@ -11,10 +11,10 @@ from typing import Any
 import asyncpg
 from litestar.testing import AsyncTestClient
 
-from kernel.db import Database
 from core_api.notifications import service
 from core_api.notifications.errors import ScheduleNotPendingError
 from core_api.notifications.push import PushMessage
+from kernel.db import Database
 from tests.integration.core.conftest import Actor
 
 

@@ -14,12 +14,12 @@ import pytest
 from growthbook import Experiment as GBExperiment
 from growthbook import GrowthBook
 
-from kernel.auth import AuthUser
-from kernel.db import uuid7
 from experiments import service
 from experiments.assigner import AssignmentBatcher
 from experiments.definitions import ExperimentCache
 from experiments.schemas import ExperimentPatch, VariantTraffic
+from kernel.auth import AuthUser
+from kernel.db import uuid7
 from tests.integration.experiments.conftest import (
     Actors,
     Client,

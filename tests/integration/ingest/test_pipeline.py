@@ -13,11 +13,11 @@ import msgspec
 import orjson
 import pytest
 
-from kernel.db import Database
 from ingest.config import IngestConfig
 from ingest.errors import IngestOverloaded
 from ingest.mapping import Batch, RequestInfo, map_events
 from ingest.pipeline import Pipeline
+from kernel.db import Database
 from tests.integration.ingest.conftest import KeyedSource, count, track
 from tests.support import TcpProxy
 

@@ -11,8 +11,8 @@ import asyncpg
 from litestar.testing import AsyncTestClient
 
 from corp_astro.app import create_app
-from kernel.db import Database
 from ingest import service as ingest_service
+from kernel.db import Database
 from retention import service
 from retention.schemas import Action, RetentionPolicy, add_months
 from tests.conftest import make_settings

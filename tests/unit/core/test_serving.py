@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 import uvicorn
 
-from kernel.benchkit import free_port
+from bench.kit import free_port
 from kernel.serving import CoalescingHttpToolsProtocol, _CoalescingTransport
 
 

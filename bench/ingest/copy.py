@@ -12,7 +12,7 @@ from typing import Any
 
 import asyncpg
 
-from ingest.bench.traffic import BENCH_DB, BodyFactory
+from bench.ingest.traffic import BENCH_DB, BodyFactory
 from kernel.db import recreate_database, url_for_database
 
 __all__ = [

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from kernel.benchkit import ServeProcess
+from bench.kit import ServeProcess
 
 __all__ = [
     "BENCH_DB",

@@ -21,6 +21,7 @@ import decimal
 import json
 import secrets
 import statistics
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -29,7 +30,7 @@ from dataclasses import dataclass
 import asyncpg
 import click
 
-from kernel.benchkit import ServeProcess, cpu_seconds, own_cpu_seconds
+from bench.kit import ServeProcess, cpu_seconds, own_cpu_seconds
 from kernel.db import drop_database, recreate_database
 
 __all__ = ["run"]
@@ -426,3 +427,33 @@ async def run(
             click.echo(f"kept database {_SCRATCH_DB}")
         else:
             await drop_database(base_url, _SCRATCH_DB)
+
+
+@click.command("assign")
+@click.option(
+    "--clients",
+    "-k",
+    multiple=True,
+    type=int,
+    default=(32, 64),
+    show_default=True,
+    help="Concurrent clients (K); repeat to measure several K (best against best is compared).",
+)
+@click.option("--users", default=20_000, show_default=True, help="New users per measured phase.")
+@click.option("--results-assignments", default=1_000_000, show_default=True)
+@click.option("--workers", default=1, show_default=True, help="Server worker processes.")
+@click.option("--rounds", default=3, show_default=True, help="Alternating baseline/HTTP rounds.")
+@click.option("--keep", is_flag=True, help="Keep the scratch database afterwards.")
+def bench_assign(
+    clients: tuple[int, ...],
+    users: int,
+    results_assignments: int,
+    workers: int,
+    rounds: int,
+    keep: bool,
+) -> None:
+    """First-time assignments/s and p99 over HTTP vs a bare asyncpg INSERT ... ON CONFLICT."""
+    import uvloop
+
+    # uvloop in the load generator too: its CPU comes out of the same two cores as the server's.
+    sys.exit(uvloop.run(run(clients, users, results_assignments, workers, keep, rounds)))

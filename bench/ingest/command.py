@@ -21,8 +21,8 @@ from typing import Any
 
 import click
 
-from ingest.bench.copy import count_rows, fk_costs, prebuilt_rows, raw_copy, recreate, setup, truncate_tables
-from ingest.bench.traffic import (
+from bench.ingest.copy import count_rows, fk_costs, prebuilt_rows, raw_copy, recreate, setup, truncate_tables
+from bench.ingest.traffic import (
     BENCH_DB,
     EVENTS_PER_BATCH,
     PROPS,
@@ -32,7 +32,7 @@ from ingest.bench.traffic import (
     closed_loop,
     open_loop,
 )
-from kernel.benchkit import cpu_seconds
+from bench.kit import cpu_seconds
 from kernel.db import resolve_database_url
 from kernel.settings import get_settings
 

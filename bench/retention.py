@@ -13,8 +13,8 @@ from typing import Any
 import click
 import httpx
 
+from bench.kit import ServeProcess
 from kernel.auth import generate_write_key, hash_write_key
-from kernel.benchkit import ServeProcess
 from kernel.db import Database, recreate_database, resolve_database_url
 from kernel.settings import get_settings
 from retention import repository as repo

@@ -1,0 +1,1 @@
+"""``corp-astro bench ingest`` (see ``bench.ingest.command``)."""
