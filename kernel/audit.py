@@ -10,9 +10,11 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import datetime as dt
+
     import asyncpg
 
-__all__ = ["record"]
+__all__ = ["count_before", "purge_before", "record"]
 
 
 async def record(
@@ -34,3 +36,23 @@ async def record(
         ip_address,
         details or {},
     )
+
+
+async def count_before(conn: asyncpg.Connection, cutoff: dt.datetime) -> int:
+    """Audit rows created before ``cutoff`` (what retention's plan reports it would purge)."""
+    n: int = await conn.fetchval("SELECT count(*) FROM audit_log WHERE created_at < $1", cutoff)
+    return n
+
+
+async def purge_before(conn: asyncpg.Connection, cutoff: dt.datetime, limit: int) -> int:
+    """Delete at most ``limit`` audit rows created before ``cutoff``, in the caller's transaction; the
+    number deleted. Retention calls it batch by batch (6-month window) so each commit stays small.
+    """
+    # SKIP LOCKED: a row some other transaction holds is left for the next batch instead of waited for.
+    status: str = await conn.execute(
+        """DELETE FROM audit_log WHERE ctid = ANY(ARRAY(
+             SELECT ctid FROM audit_log WHERE created_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED))""",
+        cutoff,
+        limit,
+    )
+    return int(status.split()[-1])

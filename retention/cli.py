@@ -11,7 +11,7 @@ import click
 
 from kernel.db import Database, resolve_database_url
 from kernel.settings import get_settings
-from retention import service
+from retention import jobs
 from retention.errors import RetentionBusy
 from retention.schemas import Action, RetentionPolicy
 
@@ -61,7 +61,7 @@ def retention_group() -> None:
 def plan_cmd(now: dt.datetime | None) -> None:
     """Print what a run would finalise, drop and purge, with row counts and reasons. Changes nothing."""
     policy = RetentionPolicy.from_env()
-    actions = _with_db(lambda db: service.plan(db, _today(now), policy))
+    actions = _with_db(lambda db: jobs.plan(db, _today(now), policy))
     _print(actions, "Nothing to do.")
 
 
@@ -72,7 +72,7 @@ def run_cmd(now: dt.datetime | None, upkeep_only: bool) -> None:
     """Apply the policy; every action is recorded in retention_actions. Safe to re-run."""
     policy = RetentionPolicy.from_env()
     try:
-        actions = _with_db(lambda db: service.run(db, _today(now), policy, upkeep_only=upkeep_only))
+        actions = _with_db(lambda db: jobs.run(db, _today(now), policy, upkeep_only=upkeep_only))
     except RetentionBusy as exc:
         raise click.ClickException(exc.message) from exc
     _print(actions, "Nothing to do.")

@@ -17,18 +17,19 @@ from retention.schemas import Action, month_label
 
 __all__ = [
     "EVENT_PARENT",
-    "LOG_TABLES",
+    "PARENTS",
     "PROPERTY_PARENT",
     "OutOfWindow",
     "Partition",
-    "count_older",
+    "count_actions_before",
     "default_months",
     "default_outside",
     "detach_and_drop",
     "ensure_month",
+    "finalised_rows",
     "list_partitions",
     "partition_name",
-    "purge_batch",
+    "purge_actions",
     "record_action",
     "scan_partitions",
 ]
@@ -37,14 +38,6 @@ EVENT_PARENT = "analytics_events"
 PROPERTY_PARENT = "event_properties"
 # Properties first: they reference events, so they are moved and dropped before their events.
 PARENTS = (PROPERTY_PARENT, EVENT_PARENT)
-# Logs and audit trails kept 6 months: (table, time column). Steps go before their executions.
-LOG_TABLES = (
-    ("audit_log", "created_at"),
-    ("webhook_deliveries", "queued_at"),
-    ("workflow_execution_steps", "started_at"),
-    ("workflow_executions", "started_at"),
-    ("retention_actions", "started_at"),
-)
 _BOUND = re.compile(r"FROM \('([^']+)'\) TO \('([^']+)'\)")
 # A bound Python can hold: a four-digit year (not BC, not beyond 9999), optionally a time of day.
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}(?: [0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?)?")
@@ -250,19 +243,28 @@ async def detach_and_drop(conn: asyncpg.Connection, partition: Partition, *, loc
     await conn.execute(f"DROP TABLE {partition.name}")
 
 
-async def count_older(conn: asyncpg.Connection, table: str, column: str, cutoff: dt.datetime) -> int:
-    """Rows of ``table`` whose ``column`` is before ``cutoff``."""
-    n: int = await conn.fetchval(f'SELECT count(*) FROM {table} WHERE "{column}" < $1', cutoff)
+async def finalised_rows(conn: asyncpg.Connection, start: dt.date, end: dt.date) -> int:
+    """Raw events counted when the days in ``[start, end)`` were finalised (aggregation's ledger, read)."""
+    n: int = await conn.fetchval(
+        "SELECT coalesce(sum(raw_events), 0) FROM rollup_finalisations WHERE day >= $1 AND day < $2",
+        start,
+        end,
+    )
     return n
 
 
-async def purge_batch(
-    conn: asyncpg.Connection, table: str, column: str, cutoff: dt.datetime, limit: int
-) -> int:
-    """Delete at most ``limit`` rows older than ``cutoff``; the number deleted."""
-    status = await conn.execute(
-        f"""DELETE FROM {table} WHERE ctid = ANY(ARRAY(
-              SELECT ctid FROM {table} WHERE "{column}" < $1 LIMIT $2 FOR UPDATE SKIP LOCKED))""",
+async def count_actions_before(conn: asyncpg.Connection, cutoff: dt.datetime) -> int:
+    """Ledger rows of actions started before ``cutoff``."""
+    n: int = await conn.fetchval("SELECT count(*) FROM retention_actions WHERE started_at < $1", cutoff)
+    return n
+
+
+async def purge_actions(conn: asyncpg.Connection, cutoff: dt.datetime, limit: int) -> int:
+    """Delete at most ``limit`` ledger rows of actions started before ``cutoff``; the number deleted."""
+    # SKIP LOCKED: a row some other transaction holds is left for the next batch instead of waited for.
+    status: str = await conn.execute(
+        """DELETE FROM retention_actions WHERE ctid = ANY(ARRAY(
+             SELECT ctid FROM retention_actions WHERE started_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED))""",
         cutoff,
         limit,
     )

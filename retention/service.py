@@ -1,9 +1,10 @@
-"""Partition upkeep and the retention policy: ``plan`` (read only) and ``run`` (each action its own
-transaction, each recorded in the ``retention_actions`` ledger).
+"""Partition upkeep and the retention policy: what to do, and each step of doing it on a connection.
 
 A run, in order: premake partitions and drain the default partitions; finalise the rollups of months
 past the aggregation window; drop raw partitions past the raw window, but only when every day in them
-has finalised, reconciled rollups; purge logs and audit trails in bounded batches.
+has finalised, reconciled rollups; purge logs and audit trails in bounded batches. The run itself (its
+single-runner lock and one transaction per action, each recorded in ``retention_actions``) is driven by
+``retention.jobs``: every function here works inside the transaction its caller opened.
 
 Upkeep makes partitions only for months inside its window (the retained months through the premade
 ones), so client-supplied timestamps cannot make it create partitions: rows of the default partitions
@@ -13,30 +14,75 @@ One failing action is recorded as failed and the run carries on (docs/event-time
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-import functools
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, TypeVar
-
-import asyncpg
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import aggregation
+import integrations
+from kernel import audit
 from retention import repository as repo
-from retention.errors import RetentionBusy
 from retention.schemas import Action, RetentionPolicy, add_months, month_label, month_start, upkeep_window
 
 if TYPE_CHECKING:
-    from kernel.db import Database
+    import asyncpg
 
-__all__ = ["months_ago", "plan", "run"]
+__all__ = [
+    "LOG_TABLES",
+    "LogTable",
+    "drop_action",
+    "failed",
+    "finalise_result",
+    "log_cutoff",
+    "months_ago",
+    "old_months",
+    "pending_days",
+    "plan_actions",
+    "record",
+    "upkeep_actions",
+    "utcnow",
+]
 
 _log = logging.getLogger(__name__)
-_LOCK_KEY = "corp-astro:retention"
-T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class LogTable:
+    """A log or audit trail kept ``log_retention_months``: its owner counts and purges it (one owner per
+    table); retention only decides when. ``name`` and ``column`` describe it in the plan and the ledger."""
+
+    name: str
+    column: str
+    count: Callable[[asyncpg.Connection, dt.datetime], Awaitable[int]]
+    purge: Callable[[asyncpg.Connection, dt.datetime, int], Awaitable[int]]
+
+
+# Steps go before their executions (they reference them).
+LOG_TABLES = (
+    LogTable("audit_log", "created_at", audit.count_before, audit.purge_before),
+    LogTable(
+        "webhook_deliveries",
+        "queued_at",
+        integrations.count_webhook_deliveries_before,
+        integrations.purge_webhook_deliveries,
+    ),
+    LogTable(
+        "workflow_execution_steps",
+        "started_at",
+        integrations.count_workflow_execution_steps_before,
+        integrations.purge_workflow_execution_steps,
+    ),
+    LogTable(
+        "workflow_executions",
+        "started_at",
+        integrations.count_workflow_executions_before,
+        integrations.purge_workflow_executions,
+    ),
+    LogTable("retention_actions", "started_at", repo.count_actions_before, repo.purge_actions),
+)
 
 
 def months_ago(now: dt.date, months: int) -> dt.date:
@@ -54,42 +100,21 @@ def _days(start: dt.date, end: dt.date) -> list[dt.date]:
     return [start + dt.timedelta(days=i) for i in range((end - start).days)]
 
 
-@asynccontextmanager
-async def _single_runner(db: Database) -> AsyncIterator[None]:
-    """Hold a session advisory lock for the whole run: one runner across every process.
-
-    A session lock rather than a transaction lock because a run spans many transactions; closing the
-    connection (or the process dying) releases it.
-    """
-    # A dedicated connection, so the session lock can never be left behind on a pooled one.
-    async with db.dedicated_connection() as conn:
-        if not await conn.fetchval("SELECT pg_try_advisory_lock(hashtextextended($1, 0))", _LOCK_KEY):
-            raise RetentionBusy("Retention or partition upkeep is already running in another process.")
-        yield
+def log_cutoff(now: dt.date, policy: RetentionPolicy) -> dt.datetime:
+    """Logs and audit trails older than this are purged."""
+    return _midnight(months_ago(now, policy.log_retention_months))
 
 
-async def _in_transaction(
-    db: Database, policy: RetentionPolicy, work: Callable[[asyncpg.Connection], Awaitable[T]]
-) -> T:
-    """Run ``work`` in a transaction, retrying with backoff when a lock was not had in time."""
-    delay = 0.05
-    for attempt in range(policy.lock_retries):
-        try:
-            async with db.transaction() as conn:
-                return await work(conn)
-        except asyncpg.exceptions.LockNotAvailableError:
-            if attempt == policy.lock_retries - 1:
-                raise
-            _log.info("lock busy, retrying", extra={"attempt": attempt + 1})
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 2.0)
-    raise AssertionError("unreachable")
+def utcnow() -> dt.datetime:
+    """Now, naive UTC (as the ledger stores it)."""
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 # --- What to do -----------------------------------------------------------------------------------
 
 
-async def _upkeep_actions(conn: asyncpg.Connection, now: dt.date, policy: RetentionPolicy) -> list[Action]:
+async def upkeep_actions(conn: asyncpg.Connection, now: dt.date, policy: RetentionPolicy) -> list[Action]:
+    """Partitions to premake, default partitions to drain, and what upkeep reports and leaves alone."""
     first, last = upkeep_window(now, policy)
     events, odd = await repo.scan_partitions(conn, repo.EVENT_PARENT)
     props, odd_props = await repo.scan_partitions(conn, repo.PROPERTY_PARENT)
@@ -109,7 +134,7 @@ async def _upkeep_actions(conn: asyncpg.Connection, now: dt.date, policy: Retent
     return actions
 
 
-async def _old_months(conn: asyncpg.Connection, cutoff: dt.date) -> dict[dt.date, list[repo.Partition]]:
+async def old_months(conn: asyncpg.Connection, cutoff: dt.date) -> dict[dt.date, list[repo.Partition]]:
     """Partitions of either table whose whole range ends on or before ``cutoff``, grouped by month."""
     months: dict[dt.date, list[repo.Partition]] = {}
     for parent in repo.PARENTS:  # properties first within each month
@@ -119,88 +144,75 @@ async def _old_months(conn: asyncpg.Connection, cutoff: dt.date) -> dict[dt.date
     return dict(sorted(months.items()))
 
 
-async def _pending_days(conn: asyncpg.Connection, start: dt.date, end: dt.date) -> list[dt.date]:
+async def pending_days(conn: asyncpg.Connection, start: dt.date, end: dt.date) -> list[dt.date]:
+    """Days in ``[start, end)`` whose rollups are not finalised yet."""
     done = await aggregation.finalised_days(conn, start, end - dt.timedelta(days=1))
     return [d for d in _days(start, end) if d not in done]
 
 
-async def _finalised_rows(conn: asyncpg.Connection, start: dt.date, end: dt.date) -> int:
-    n: int = await conn.fetchval(
-        "SELECT coalesce(sum(raw_events), 0) FROM rollup_finalisations WHERE day >= $1 AND day < $2",
-        start,
-        end,
-    )
-    return n
-
-
 async def _purge_actions(conn: asyncpg.Connection, now: dt.date, policy: RetentionPolicy) -> list[Action]:
-    cutoff = _midnight(months_ago(now, policy.log_retention_months))
+    cutoff = log_cutoff(now, policy)
     actions = []
-    for table, column in repo.LOG_TABLES:
-        if rows := await repo.count_older(conn, table, column, cutoff):
-            actions.append(Action("purge", table, rows, f"{column} before {cutoff.date().isoformat()}"))
+    for log in LOG_TABLES:
+        if rows := await log.count(conn, cutoff):
+            actions.append(
+                Action("purge", log.name, rows, f"{log.column} before {cutoff.date().isoformat()}")
+            )
     return actions
 
 
-async def plan(db: Database, now: dt.date, policy: RetentionPolicy) -> list[Action]:
-    """Everything a run at ``now`` would do, with row counts and reasons. Changes nothing.
+async def _month_plan(
+    conn: asyncpg.Connection, month: dt.date, parts: list[repo.Partition], raw_cutoff: dt.date
+) -> list[Action]:
+    end = parts[0].end
+    pending = await pending_days(conn, month, end)
+    actions = []
+    if pending:
+        why = f"{len(pending)} of {(end - month).days} days to roll up and reconcile"
+        actions.append(Action("finalise_month", month_label(month), None, why))
+    if end <= raw_cutoff:
+        why = "past the raw window; every day finalised"
+        if pending:
+            why = f"past the raw window; dropped only if its {len(pending)} pending days reconcile"
+        rows = await repo.finalised_rows(conn, month, end)
+        actions.extend(
+            Action("drop_partition", p.name, rows if p.parent == repo.EVENT_PARENT else None, why)
+            for p in parts
+        )
+    return actions
 
-    Runs in a READ ONLY transaction, so PostgreSQL itself guarantees that planning writes nothing.
-    """
-    agg_cutoff = months_ago(now, policy.aggregate_after_months)
+
+async def plan_actions(conn: asyncpg.Connection, now: dt.date, policy: RetentionPolicy) -> list[Action]:
+    """Everything a run at ``now`` would do, with row counts and reasons. Reads only."""
+    actions = await upkeep_actions(conn, now, policy)
     raw_cutoff = months_ago(now, policy.raw_retention_months)
-    async with db.pool.acquire() as conn, conn.transaction(readonly=True):
-        actions = await _upkeep_actions(conn, now, policy)
-        for month, parts in (await _old_months(conn, agg_cutoff)).items():
-            end = parts[0].end
-            pending = await _pending_days(conn, month, end)
-            if pending:
-                actions.append(
-                    Action(
-                        "finalise_month",
-                        month_label(month),
-                        None,
-                        f"{len(pending)} of {(end - month).days} days to roll up and reconcile",
-                    )
-                )
-            if end <= raw_cutoff:
-                why = "past the raw window; every day finalised"
-                if pending:
-                    why = f"past the raw window; dropped only if its {len(pending)} pending days reconcile"
-                rows = await _finalised_rows(conn, month, end)
-                actions.extend(
-                    Action("drop_partition", p.name, rows if p.parent == repo.EVENT_PARENT else None, why)
-                    for p in parts
-                )
-        actions.extend(await _purge_actions(conn, now, policy))
+    for month, parts in (await old_months(conn, months_ago(now, policy.aggregate_after_months))).items():
+        actions += await _month_plan(conn, month, parts, raw_cutoff)
+    actions.extend(await _purge_actions(conn, now, policy))
     return actions
 
 
 # --- Doing it ------------------------------------------------------------------------------------
 
 
-async def _record(
-    db: Database, run_id: uuid.UUID, now: dt.date, action: Action, started: dt.datetime
+async def record(
+    conn: asyncpg.Connection, run_id: uuid.UUID, now: dt.date, action: Action, started: dt.datetime
 ) -> None:
-    async with db.transaction() as conn:
-        await repo.record_action(
-            conn,
-            run_id=run_id,
-            policy_now=_midnight(now),
-            action=action.action,
-            target=action.target,
-            status=action.status,
-            rows=action.rows,
-            reason=action.reason,
-            started_at=started,
-        )
+    """Append ``action`` (as it ended) to the ledger."""
+    await repo.record_action(
+        conn,
+        run_id=run_id,
+        policy_now=_midnight(now),
+        action=action.action,
+        target=action.target,
+        status=action.status,
+        rows=action.rows,
+        reason=action.reason,
+        started_at=started,
+    )
 
 
-def _utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
-
-
-def _failed(action: Action, exc: Exception) -> Action:
+def failed(action: Action, exc: Exception) -> Action:
     """Mark ``action`` failed with the error; the run goes on with the next one."""
     _log.error(
         "retention action failed: %s %s",
@@ -214,167 +226,24 @@ def _failed(action: Action, exc: Exception) -> Action:
     return action
 
 
-async def _do_upkeep(db: Database, now: dt.date, policy: RetentionPolicy, run_id: uuid.UUID) -> list[Action]:
-    async with db.pool.acquire() as conn:
-        actions = await _upkeep_actions(conn, now, policy)
-    for action in actions:
-        started = _utcnow()
-        if action.month is None:  # a report: rows or a partition upkeep leaves alone
-            _log.warning(
-                "upkeep skipped %s %s: %s",
-                action.action,
-                action.target,
-                action.reason,
-                extra={"action": action.action, "target": action.target, "rows": action.rows},
-            )
-        else:
-            try:
-                ensure = functools.partial(
-                    repo.ensure_month, month=action.month, lock_timeout_ms=policy.lock_timeout_ms
-                )
-                _, moved = await _in_transaction(db, policy, ensure)
-                action.status = "done"
-                if action.action == "drain_default":
-                    action.rows = moved
-            except Exception as exc:  # one month that cannot be made must not stop the others
-                _failed(action, exc)
-        await _record(db, run_id, now, action, started)
-    return actions
-
-
-async def _do_finalise(db: Database, month: dt.date, end: dt.date) -> Action:
-    """Roll up and reconcile every pending day of one month; the month's finalise action."""
-    async with db.pool.acquire() as conn:
-        pending = await _pending_days(conn, month, end)
-    failures: list[str] = []
-    for day in pending:
-        # Days whose rollups already reconcile (including days without events) finalise as they are;
-        # only the others are rolled up again from the raw rows, which still exist at this point.
-        async with db.transaction() as conn:
-            raw, rolled, ok = await aggregation.finalise_day(conn, day)
-        if ok:
-            continue
-        try:
-            await aggregation.rollup_day(db, day)
-        except Exception as exc:  # one failed day must not stop the others; it is retried next run
-            _log.exception("rollup failed", extra={"day": str(day)})
-            failures.append(f"{day}: rollup failed ({type(exc).__name__})")
-            continue
-        async with db.transaction() as conn:
-            raw, rolled, ok = await aggregation.finalise_day(conn, day)
-        if not ok:
-            failures.append(f"{day}: raw {raw} != rollup {rolled}")
-    async with db.pool.acquire() as conn:
-        rows = await _finalised_rows(conn, month, end)
+def finalise_result(month: dt.date, pending: int, failures: list[str], rows: int) -> Action:
+    """The finalise action of a month whose ``pending`` days were rolled up, ``failures`` of them not."""
     if failures:
-        return Action(
-            "finalise_month",
-            month_label(month),
-            rows,
-            f"{len(failures)} days did not reconcile ({'; '.join(failures[:3])})",
-            "failed",
-        )
+        why = f"{len(failures)} days did not reconcile ({'; '.join(failures[:3])})"
+        return Action("finalise_month", month_label(month), rows, why, "failed")
     return Action(
-        "finalise_month", month_label(month), rows, f"{len(pending)} days rolled up and reconciled", "done"
+        "finalise_month", month_label(month), rows, f"{pending} days rolled up and reconciled", "done"
     )
 
 
-async def _policy_month(
-    db: Database,
-    now: dt.date,
-    policy: RetentionPolicy,
-    run_id: uuid.UUID,
-    month: dt.date,
-    parts: list[repo.Partition],
-) -> list[Action]:
-    """Finalise one month past the aggregation window and, past the raw window, drop its partitions."""
-    actions = []
-    end = parts[0].end
-    started = _utcnow()
-    async with db.pool.acquire() as conn:
-        needs_work = bool(await _pending_days(conn, month, end))
-    if needs_work:
-        action = await _do_finalise(db, month, end)
-        actions.append(action)
-        await _record(db, run_id, now, action, started)
-    if end > months_ago(now, policy.raw_retention_months):
-        return actions
-    async with db.pool.acquire() as conn:
-        pending = await _pending_days(conn, month, end)
-        rows = await _finalised_rows(conn, month, end)
-    failed = False
-    for part in parts:  # properties before events: the FK points from properties to events
-        started = _utcnow()
-        event_rows = rows if part.parent == repo.EVENT_PARENT else None
-        if pending or failed:
-            why = (
-                f"kept: {len(pending)} days have no finalised, reconciled rollups (first {pending[0]})"
-                if pending
-                else "kept: dropping another partition of its month failed"
-            )
-            action = Action("drop_partition", part.name, event_rows, why, "skipped")
-        else:
-            action = Action(
-                "drop_partition", part.name, event_rows, "past the raw window; every day finalised", "done"
-            )
-            drop = functools.partial(
-                repo.detach_and_drop, partition=part, lock_timeout_ms=policy.lock_timeout_ms
-            )
-            try:
-                await _in_transaction(db, policy, drop)
-            except Exception as exc:  # retried next run; the month's other partition waits for it
-                failed = True
-                _failed(action, exc)
-        actions.append(action)
-        await _record(db, run_id, now, action, started)
-    return actions
-
-
-async def _do_policy(db: Database, now: dt.date, policy: RetentionPolicy, run_id: uuid.UUID) -> list[Action]:
-    async with db.pool.acquire() as conn:
-        months = await _old_months(conn, months_ago(now, policy.aggregate_after_months))
-    actions = []
-    for month, parts in months.items():
-        started = _utcnow()
-        try:
-            actions += await _policy_month(db, now, policy, run_id, month, parts)
-        except Exception as exc:  # one month that cannot be finalised must not stop the others
-            action = _failed(Action("finalise_month", month_label(month), None, "finalise and drop"), exc)
-            actions.append(action)
-            await _record(db, run_id, now, action, started)
-    return actions
-
-
-async def _do_purge(db: Database, now: dt.date, policy: RetentionPolicy, run_id: uuid.UUID) -> list[Action]:
-    cutoff = _midnight(months_ago(now, policy.log_retention_months))
-    actions = []
-    for table, column in repo.LOG_TABLES:
-        started = _utcnow()
-        action = Action("purge", table, 0, f"{column} before {cutoff.date().isoformat()}", "done")
-        try:
-            while True:  # one bounded batch per transaction: short locks, bounded WAL per commit
-                async with db.transaction() as conn:
-                    n = await repo.purge_batch(conn, table, column, cutoff, policy.purge_batch_size)
-                action.rows = (action.rows or 0) + n
-                if n < policy.purge_batch_size:
-                    break
-        except Exception as exc:  # the other tables are still purged
-            _failed(action, exc)
-        if action.rows or action.status == "failed":
-            actions.append(action)
-            await _record(db, run_id, now, action, started)
-    return actions
-
-
-async def run(
-    db: Database, now: dt.date, policy: RetentionPolicy, *, upkeep_only: bool = False
-) -> list[Action]:
-    """Carry out the plan for ``now``; safe to re-run (every step is idempotent). Single runner."""
-    run_id = uuid.uuid4()
-    async with _single_runner(db):
-        actions = await _do_upkeep(db, now, policy, run_id)
-        if not upkeep_only:
-            actions += await _do_policy(db, now, policy, run_id)
-            actions += await _do_purge(db, now, policy, run_id)
-    _log.info("retention run finished", extra={"run_id": str(run_id), "actions": len(actions)})
-    return actions
+def drop_action(part: repo.Partition, rows: int, pending: list[dt.date], sibling_failed: bool) -> Action:
+    """Whether to drop ``part``: ``done`` (to be dropped) only when every day of its month is finalised
+    and no other partition of the month failed to drop; else ``skipped`` with the reason."""
+    event_rows = rows if part.parent == repo.EVENT_PARENT else None
+    if pending:
+        why = f"kept: {len(pending)} days have no finalised, reconciled rollups (first {pending[0]})"
+        return Action("drop_partition", part.name, event_rows, why, "skipped")
+    if sibling_failed:
+        why = "kept: dropping another partition of its month failed"
+        return Action("drop_partition", part.name, event_rows, why, "skipped")
+    return Action("drop_partition", part.name, event_rows, "past the raw window; every day finalised", "done")

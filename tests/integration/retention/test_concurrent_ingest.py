@@ -9,7 +9,7 @@ import httpx
 
 from kernel.auth import generate_write_key, hash_write_key
 from kernel.db import Database
-from retention import service
+from retention import jobs
 from retention.schemas import RetentionPolicy, add_months
 from tests.integration.retention.conftest import insert_events, partition_names
 from tests.support import LiveServer
@@ -22,7 +22,7 @@ async def test_ingest_concurrent_with_retention_loses_nothing(rdb: Database, rdb
     doomed = add_months(today, -30)
     await insert_events(rdb, [dt.datetime.combine(doomed.replace(day=d), dt.time(12)) for d in (2, 9, 16)])
     # Drained by the upkeep of its own month; a run today would leave it alone, outside the raw window.
-    await service.run(rdb, doomed, RetentionPolicy(), upkeep_only=True)
+    await jobs.run(rdb, doomed, RetentionPolicy(), upkeep_only=True)
     assert f"analytics_events_p{doomed:%Y_%m}" in await partition_names(rdb, "analytics_events")
     late_month = add_months(today, -14)
     key = generate_write_key()
@@ -73,7 +73,7 @@ async def test_ingest_concurrent_with_retention_loses_nothing(rdb: Database, rdb
         await asyncio.sleep(1.0)
         actions = []
         for _ in range(3):  # repeated runs while the load continues: drain, finalise, drop, re-run
-            actions += await service.run(rdb, today, RetentionPolicy())
+            actions += await jobs.run(rdb, today, RetentionPolicy())
             await asyncio.sleep(0.5)
         stop.set()
         await asyncio.gather(*load)

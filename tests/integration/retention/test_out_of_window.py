@@ -13,7 +13,7 @@ from litestar.testing import AsyncTestClient
 from corp_astro.app import create_app
 from ingest import service as ingest_service
 from kernel.db import Database
-from retention import service
+from retention import jobs
 from retention.schemas import Action, RetentionPolicy, add_months
 from tests.conftest import make_settings
 from tests.integration.retention.conftest import insert_events, partition_names
@@ -52,7 +52,7 @@ async def test_year_999_bc_and_year_20000_rows_do_not_stop_upkeep_or_the_run(rdb
     await _insert_raw(rdb, "0999-06-15 00:00:00")
     await insert_events(rdb, [dt.datetime(2030, 2, 3, 4)], props=1)
 
-    actions = await service.run(rdb, NOW, POLICY, upkeep_only=True)
+    actions = await jobs.run(rdb, NOW, POLICY, upkeep_only=True)
     assert [(a.action, a.target, a.status) for a in actions if a.action == "create_partition"] == PREMADE
     assert [(a.target, a.rows, a.status) for a in actions if a.action == "drain_default"] == [
         ("2030-02", 1, "done")
@@ -62,14 +62,14 @@ async def test_year_999_bc_and_year_20000_rows_do_not_stop_upkeep_or_the_run(rdb
     assert (
         "1 events and 1 properties in 1 months (0999-06-15 00:00:00 .. 0999-06-15 00:00:00)" in report.reason
     )
-    full = await service.run(rdb, NOW, POLICY)
+    full = await jobs.run(rdb, NOW, POLICY)
     assert not [a for a in full if a.status == "failed"]
     assert [a.target for a in full if a.action == "out_of_window"] == ["before 2029-05"]
 
     # Times asyncpg cannot even decode: BC, past 9999, infinity.
     await _insert_raw(rdb, "0044-03-15 00:00:00 BC", "20000-01-01 00:00:00", "infinity")
     later = dt.date(2031, 9, 2)  # window: 2029-09 .. 2031-12
-    actions = await service.run(rdb, later, POLICY, upkeep_only=True)
+    actions = await jobs.run(rdb, later, POLICY, upkeep_only=True)
     created = [a.target for a in actions if a.action == "create_partition" and a.status == "done"]
     assert created == ["2031-09", "2031-10", "2031-11", "2031-12"]
     outside = _by_action(actions, "out_of_window")
@@ -95,10 +95,10 @@ async def test_year_999_bc_and_year_20000_rows_do_not_stop_upkeep_or_the_run(rdb
     }
 
     # The full run and the plan complete too, and say the same; nothing failed.
-    full = await service.run(rdb, later, POLICY)
+    full = await jobs.run(rdb, later, POLICY)
     assert not [a for a in full if a.status == "failed"]
     assert set(_by_action(full, "out_of_window")) == {"before 2029-09", "after 2031-12"}
-    planned = await service.plan(rdb, later, POLICY)
+    planned = await jobs.plan(rdb, later, POLICY)
     assert set(_by_action(planned, "out_of_window")) == {"before 2029-09", "after 2031-12"}
 
 
@@ -123,7 +123,7 @@ async def test_partitions_with_bounds_python_cannot_hold_are_reported_and_left_a
     await _insert_raw(rdb, "0045-06-01 00:00:00 BC", "60000-01-01 00:00:00", "0999-06-15 00:00:00")
 
     for upkeep_only in (True, False):
-        actions = await service.run(rdb, NOW, POLICY, upkeep_only=upkeep_only)
+        actions = await jobs.run(rdb, NOW, POLICY, upkeep_only=upkeep_only)
         reported = _by_action(actions, "odd_partition")
         assert set(reported) == set(odd)
         assert {a.status for a in reported.values()} == {"skipped"}
@@ -133,7 +133,7 @@ async def test_partitions_with_bounds_python_cannot_hold_are_reported_and_left_a
     assert dropped == {"analytics_events_p0999_06": "done", "event_properties_p0999_06": "done"}
     finalised = {a.target: a.status for a in actions if a.action == "finalise_month"}
     assert finalised["0999-06"] == "done"
-    planned = await service.plan(rdb, NOW, POLICY)
+    planned = await jobs.plan(rdb, NOW, POLICY)
     assert set(_by_action(planned, "odd_partition")) == set(odd)
     assert not [a for a in planned if a.action in ("create_partition", "drain_default")]  # all made
     assert set(odd) <= await _children(rdb)
@@ -145,7 +145,7 @@ async def test_a_month_that_fails_is_recorded_and_the_others_still_run(rdb: Data
     async with rdb.transaction() as conn:
         await conn.execute("CREATE TABLE event_properties_p2031_06 (x int)")
     await insert_events(rdb, [dt.datetime(2030, 1, 5)])
-    actions = await service.run(rdb, NOW, POLICY, upkeep_only=True)
+    actions = await jobs.run(rdb, NOW, POLICY, upkeep_only=True)
     status = {(a.action, a.target): a.status for a in actions}
     assert status == {
         ("drain_default", "2030-01"): "done",
@@ -204,14 +204,14 @@ async def test_a_write_key_cannot_make_upkeep_create_partitions(
         (i, "timestamp_out_of_range") for i in range(120)
     ]
     assert await rdb.fetchval("SELECT count(*) FROM analytics_events WHERE \"timestamp\" < '2000-01-01'") == 0
-    await service.run(rdb, today, RetentionPolicy(), upkeep_only=True)
+    await jobs.run(rdb, today, RetentionPolicy(), upkeep_only=True)
     assert await _children(rdb) - before <= allowed
     assert await _child_count(rdb) - count_before <= len(allowed)
 
     # The same months written by hand (as a bypass would) are reported, not given partitions.
     await _insert_raw(rdb, *(_fifties(i).replace("T", " ").rstrip("Z") for i in range(120)))
-    actions = await service.run(rdb, today, RetentionPolicy(), upkeep_only=True)
-    actions += await service.run(rdb, today, RetentionPolicy())
+    actions = await jobs.run(rdb, today, RetentionPolicy(), upkeep_only=True)
+    actions += await jobs.run(rdb, today, RetentionPolicy())
     assert await _children(rdb) - before <= allowed
     assert await _child_count(rdb) - count_before <= len(allowed)
     assert not any("_p195" in n for n in await _children(rdb))

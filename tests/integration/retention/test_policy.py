@@ -8,7 +8,7 @@ import pytest
 
 import aggregation
 from kernel.db import Database
-from retention import service
+from retention import jobs
 from retention.schemas import RetentionPolicy
 from tests.integration.retention.conftest import insert_events, partition_names
 
@@ -43,10 +43,10 @@ async def _finalised(db: Database) -> dict[dt.date, int]:
 async def test_policy_across_month_boundaries(rdb: Database) -> None:
     await insert_events(rdb, TIMES)
     # Upkeep drains a month while it is retained, as hourly upkeep did when these months were recent.
-    await service.run(rdb, dt.date(2024, 10, 15), POLICY, upkeep_only=True)  # 2024-09 .. 2024-11
-    await service.run(rdb, dt.date(2026, 11, 26), POLICY, upkeep_only=True)  # the later months
+    await jobs.run(rdb, dt.date(2024, 10, 15), POLICY, upkeep_only=True)  # 2024-09 .. 2024-11
+    await jobs.run(rdb, dt.date(2026, 11, 26), POLICY, upkeep_only=True)  # the later months
 
-    actions = await service.run(rdb, dt.date(2026, 11, 26), POLICY)
+    actions = await jobs.run(rdb, dt.date(2026, 11, 26), POLICY)
     dropped = {a.target for a in actions if a.action == "drop_partition" and a.status == "done"}
     assert dropped == {
         "analytics_events_p2024_09",
@@ -70,7 +70,7 @@ async def test_policy_across_month_boundaries(rdb: Database) -> None:
     assert await rdb.fetchval("SELECT count(*) FROM event_properties") == 2 * 6
 
     # A month later the clock crosses into December: November 2024 goes, its rollups stay.
-    actions = await service.run(rdb, dt.date(2026, 12, 1), POLICY)
+    actions = await jobs.run(rdb, dt.date(2026, 12, 1), POLICY)
     dropped = {a.target for a in actions if a.action == "drop_partition" and a.status == "done"}
     assert dropped == {"analytics_events_p2024_11", "event_properties_p2024_11"}
     assert "2024-11" not in await _events_by_month(rdb)
@@ -80,7 +80,7 @@ async def test_policy_across_month_boundaries(rdb: Database) -> None:
     assert dt.date(2025, 11, 1) in finalised  # December: November 2025 is now past 12 months
 
     # Re-running changes nothing.
-    again = await service.run(rdb, dt.date(2026, 12, 1), POLICY)
+    again = await jobs.run(rdb, dt.date(2026, 12, 1), POLICY)
     assert [a for a in again if a.status == "done"] == []
 
 
@@ -88,7 +88,7 @@ async def test_partition_whose_rollups_fail_is_not_dropped(
     rdb: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await insert_events(rdb, [dt.datetime(2024, 3, 4, 5), dt.datetime(2024, 3, 20, 6)])
-    await service.run(rdb, dt.date(2024, 3, 26), POLICY, upkeep_only=True)  # drained while retained
+    await jobs.run(rdb, dt.date(2024, 3, 26), POLICY, upkeep_only=True)  # drained while retained
     real_rollup = aggregation.rollup_day
 
     async def failing_rollup(db: Database, day: dt.date) -> None:
@@ -98,7 +98,7 @@ async def test_partition_whose_rollups_fail_is_not_dropped(
         await real_rollup(db, day)
 
     monkeypatch.setattr(aggregation, "rollup_day", failing_rollup)
-    actions = await service.run(rdb, dt.date(2026, 11, 26), POLICY)
+    actions = await jobs.run(rdb, dt.date(2026, 11, 26), POLICY)
     kept = [a for a in actions if a.action == "drop_partition" and a.target.endswith("2024_03")]
     assert {a.status for a in kept} == {"skipped"}
     assert all("2024-03-20" in a.reason for a in kept)
@@ -111,7 +111,7 @@ async def test_partition_whose_rollups_fail_is_not_dropped(
 
     # Once the rollup works again, the next run finalises the day and drops the month.
     monkeypatch.setattr(aggregation, "rollup_day", real_rollup)
-    actions = await service.run(rdb, dt.date(2026, 11, 26), POLICY)
+    actions = await jobs.run(rdb, dt.date(2026, 11, 26), POLICY)
     assert "analytics_events_p2024_03" not in await partition_names(rdb, "analytics_events")
     assert (await _finalised(rdb))[dt.date(2024, 3, 20)] == 1
 
@@ -120,13 +120,13 @@ async def test_rollups_that_do_not_reconcile_block_the_drop(
     rdb: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await insert_events(rdb, [dt.datetime(2024, 2, 10, 5)])
-    await service.run(rdb, dt.date(2024, 2, 20), POLICY, upkeep_only=True)  # drained while retained
+    await jobs.run(rdb, dt.date(2024, 2, 20), POLICY, upkeep_only=True)  # drained while retained
 
     async def skipped_rollup(db: Database, day: dt.date) -> None:
         return None  # fault injection: the rollup silently wrote nothing for the day
 
     monkeypatch.setattr(aggregation, "rollup_day", skipped_rollup)
-    actions = await service.run(rdb, dt.date(2026, 11, 26), POLICY)
+    actions = await jobs.run(rdb, dt.date(2026, 11, 26), POLICY)
     finalise = [a for a in actions if a.action == "finalise_month" and a.target == "2024-02"]
     assert finalise[0].status == "failed"
     assert "raw 1 != rollup 0" in finalise[0].reason

@@ -8,7 +8,7 @@ import datetime as dt
 import pytest
 
 from kernel.db import Database
-from retention import service
+from retention import jobs
 from retention.errors import RetentionBusy
 from retention.schemas import RetentionPolicy
 from tests.integration.retention.conftest import insert_events, partition_names
@@ -18,7 +18,7 @@ POLICY = RetentionPolicy(purge_batch_size=3)
 
 async def test_premakes_partitions_ahead_of_now(rdb: Database) -> None:
     now = dt.date(2031, 5, 17)
-    actions = await service.run(rdb, now, POLICY, upkeep_only=True)
+    actions = await jobs.run(rdb, now, POLICY, upkeep_only=True)
     assert [(a.action, a.target, a.status) for a in actions] == [
         ("create_partition", m, "done") for m in ("2031-05", "2031-06", "2031-07", "2031-08")
     ]
@@ -30,7 +30,7 @@ async def test_premakes_partitions_ahead_of_now(rdb: Database) -> None:
     assert await rdb.fetchval("SELECT count(*) FROM analytics_events_p2031_06") == 1
     assert await rdb.fetchval("SELECT count(*) FROM analytics_events_default") == 0
     # Idempotent: a second run finds nothing to create.
-    assert await service.run(rdb, now, POLICY, upkeep_only=True) == []
+    assert await jobs.run(rdb, now, POLICY, upkeep_only=True) == []
 
 
 async def test_default_partition_is_drained_by_a_later_run(rdb: Database) -> None:
@@ -40,7 +40,7 @@ async def test_default_partition_is_drained_by_a_later_run(rdb: Database) -> Non
     assert await rdb.fetchval("SELECT count(*) FROM event_properties_default") == 9
 
     # A run while those months are retained (upkeep leaves older months alone: test_out_of_window).
-    actions = await service.run(rdb, dt.date(2019, 5, 20), POLICY, upkeep_only=True)
+    actions = await jobs.run(rdb, dt.date(2019, 5, 20), POLICY, upkeep_only=True)
     drains = {a.target: a.rows for a in actions if a.action == "drain_default"}
     assert drains == {"2019-03": 2, "2019-04": 1}
 
@@ -95,7 +95,7 @@ async def test_audit_and_log_rows_older_than_six_months_are_purged(rdb: Database
                 ts,
             )
 
-    actions = await service.run(rdb, now, POLICY)
+    actions = await jobs.run(rdb, now, POLICY)
     purged = {a.target: a.rows for a in actions if a.action == "purge"}
     assert purged == {
         "audit_log": 7,
@@ -129,7 +129,7 @@ async def test_plan_changes_nothing(rdb: Database) -> None:
         )
 
     before = await state()
-    actions = await service.plan(rdb, dt.date(2031, 1, 10), POLICY)
+    actions = await jobs.plan(rdb, dt.date(2031, 1, 10), POLICY)
     assert await state() == before
     kinds = {(a.action, a.target) for a in actions}
     assert ("drain_default", "2030-06") in kinds
@@ -143,7 +143,7 @@ async def test_plan_changes_nothing(rdb: Database) -> None:
 
 async def test_only_one_runner_at_a_time(rdb: Database) -> None:
     results = await asyncio.gather(
-        *(service.run(rdb, dt.date(2032, 1, 1), POLICY, upkeep_only=True) for _ in range(3)),
+        *(jobs.run(rdb, dt.date(2032, 1, 1), POLICY, upkeep_only=True) for _ in range(3)),
         return_exceptions=True,
     )
     busy = [r for r in results if isinstance(r, RetentionBusy)]
