@@ -23,7 +23,6 @@ __all__ = [
     "insert_export",
     "ledger_rows",
     "load_people_sets",
-    "mark_conversions",
     "prune_people_sets",
     "query_active_users",
     "query_event_rollups",
@@ -285,35 +284,6 @@ async def finalise_day(conn: asyncpg.Connection, day: dt.date) -> tuple[int, int
         rolled,
     )
     return raw, rolled, True
-
-
-# --- Goal-event conversions ----------------------------------------------------------------------
-
-
-async def mark_conversions(conn: asyncpg.Connection, day: dt.date) -> int:
-    """Mark converted the assignments whose user ingested the test's goal event on ``day`` after assignment.
-
-    ``converted_at`` is the first such event of the day; assignments already converted are left alone.
-    Days are processed in order, so the first qualifying day wins.
-    """
-    start = day_start(day)
-    status: str = await conn.execute(
-        """UPDATE ab_test_assignments a SET converted = true, converted_at = f.first_at
-           FROM (
-               SELECT a2.assignment_id, min(e."timestamp") AS first_at
-               FROM ab_test_assignments a2
-               JOIN ab_tests t ON t.test_id = a2.test_id AND t.goal_event IS NOT NULL
-               JOIN analytics_events e ON e.user_id = a2.user_id AND e.event_name = t.goal_event
-                    AND e."timestamp" > a2.assigned_at
-                    AND e."timestamp" >= $1 AND e."timestamp" < $2
-               WHERE NOT a2.converted
-               GROUP BY a2.assignment_id
-           ) f
-           WHERE a.assignment_id = f.assignment_id AND NOT a.converted""",
-        start,
-        start + DAY,
-    )
-    return int(status.split()[-1])
 
 
 async def replace_experiment_daily(conn: asyncpg.Connection, day: dt.date) -> int:

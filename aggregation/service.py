@@ -330,14 +330,13 @@ class _Runner:
     def conversions_work(
         self, day: dt.date
     ) -> Callable[[asyncpg.Connection], Awaitable[tuple[int, Fingerprint | None]]]:
-        """Mark goal-event conversions of a day, then recompute its experiment counts."""
+        """Recompute a day's experiment counts from the assignments (experiments marks conversions)."""
 
         async def work(conn: asyncpg.Connection) -> tuple[int, Fingerprint | None]:
             # Watermark first: events committed after it are seen as late data by the next run.
             fingerprint = (await repo.day_fingerprints(conn, day, day + DAY)).get(day, _NO_EVENTS)
-            marked = await repo.mark_conversions(conn, day)
             rows = await repo.replace_experiment_daily(conn, day)
-            return marked + rows, fingerprint
+            return rows, fingerprint
 
         return work
 

@@ -25,7 +25,13 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from kernel.db import Base
 
-__all__ = ["AbTest", "AbTestAssignment", "AbTestVariant", "AbTestVariantWeight"]
+__all__ = [
+    "AbTest",
+    "AbTestAssignment",
+    "AbTestVariant",
+    "AbTestVariantWeight",
+    "ConversionWatermark",
+]
 
 
 class AbTest(Base):
@@ -99,6 +105,9 @@ class AbTestAssignment(Base):
     __table_args__ = (
         UniqueConstraint("test_id", "user_id", name="uq_ab_test_assignments_test_id_user_id"),
         Index("ix_ab_test_assignments_converted", "converted"),
+        # Addition (experiments): a test's earliest assignment in one index probe, the lower bound on
+        # event time of the goal-event conversion job (docs/conversions.md).
+        Index("ix_ab_test_assignments_test_id_assigned_at", "test_id", "assigned_at"),
     )
 
     assignment_id: Mapped[uuid.UUID] = mapped_column(
@@ -137,5 +146,25 @@ class AbTestVariantWeight(Base):
     phase: Mapped[int] = mapped_column(SmallInteger, nullable=False)
     traffic_percentage: Mapped[decimal.Decimal] = mapped_column(Numeric(5, 2), nullable=False)
     created_at: Mapped[dt.datetime] = mapped_column(
+        TIMESTAMP(), nullable=False, server_default=func.current_timestamp()
+    )
+
+
+class ConversionWatermark(Base):
+    """Addition: how far the goal-event conversion job has read ingested events, per test.
+
+    ``ingested_through`` is compared with ``analytics_events.created_at`` (ingestion time), so each run
+    reads only what was ingested since (docs/conversions.md). ``goal_event`` is the goal it was read
+    for: when a test's goal changes, its watermark no longer applies and the test is read from scratch.
+    """
+
+    __tablename__ = "experiment_conversion_watermarks"
+
+    test_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("ab_tests.test_id", ondelete="CASCADE"), primary_key=True
+    )
+    goal_event: Mapped[str] = mapped_column(String(100), nullable=False)
+    ingested_through: Mapped[dt.datetime] = mapped_column(TIMESTAMP(), nullable=False)
+    updated_at: Mapped[dt.datetime] = mapped_column(
         TIMESTAMP(), nullable=False, server_default=func.current_timestamp()
     )

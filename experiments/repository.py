@@ -22,7 +22,6 @@ __all__ = [
     "assign_batch",
     "assign_many",
     "assign_one",
-    "convert",
     "fetch_experiment",
     "fetch_experiments",
     "fetch_running",
@@ -299,27 +298,6 @@ async def assign_batch(db: Executor, wanted: Sequence[AssignRequest]) -> list[as
             [w[4] for w in wanted],
         )
     )
-
-
-# First conversion wins: the UPDATE only touches an unconverted row. ``converted_at`` of the existing
-# row (old_at) is read from the statement's snapshot; a conversion committed concurrently shows as
-# assigned with neither timestamp, and the caller re-reads.
-_CONVERT = """
-WITH upd AS (
-    UPDATE ab_test_assignments SET converted = true, converted_at = CURRENT_TIMESTAMP
-    WHERE test_id = $1 AND user_id = $2 AND NOT converted
-    RETURNING converted_at
-)
-SELECT a.variant_id, a.variant_id IS NOT NULL AS assigned, (SELECT converted_at FROM upd) AS new_at,
-       a.converted_at AS old_at
-FROM (SELECT 1) AS one
-LEFT JOIN ab_test_assignments a ON a.test_id = $1 AND a.user_id = $2
-"""
-
-
-async def convert(db: Executor, test_id: uuid.UUID, user_id: uuid.UUID) -> asyncpg.Record:
-    """Mark the user's assignment converted unless it already is (see ``_CONVERT``)."""
-    return await db.fetchrow(_CONVERT, test_id, user_id)
 
 
 async def user_exists(db: Executor, user_id: uuid.UUID) -> bool:

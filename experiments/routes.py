@@ -1,4 +1,5 @@
-"""HTTP API of the experiments domain (Litestar). Controllers parse and authorise; the service decides.
+"""HTTP API of the experiments domain (Litestar). Controllers authenticate and decode; the service
+authorises and decides.
 
 Authentication of the assignment and conversion endpoints (``POST .../assignments``,
 ``GET /v1/users/{user_id}/assignments``, ``POST .../conversions``):
@@ -10,7 +11,6 @@ Authentication of the assignment and conversion endpoints (``POST .../assignment
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Awaitable
 from typing import Any
 
@@ -22,7 +22,6 @@ from litestar.params import FromPath, FromQuery
 from experiments import service
 from experiments.assigner import AssignmentBatcher
 from experiments.definitions import ExperimentCache
-from experiments.errors import UserNotFound
 from experiments.schemas import (
     AssignmentOut,
     ConversionOut,
@@ -76,11 +75,12 @@ def _request_caller(request: Request[Any, Any, Any]) -> Awaitable[AuthUser | Sou
 
 
 async def _assign(state: State, name: str, authorization: str, body: bytes) -> AssignmentOut:
+    """Both stacks' assignment: authenticate, decode, then one call into the service."""
     caller = await _caller(state, authorization)
-    user_id = service.parse_user_id(decode(body, UserRef).user_id)
-    _may_act_for(caller, user_id)
-    assignment = await service.assign(_hot_pool(state), _cache(state), _batcher(state), name, user_id)
-    return assignment.out()
+    ref = decode(body, UserRef)
+    return await service.assign_for(
+        _hot_pool(state), _cache(state), _batcher(state), caller, name, ref.user_id
+    )
 
 
 async def _assign_fast(request: FastRequest) -> FastResponse:
@@ -89,12 +89,6 @@ async def _assign_fast(request: FastRequest) -> FastResponse:
         request.state, request.params["name"], request.headers.get("authorization", ""), request.body
     )
     return FastResponse(200, out)
-
-
-def _may_act_for(caller: AuthUser | Source, user_id: uuid.UUID) -> None:
-    """Apps and admins act for any user; a user only for itself (another id looks nonexistent)."""
-    if isinstance(caller, AuthUser) and not caller.has_role("admin") and caller.user_id != user_id:
-        raise UserNotFound(user_id)
 
 
 class ExperimentController(Controller):
@@ -155,11 +149,9 @@ class ExperimentController(Controller):
     async def convert(self, name: FromPath[str], request: Request[Any, Any, Any]) -> ConversionOut:
         """Record the user's conversion; only the first one counts (idempotent)."""
         caller = await _request_caller(request)
-        user_id = service.parse_user_id(decode(await request.body(), UserRef).user_id)
-        _may_act_for(caller, user_id)
-        return await service.record_conversion(
-            _hot_pool(request.app.state), _cache(request.app.state), name, user_id
-        )
+        ref = decode(await request.body(), UserRef)
+        state = request.app.state
+        return await service.convert_for(_hot_pool(state), _cache(state), caller, name, ref.user_id)
 
     @get("/{name:str}/results")
     async def results(
@@ -180,10 +172,9 @@ class ExperimentController(Controller):
 async def user_assignments(user_id: FromPath[str], request: Request[Any, Any, Any]) -> UserAssignmentsOut:
     """The user's variant in every running experiment, assigning where needed (one statement)."""
     caller = await _request_caller(request)
-    uid = service.parse_user_id(user_id)
-    _may_act_for(caller, uid)
-    assignments = await service.assign_running(_hot_pool(request.app.state), _cache(request.app.state), uid)
-    return UserAssignmentsOut(uid, [a.out() for a in assignments])
+    return await service.assignments_for(
+        _hot_pool(request.app.state), _cache(request.app.state), caller, user_id
+    )
 
 
 async def on_startup(app: Any) -> None:

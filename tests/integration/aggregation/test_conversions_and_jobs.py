@@ -1,4 +1,7 @@
-"""Goal-event conversions, experiment daily counts, and exactly-once scheduling across processes."""
+"""Experiment daily counts from goal-event conversions, and exactly-once scheduling across processes.
+
+Conversions are marked by experiments alone (docs/conversions.md); aggregation only counts them.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, JobExecution
 
 from aggregation.jobs import JOB_IDS, register_jobs
 from aggregation.service import run_conversions
+from experiments.jobs import convert_goal_events
 from kernel.auth import utcnow
 from kernel.db import Database
 from kernel.scheduler import create_scheduler
@@ -26,7 +30,13 @@ def at(day: dt.date, hour: int, minute: int = 0) -> dt.datetime:
     return dt.datetime.combine(day, dt.time(hour, minute))
 
 
-async def test_goal_events_mark_conversions(db: Database, conn: asyncpg.Connection) -> None:
+async def _convert(conn: asyncpg.Connection) -> int:
+    """One run of experiments' goal-event job, as its scheduler runs it (in a transaction)."""
+    async with conn.transaction():
+        return await convert_goal_events(conn)
+
+
+async def test_goal_event_conversions_counted_daily(db: Database, conn: asyncpg.Connection) -> None:
     u1, u2, u3, u4, u5 = await create_users(conn, 5)
     test_id, (control, treatment) = await create_test(conn, goal_event="purchase")
     other_test, (other_variant, _) = await create_test(conn, goal_event=None)
@@ -54,6 +64,7 @@ async def test_goal_events_mark_conversions(db: Database, conn: asyncpg.Connecti
             Event(at(D, 9), event_name="purchase", user_id=u5),
         ],
     )
+    assert await _convert(conn) == 2
     results = await run_conversions(db, today=D + dt.timedelta(days=2))
     assert {(r.period.date(), r.status) for r in results if r.period.date() >= D} == {(D, "ok"), (nxt, "ok")}
 
@@ -88,6 +99,7 @@ async def test_goal_events_mark_conversions(db: Database, conn: asyncpg.Connecti
 
     # A late goal event for u3 (an offline queue) converts it on the next run.
     await insert_events(conn, [Event(at(D, 20), event_name="purchase", user_id=u3)])
+    assert await _convert(conn) == 1
     redone = [r for r in await run_conversions(db, today=D + dt.timedelta(days=2)) if r.status == "ok"]
     assert [r.period.date() for r in redone] == [D]
     assert await conn.fetchval(

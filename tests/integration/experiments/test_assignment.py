@@ -14,9 +14,11 @@ import pytest
 from growthbook import Experiment as GBExperiment
 from growthbook import GrowthBook
 
+from experiments import repository as repo
 from experiments import service
 from experiments.assigner import AssignmentBatcher
 from experiments.definitions import ExperimentCache
+from experiments.errors import ExperimentNotRunning
 from experiments.schemas import ExperimentPatch, VariantTraffic
 from kernel.auth import AuthUser
 from kernel.db import uuid7
@@ -347,7 +349,7 @@ async def test_stale_cache_in_another_process(db: Any, conn: asyncpg.Connection)
     try:
         await service.assign(db.pool, stale, AssignmentBatcher.for_pool(db.pool), "stale", u2)
         raise AssertionError("a paused experiment assigned")
-    except service.ExperimentNotRunning:
+    except ExperimentNotRunning:
         pass
 
     async with db.transaction() as c:
@@ -365,7 +367,7 @@ async def test_stale_cache_in_another_process(db: Any, conn: asyncpg.Connection)
         )
     stale2 = ExperimentCache(ttl=3600)
     # Warm a second stale cache with phase 2, then move to phase 3 behind its back.
-    await stale2.get("stale", lambda n: service.repo.fetch_experiment(db.pool, n))
+    await stale2.get("stale", lambda n: repo.fetch_experiment(db.pool, n))
     async with db.transaction() as c:
         await service.update_experiment(
             c,
