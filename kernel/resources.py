@@ -44,6 +44,8 @@ __all__ = [
     "check_timezone",
     "check_url",
     "fetch_all",
+    "list_scope",
+    "naive",
     "read_scope",
     "request_ip",
     "set_clause",
@@ -138,6 +140,11 @@ def to_utc_naive(value: dt.datetime) -> dt.datetime:
         # 0001-01-01 with a positive offset or 9999-12-31 with a negative one: msgspec turns only
         # ValueError into a validation error (422); an OverflowError would be a 500.
         raise ValueError("the datetime is out of range once converted to UTC") from None
+
+
+def naive(value: dt.datetime) -> dt.datetime:
+    """A UTC datetime as the naive value the schema stores (cursors carry it that way)."""
+    return value.replace(tzinfo=None)
 
 
 def to_struct(struct: type[T], row: Any) -> T:

@@ -6,71 +6,48 @@ import datetime as dt
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from kernel.resources import fetch_all, set_clause
+from core_api.accounts.models import Subscription, User, UserDevice, UserPreference
+from kernel.owned import OwnedTable, columns, row_count
 
 if TYPE_CHECKING:
     import asyncpg
 
 __all__ = [
+    "PREFERENCE_COLUMNS",
     "USER_COLUMNS",
     "bump_token_version",
     "count_attempt",
-    "deactivate_device",
     "delete_user",
+    "devices",
     "email_taken",
-    "get_device",
     "get_preferences",
-    "get_subscription",
-    "get_user",
     "get_user_by_email",
     "insert_preferences",
-    "insert_subscription",
-    "insert_user",
-    "list_devices",
-    "list_subscriptions",
-    "list_users",
     "lock_throttle",
     "purge_throttle",
     "release_throttle",
     "set_last_login",
+    "subscriptions",
     "token_version",
     "update_device",
-    "update_subscription",
-    "update_user",
     "upsert_device",
     "upsert_preferences",
+    "users",
 ]
 
-USER_COLUMNS = """user_id, email, first_name, last_name, phone_number, date_of_birth, time_of_birth,
-    place_of_birth, subscription_tier, role, status, created_at, updated_at, last_login_at"""
-PREFERENCE_COLUMNS = """preference_id, user_id, notification_preferences, theme_preferences, language,
-    timezone, created_at, updated_at"""
-DEVICE_COLUMNS = """device_id, user_id, device_token, platform, device_model, os_version, app_version,
-    active, created_at, updated_at, last_used_at"""
-SUBSCRIPTION_COLUMNS = """subscription_id, user_id, plan_id, status, start_date, end_date, auto_renew,
-    payment_method, payment_provider, created_at, updated_at"""
+# A user row is "owned" by itself: get, list and update by id come from the generic table. The password
+# hash is never part of a profile.
+users = OwnedTable(User.__table__, owner="user_id", exclude=("password_hash",))
+devices = OwnedTable(UserDevice.__table__)
+subscriptions = OwnedTable(Subscription.__table__)
+USER_COLUMNS = users.columns
+PREFERENCE_COLUMNS = columns(UserPreference.__table__)
 _NOW = "(now() AT TIME ZONE 'UTC')"
 
 Row = Any  # asyncpg.Record
 
 
 # --- Users ---------------------------------------------------------------------------------------
-
-
-async def insert_user(conn: asyncpg.Connection, user_id: uuid.UUID, values: dict[str, Any]) -> Row:
-    """Insert a user; raises ``UniqueViolationError`` if the email (any case) exists."""
-    cols = ["user_id", *values]
-    params = ", ".join(f"${i}" for i in range(1, len(cols) + 1))
-    return await conn.fetchrow(
-        f"INSERT INTO users ({', '.join(cols)}) VALUES ({params}) RETURNING {USER_COLUMNS}",
-        user_id,
-        *values.values(),
-    )
-
-
-async def get_user(conn: asyncpg.Connection, user_id: uuid.UUID) -> Row | None:
-    """A user's profile row."""
-    return await conn.fetchrow(f"SELECT {USER_COLUMNS} FROM users WHERE user_id = $1", user_id)
 
 
 async def get_user_by_email(conn: asyncpg.Connection, email: str) -> Row | None:
@@ -107,16 +84,6 @@ async def get_password_hash(conn: asyncpg.Connection, user_id: uuid.UUID) -> str
     return value
 
 
-async def update_user(conn: asyncpg.Connection, user_id: uuid.UUID, values: dict[str, Any]) -> Row | None:
-    """Apply ``values`` to a user and return the updated profile."""
-    if not values:
-        return await get_user(conn, user_id)
-    sets, args = set_clause(values, 2)
-    return await conn.fetchrow(
-        f"UPDATE users SET {sets} WHERE user_id = $1 RETURNING {USER_COLUMNS}", user_id, *args
-    )
-
-
 async def set_last_login(conn: asyncpg.Connection, user_id: uuid.UUID, password_hash: str | None) -> None:
     """Stamp ``last_login_at`` (and store an upgraded password hash when one is given)."""
     await conn.execute(
@@ -127,31 +94,11 @@ async def set_last_login(conn: asyncpg.Connection, user_id: uuid.UUID, password_
     )
 
 
-async def list_users(
-    conn: asyncpg.Connection, *, after: tuple[dt.datetime, uuid.UUID] | None, limit: int
-) -> list[Row]:
-    """Every user, newest first (admin)."""
-    return await fetch_all(
-        conn,
-        f"""SELECT {USER_COLUMNS} FROM users
-            WHERE $1::timestamp IS NULL OR (created_at, user_id) < ($1, $2)
-            ORDER BY created_at DESC, user_id DESC LIMIT $3""",
-        after[0] if after else None,
-        after[1] if after else None,
-        limit + 1,
-    )
-
-
 async def delete_user(conn: asyncpg.Connection, user_id: uuid.UUID) -> int:
     """Delete a user; ``ON DELETE CASCADE`` removes devices, subscriptions, preferences, token generations
     and, in the other core domains, businesses and their analyses, reports and their sections, and the
     notification inbox. The number deleted (0 or 1)."""
-    return _count(await conn.execute("DELETE FROM users WHERE user_id = $1", user_id))
-
-
-def _count(status: str) -> int:
-    """Rows affected, from a command tag such as ``DELETE 3`` or ``UPDATE 0``."""
-    return int(status.rsplit(" ", 1)[-1])
+    return row_count(await conn.execute("DELETE FROM users WHERE user_id = $1", user_id))
 
 
 # --- Preferences ---------------------------------------------------------------------------------
@@ -190,7 +137,7 @@ async def upsert_preferences(
     )
 
 
-# --- Devices -------------------------------------------------------------------------------------
+# --- Devices: the generic table, plus the push-token rule ----------------------------------------
 
 
 async def upsert_device(
@@ -205,7 +152,7 @@ async def upsert_device(
                 platform = EXCLUDED.platform, device_model = EXCLUDED.device_model,
                 os_version = EXCLUDED.os_version, app_version = EXCLUDED.app_version,
                 active = true, last_used_at = EXCLUDED.last_used_at, updated_at = {_NOW}
-            RETURNING {DEVICE_COLUMNS}, (xmax = 0) AS created""",
+            RETURNING {devices.columns}, (xmax = 0) AS created""",
         device_id,
         user_id,
         values["device_token"],
@@ -230,122 +177,15 @@ async def _release_token_elsewhere(conn: asyncpg.Connection, token: str, user_id
     )
 
 
-async def get_device(conn: asyncpg.Connection, device_id: uuid.UUID, owner: uuid.UUID | None) -> Row | None:
-    """A device, if it belongs to ``owner`` (any owner when None)."""
-    return await conn.fetchrow(
-        f"""SELECT {DEVICE_COLUMNS} FROM user_devices
-            WHERE device_id = $1 AND ($2::uuid IS NULL OR user_id = $2)""",
-        device_id,
-        owner,
-    )
-
-
-async def list_devices(
-    conn: asyncpg.Connection, user_id: uuid.UUID, *, after: tuple[dt.datetime, uuid.UUID] | None, limit: int
-) -> list[Row]:
-    """A user's devices, newest first."""
-    return await fetch_all(
-        conn,
-        f"""SELECT {DEVICE_COLUMNS} FROM user_devices
-            WHERE user_id = $1 AND ($2::timestamp IS NULL OR (created_at, device_id) < ($2, $3))
-            ORDER BY created_at DESC, device_id DESC LIMIT $4""",
-        user_id,
-        after[0] if after else None,
-        after[1] if after else None,
-        limit + 1,
-    )
-
-
 async def update_device(
     conn: asyncpg.Connection, device_id: uuid.UUID, user_id: uuid.UUID, values: dict[str, Any]
 ) -> Row | None:
     """Apply ``values`` to the user's device."""
-    if not values:
-        return await get_device(conn, device_id, user_id)
-    sets, args = set_clause(values, 3)
-    row = await conn.fetchrow(
-        f"""UPDATE user_devices SET {sets} WHERE device_id = $1 AND user_id = $2
-            RETURNING {DEVICE_COLUMNS}""",
-        device_id,
-        user_id,
-        *args,
-    )
+    row = await devices.update(conn, device_id, user_id, values)
     # Registering and re-pointing a device follow one rule: an active token belongs to one account.
-    if row is not None and row["active"] and ("device_token" in values or values.get("active")):
+    if values and row is not None and row["active"] and ("device_token" in values or values.get("active")):
         await _release_token_elsewhere(conn, row["device_token"], user_id)
     return row
-
-
-async def deactivate_device(conn: asyncpg.Connection, device_id: uuid.UUID, user_id: uuid.UUID) -> bool:
-    """Stop pushing to the user's device; False if there is no such device."""
-    status = await conn.execute(
-        f"UPDATE user_devices SET active = false, updated_at = {_NOW} WHERE device_id = $1 AND user_id = $2",
-        device_id,
-        user_id,
-    )
-    return _count(status) == 1
-
-
-# --- Subscriptions -------------------------------------------------------------------------------
-
-
-async def insert_subscription(
-    conn: asyncpg.Connection, subscription_id: uuid.UUID, values: dict[str, Any]
-) -> Row:
-    """Insert a subscription; ``ForeignKeyViolationError`` if the user does not exist."""
-    cols = ["subscription_id", *values]
-    params = ", ".join(f"${i}" for i in range(1, len(cols) + 1))
-    return await conn.fetchrow(
-        f"INSERT INTO subscriptions ({', '.join(cols)}) VALUES ({params}) RETURNING {SUBSCRIPTION_COLUMNS}",
-        subscription_id,
-        *values.values(),
-    )
-
-
-async def get_subscription(
-    conn: asyncpg.Connection, subscription_id: uuid.UUID, owner: uuid.UUID | None, *, for_update: bool = False
-) -> Row | None:
-    """A subscription, if it belongs to ``owner`` (any owner when None)."""
-    lock = " FOR UPDATE" if for_update else ""
-    return await conn.fetchrow(
-        f"""SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions
-            WHERE subscription_id = $1 AND ($2::uuid IS NULL OR user_id = $2){lock}""",
-        subscription_id,
-        owner,
-    )
-
-
-async def list_subscriptions(
-    conn: asyncpg.Connection,
-    owner: uuid.UUID | None,
-    *,
-    after: tuple[dt.datetime, uuid.UUID] | None,
-    limit: int,
-) -> list[Row]:
-    """Subscriptions of ``owner`` (everyone's when None), newest first."""
-    return await fetch_all(
-        conn,
-        f"""SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions
-            WHERE ($1::uuid IS NULL OR user_id = $1)
-              AND ($2::timestamp IS NULL OR (created_at, subscription_id) < ($2, $3))
-            ORDER BY created_at DESC, subscription_id DESC LIMIT $4""",
-        owner,
-        after[0] if after else None,
-        after[1] if after else None,
-        limit + 1,
-    )
-
-
-async def update_subscription(
-    conn: asyncpg.Connection, subscription_id: uuid.UUID, values: dict[str, Any]
-) -> Row | None:
-    """Apply ``values`` to a subscription."""
-    sets, args = set_clause(values, 2)
-    return await conn.fetchrow(
-        f"UPDATE subscriptions SET {sets} WHERE subscription_id = $1 RETURNING {SUBSCRIPTION_COLUMNS}",
-        subscription_id,
-        *args,
-    )
 
 
 # --- Login throttle ------------------------------------------------------------------------------
@@ -405,11 +245,21 @@ async def clear_throttle(conn: asyncpg.Connection, key: str) -> None:
 
 async def purge_throttle(conn: asyncpg.Connection, before: dt.datetime, now: dt.datetime) -> int:
     """Delete counters whose window started before ``before`` and whose backoff is over."""
-    return _count(
+    return row_count(
         await conn.execute(
             """DELETE FROM login_throttle
                WHERE window_start < $1 AND (blocked_until IS NULL OR blocked_until <= $2)""",
             before,
             now,
         )
+    )
+
+
+async def auth_row(conn: asyncpg.Connection | asyncpg.Pool, user_id: uuid.UUID) -> Row | None:
+    """What authenticating a request needs of an account, in one query: role, status, email and the
+    token generation (the kernel's ``AccountLookup``)."""
+    return await conn.fetchrow(
+        """SELECT u.user_id, u.role, u.email, u.status, coalesce(v.token_version, 0) AS version
+           FROM users u LEFT JOIN user_token_versions v ON v.user_id = u.user_id WHERE u.user_id = $1""",
+        user_id,
     )

@@ -5,11 +5,10 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from litestar import Request, Response, delete, get, patch, post, put
+from litestar import Litestar, Request, Response, delete, get, patch, post, put
 from litestar.params import FromPath, FromQuery, JSONBody
 
-from core_api.accounts import owned, service
-from core_api.accounts.errors import UserNotFoundError
+from core_api.accounts import owned, repository, service
 from core_api.accounts.schemas import (
     AdminUserUpdate,
     DeviceOut,
@@ -26,10 +25,9 @@ from core_api.accounts.schemas import (
     UserOut,
     UserUpdate,
 )
-from kernel.auth import require_role
 from kernel.deps import CurrentUser, Db, DbConn
 from kernel.pagination import DEFAULT_PAGE_SIZE, CursorParam, LimitParam, Page
-from kernel.resources import ResourceController, list_scope, read_scope, request_ip
+from kernel.resources import ResourceController, request_ip
 
 __all__ = ["route_handlers"]
 
@@ -93,7 +91,7 @@ class MeController(ResourceController):
     @get("/", summary="The caller's profile")
     async def get_me(self, conn: DbConn, current_user: CurrentUser) -> UserOut:
         """The caller's profile (never the password hash)."""
-        return await service.get_user(conn, current_user.user_id)
+        return await service.get_user(conn, current_user, current_user.user_id)
 
     @patch("/", summary="Change the caller's profile")
     async def update_me(
@@ -118,14 +116,14 @@ class MeController(ResourceController):
     @get("/preferences", summary="The caller's preferences")
     async def get_preferences(self, conn: DbConn, current_user: CurrentUser) -> PreferencesOut:
         """Language, time zone and notification/theme settings."""
-        return await owned.get_preferences(conn, current_user.user_id)
+        return await owned.get_preferences(conn, current_user)
 
     @put("/preferences", summary="Save the caller's preferences")
     async def put_preferences(
         self, data: JSONBody[PreferencesUpdate], conn: DbConn, current_user: CurrentUser
     ) -> PreferencesOut:
         """Store the given fields (language and time zone are validated); omitted ones are kept."""
-        return await owned.put_preferences(conn, current_user.user_id, data)
+        return await owned.put_preferences(conn, current_user, data)
 
     @get("/devices", summary="The caller's devices")
     async def list_devices(
@@ -136,14 +134,14 @@ class MeController(ResourceController):
         limit: LimitParam = DEFAULT_PAGE_SIZE,
     ) -> Page[DeviceOut]:
         """Registered push devices, newest first."""
-        return await owned.list_devices(conn, current_user.user_id, cursor=cursor, limit=limit)
+        return await owned.devices.list(conn, current_user, cursor=cursor, limit=limit)
 
     @post("/devices", summary="Register or refresh a push token")
     async def register_device(
         self, data: JSONBody[DeviceRegister], conn: DbConn, current_user: CurrentUser
     ) -> Response[DeviceOut]:
         """201 for a new token, 200 when an existing one is refreshed (reactivated, versions updated)."""
-        device, created = await owned.register_device(conn, current_user.user_id, data)
+        device, created = await owned.register_device(conn, current_user, data)
         return Response(device, status_code=201 if created else 200)
 
     @get("/devices/{device_id:uuid}", summary="One of the caller's devices")
@@ -151,7 +149,7 @@ class MeController(ResourceController):
         self, device_id: FromPath[uuid.UUID], conn: DbConn, current_user: CurrentUser
     ) -> DeviceOut:
         """A device of the caller (404 for anyone else's)."""
-        return await owned.get_device(conn, current_user.user_id, device_id)
+        return await owned.devices.get(conn, current_user, device_id)
 
     @patch("/devices/{device_id:uuid}", summary="Change one of the caller's devices")
     async def update_device(
@@ -162,14 +160,14 @@ class MeController(ResourceController):
         current_user: CurrentUser,
     ) -> DeviceOut:
         """New token, versions, or ``active``."""
-        return await owned.update_device(conn, current_user.user_id, device_id, data)
+        return await owned.update_device(conn, current_user, device_id, data)
 
     @delete("/devices/{device_id:uuid}", summary="Deactivate one of the caller's devices")
     async def deactivate_device(
         self, device_id: FromPath[uuid.UUID], conn: DbConn, current_user: CurrentUser
     ) -> None:
         """Stop pushes to the device (``active`` = false; the row is kept)."""
-        await owned.deactivate_device(conn, current_user.user_id, device_id)
+        await owned.deactivate_device(conn, current_user, device_id)
 
     @get("/subscriptions", summary="The caller's subscriptions")
     async def list_subscriptions(
@@ -180,14 +178,14 @@ class MeController(ResourceController):
         limit: LimitParam = DEFAULT_PAGE_SIZE,
     ) -> Page[SubscriptionOut]:
         """The caller's subscriptions, newest first."""
-        return await owned.list_subscriptions(conn, current_user.user_id, cursor=cursor, limit=limit)
+        return await owned.my_subscriptions.list(conn, current_user, cursor=cursor, limit=limit)
 
     @get("/subscriptions/{subscription_id:uuid}", summary="One of the caller's subscriptions")
     async def get_subscription(
         self, subscription_id: FromPath[uuid.UUID], conn: DbConn, current_user: CurrentUser
     ) -> SubscriptionOut:
         """A subscription of the caller."""
-        return await owned.get_subscription(conn, current_user.user_id, subscription_id)
+        return await owned.my_subscriptions.get(conn, current_user, subscription_id)
 
 
 class UsersController(ResourceController):
@@ -205,18 +203,14 @@ class UsersController(ResourceController):
         limit: LimitParam = DEFAULT_PAGE_SIZE,
     ) -> Page[UserOut]:
         """Every account, newest first."""
-        require_role(current_user, "admin")
-        return await service.list_users(conn, cursor=cursor, limit=limit)
+        return await service.list_users(conn, current_user, cursor=cursor, limit=limit)
 
     @get("/{user_id:uuid}", summary="An account (admins: any; others: their own)")
     async def get_user(
         self, user_id: FromPath[uuid.UUID], conn: DbConn, current_user: CurrentUser
     ) -> UserOut:
         """An account's profile."""
-        scope = read_scope(current_user)
-        if scope is not None and scope != user_id:
-            raise UserNotFoundError("No such user.")
-        return await service.get_user(conn, user_id)
+        return await service.get_user(conn, current_user, user_id)
 
     @patch("/{user_id:uuid}", summary="Change an account's role, status or tier (admin)")
     async def update_user(
@@ -228,9 +222,6 @@ class UsersController(ResourceController):
         request: Request[Any, Any, Any],
     ) -> UserOut:
         """Role and status changes are written to the audit log."""
-        if not current_user.has_role("admin") and user_id != current_user.user_id:
-            raise UserNotFoundError("No such user.")
-        require_role(current_user, "admin")
         return await service.admin_update_user(conn, current_user, user_id, data, request_ip(request))
 
 
@@ -245,8 +236,7 @@ class SubscriptionsController(ResourceController):
         self, data: JSONBody[SubscriptionCreate], conn: DbConn, current_user: CurrentUser
     ) -> SubscriptionOut:
         """A new subscription row for ``user_id``."""
-        require_role(current_user, "admin")
-        return await owned.create_subscription(conn, data)
+        return await owned.create_subscription(conn, current_user, data)
 
     @get("/", summary="Subscriptions (admins: everyone's, or one user's; others: their own)")
     async def list_all(
@@ -258,15 +248,14 @@ class SubscriptionsController(ResourceController):
         limit: LimitParam = DEFAULT_PAGE_SIZE,
     ) -> Page[SubscriptionOut]:
         """Newest first; ``user_id`` filters (admins only; anyone else sees only their own)."""
-        scope = list_scope(current_user, user_id)
-        return await owned.list_subscriptions(conn, scope, cursor=cursor, limit=limit)
+        return await owned.subscriptions.list(conn, current_user, cursor=cursor, limit=limit, user_id=user_id)
 
     @get("/{subscription_id:uuid}", summary="A subscription (admins: any; others: their own)")
     async def get_one(
         self, subscription_id: FromPath[uuid.UUID], conn: DbConn, current_user: CurrentUser
     ) -> SubscriptionOut:
         """One subscription."""
-        return await owned.get_subscription(conn, read_scope(current_user), subscription_id)
+        return await owned.subscriptions.get(conn, current_user, subscription_id)
 
     @patch("/{subscription_id:uuid}", summary="Change a subscription (admin)")
     async def update(
@@ -277,11 +266,12 @@ class SubscriptionsController(ResourceController):
         current_user: CurrentUser,
     ) -> SubscriptionOut:
         """Plan, status, dates, renewal and payment fields."""
-        if not current_user.has_role("admin"):
-            # Visibility before permission: a stranger's subscription is not found, one's own is forbidden.
-            await owned.get_subscription(conn, current_user.user_id, subscription_id)
-            require_role(current_user, "admin")
-        return await owned.update_subscription(conn, subscription_id, data)
+        return await owned.update_subscription(conn, current_user, subscription_id, data)
 
 
 route_handlers: list[Any] = [AuthController, MeController, UsersController, SubscriptionsController]
+
+
+async def on_startup(app: Litestar) -> None:
+    """Register the account lookup every authenticated request makes (the kernel's ``load_auth_user``)."""
+    app.state.account_lookup = repository.auth_row

@@ -7,7 +7,6 @@ login hash outside any transaction: their routes hold no connection while argon2
 
 from __future__ import annotations
 
-import datetime as dt
 import ipaddress
 import logging
 import uuid
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
+from core_api import notifications
 from core_api.accounts import repository as repo
 from core_api.accounts import throttle
 from core_api.accounts.emails import normalize_email
@@ -33,12 +33,12 @@ from core_api.accounts.schemas import (
     UserOut,
     UserUpdate,
 )
-from core_api.notifications import service as notifications
 from kernel import audit
-from kernel.auth import AuthUser, create_access_token, needs_rehash
+from kernel.auth import AuthUser, create_access_token, needs_rehash, require_role
 from kernel.db import uuid7
 from kernel.errors import ConflictError, DomainError, ValidationError
-from kernel.pagination import Page, decode_cursor, make_page
+from kernel.owned import OwnedResource
+from kernel.pagination import Page
 from kernel.resources import changes, to_struct
 
 if TYPE_CHECKING:
@@ -65,6 +65,7 @@ __all__ = [
     "reserve_registration",
     "set_role",
     "update_me",
+    "users",
 ]
 
 _log = logging.getLogger("corp_astro.accounts")
@@ -98,7 +99,7 @@ async def create_account(
     try:
         # A savepoint, so a duplicate leaves the caller's transaction usable (the CLI reports it).
         async with conn.transaction():
-            row = await repo.insert_user(conn, user_id, values)
+            row = await repo.users.insert(conn, {"user_id": user_id, **values})
     except asyncpg.UniqueViolationError as exc:
         raise EmailTakenError("An account with this email already exists.") from exc
     await repo.insert_preferences(conn, uuid7(), user_id)
@@ -232,12 +233,12 @@ async def logout(conn: asyncpg.Connection, user: AuthUser, ip: str | None) -> No
 # --- The caller's account ------------------------------------------------------------------------
 
 
-async def get_user(conn: asyncpg.Connection, user_id: uuid.UUID) -> UserOut:
-    """A user's profile."""
-    row = await repo.get_user(conn, user_id)
-    if row is None:
-        raise UserNotFoundError("No such user.")
-    return to_struct(UserOut, row)
+users = OwnedResource(repo.users, UserOut, UserNotFoundError, "No such user.")
+
+
+async def get_user(conn: asyncpg.Connection, caller: AuthUser, user_id: uuid.UUID) -> UserOut:
+    """An account's profile: admins may read any, anyone else only their own (404 for the rest)."""
+    return await users.get(conn, caller, user_id)
 
 
 async def update_me(
@@ -263,10 +264,7 @@ async def update_me(
             subject_id=str(user.user_id),
             ip_address=_inet(ip),
         )
-    row = await repo.update_user(conn, user.user_id, values)
-    if row is None:
-        raise UserNotFoundError("No such user.")
-    return to_struct(UserOut, row)
+    return users.found(await repo.users.update(conn, user.user_id, None, values))
 
 
 async def erase_account(
@@ -298,23 +296,24 @@ async def erase_account(
 # --- Administration ------------------------------------------------------------------------------
 
 
-async def list_users(conn: asyncpg.Connection, *, cursor: str | None, limit: int) -> Page[UserOut]:
+async def list_users(
+    conn: asyncpg.Connection, caller: AuthUser, *, cursor: str | None, limit: int
+) -> Page[UserOut]:
     """Every account, newest first (admin)."""
-    after = decode_cursor(cursor, tuple[dt.datetime, uuid.UUID])
-    rows = await repo.list_users(conn, after=after, limit=limit)
-    return make_page(
-        [to_struct(UserOut, r) for r in rows], limit, lambda u: (_naive(u.created_at), u.user_id)
-    )
-
-
-def _naive(value: dt.datetime) -> dt.datetime:
-    return value.replace(tzinfo=None)
+    require_role(caller, "admin")
+    return await users.list(conn, caller, cursor=cursor, limit=limit)
 
 
 async def admin_update_user(
     conn: asyncpg.Connection, admin: AuthUser, user_id: uuid.UUID, data: AdminUserUpdate, ip: str | None
 ) -> UserOut:
-    """Change another account's role, status or tier; role and status changes are audited."""
+    """Change an account's role, status or tier (admin); role and status changes are audited.
+
+    Visibility before permission: a non-admin naming another account gets 404, their own 403.
+    """
+    if not admin.has_role("admin") and user_id != admin.user_id:
+        raise UserNotFoundError("No such user.")
+    require_role(admin, "admin")
     values = changes(data)
     if user_id == admin.user_id and ("role" in values or "status" in values):
         raise ConflictError(
@@ -323,7 +322,7 @@ async def admin_update_user(
     before = await conn.fetchrow("SELECT role, status FROM users WHERE user_id = $1 FOR UPDATE", user_id)
     if before is None:
         raise UserNotFoundError("No such user.")
-    row = await repo.update_user(conn, user_id, values)
+    row = await repo.users.update(conn, user_id, None, values)
     if "status" in values and values["status"] != before["status"]:
         # A suspended account's tokens must not come back to life when it is reactivated.
         await repo.bump_token_version(conn, user_id)
@@ -350,7 +349,7 @@ async def set_role(conn: asyncpg.Connection, email: str, role: str, *, via: str)
     if row is None:
         raise UserNotFoundError(f"No account with email {email!r}.")
     if row["role"] != role:
-        await repo.update_user(conn, row["user_id"], {"role": role})
+        await repo.users.update(conn, row["user_id"], None, {"role": role})
         await audit.record(
             conn,
             "role_changed",

@@ -18,7 +18,7 @@ from core_api.businesses.schemas import (
 )
 from kernel.deps import CurrentUser, DbConn
 from kernel.pagination import DEFAULT_PAGE_SIZE, CursorParam, LimitParam, Page
-from kernel.resources import NO_NUL, ResourceController, list_scope, read_scope
+from kernel.resources import NO_NUL, ResourceController, changes
 
 __all__ = ["route_handlers"]
 
@@ -37,7 +37,7 @@ class BusinessesController(ResourceController):
         self, data: JSONBody[BusinessCreate], conn: DbConn, current_user: CurrentUser
     ) -> BusinessOut:
         """A new business owned by the caller."""
-        return await service.create_business(conn, current_user.user_id, data)
+        return await service.create_business(conn, current_user, data)
 
     @get("/", summary="List businesses")
     async def list_all(
@@ -49,15 +49,14 @@ class BusinessesController(ResourceController):
         limit: LimitParam = DEFAULT_PAGE_SIZE,
     ) -> Page[BusinessOut]:
         """The caller's businesses, newest first (admins: everyone's, or ``user_id``'s)."""
-        scope = list_scope(current_user, user_id)
-        return await service.list_businesses(conn, scope, cursor=cursor, limit=limit)
+        return await service.businesses.list(conn, current_user, cursor=cursor, limit=limit, user_id=user_id)
 
     @get("/{business_id:uuid}", summary="A business")
     async def get_one(
         self, business_id: FromPath[uuid.UUID], conn: DbConn, current_user: CurrentUser
     ) -> BusinessOut:
         """One business (404 if it is someone else's)."""
-        return await service.get_business(conn, read_scope(current_user), business_id)
+        return await service.businesses.get(conn, current_user, business_id)
 
     @patch("/{business_id:uuid}", summary="Change a business")
     async def update(
@@ -68,12 +67,12 @@ class BusinessesController(ResourceController):
         current_user: CurrentUser,
     ) -> BusinessOut:
         """Change the given fields of one of the caller's businesses."""
-        return await service.update_business(conn, current_user.user_id, business_id, data)
+        return await service.businesses.update(conn, current_user, business_id, changes(data))
 
     @delete("/{business_id:uuid}", summary="Delete a business")
     async def remove(self, business_id: FromPath[uuid.UUID], conn: DbConn, current_user: CurrentUser) -> None:
         """Delete one of the caller's businesses with its analyses; its reports stay, unlinked."""
-        await service.delete_business(conn, current_user.user_id, business_id)
+        await service.businesses.delete(conn, current_user, business_id)
 
     @get("/{business_id:uuid}/analyses", summary="List a business's analyses")
     async def list_analyses(
@@ -88,7 +87,7 @@ class BusinessesController(ResourceController):
         """Analyses newest first, optionally of one ``analysis_type``."""
         return await service.list_analyses(
             conn,
-            read_scope(current_user),
+            current_user,
             business_id,
             analysis_type=analysis_type,
             cursor=cursor,
@@ -104,7 +103,7 @@ class BusinessesController(ResourceController):
         current_user: CurrentUser,
     ) -> AnalysisOut:
         """A new analysis under one of the caller's businesses."""
-        return await service.create_analysis(conn, current_user.user_id, business_id, data)
+        return await service.create_analysis(conn, current_user, business_id, data)
 
 
 route_handlers: list[Any] = [BusinessesController]

@@ -6,6 +6,8 @@ import datetime as dt
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from core_api.notifications.models import Notification, ScheduledNotification
+from kernel.owned import OwnedTable, row_count
 from kernel.resources import fetch_all
 
 if TYPE_CHECKING:
@@ -16,65 +18,23 @@ __all__ = [
     "cancel_schedule",
     "claim_due",
     "count_unread",
-    "get_notification",
-    "get_schedule",
+    "delete_user_schedules",
     "insert_notifications",
-    "insert_schedule",
-    "list_notifications",
-    "list_schedules",
     "mark_all_read",
     "mark_read",
     "mark_schedules_sent",
+    "notifications",
+    "schedules",
 ]
 
-NOTIFICATION_COLUMNS = """notification_id, user_id, title, body, data, type, status, read, sent_at, read_at,
-    created_at, updated_at"""
-SCHEDULE_COLUMNS = "schedule_id, user_id, title, body, data, scheduled_time, status, created_at, updated_at"
+notifications = OwnedTable(Notification.__table__)
+# Scheduled notifications are listed soonest first.
+schedules = OwnedTable(ScheduledNotification.__table__, order="scheduled_time", descending=False)
 _NOW = "(now() AT TIME ZONE 'UTC')"
 Row = Any  # asyncpg.Record
-Key = tuple[dt.datetime, uuid.UUID]
 
 
 # --- Notifications -------------------------------------------------------------------------------
-
-
-async def list_notifications(
-    conn: asyncpg.Connection,
-    owner: uuid.UUID | None,
-    *,
-    unread: bool | None,
-    type_: str | None,
-    after: Key | None,
-    limit: int,
-) -> list[Row]:
-    """Notifications of ``owner`` (everyone's when None), newest first, filtered."""
-    return await fetch_all(
-        conn,
-        f"""SELECT {NOTIFICATION_COLUMNS} FROM notifications
-            WHERE ($1::uuid IS NULL OR user_id = $1)
-              AND ($2::boolean IS NULL OR read = NOT $2)
-              AND ($3::text IS NULL OR type = $3)
-              AND ($4::timestamp IS NULL OR (created_at, notification_id) < ($4, $5))
-            ORDER BY created_at DESC, notification_id DESC LIMIT $6""",
-        owner,
-        unread,
-        type_,
-        after[0] if after else None,
-        after[1] if after else None,
-        limit + 1,
-    )
-
-
-async def get_notification(
-    conn: asyncpg.Connection, notification_id: uuid.UUID, owner: uuid.UUID | None
-) -> Row | None:
-    """A notification of ``owner`` (any owner when None)."""
-    return await conn.fetchrow(
-        f"""SELECT {NOTIFICATION_COLUMNS} FROM notifications
-            WHERE notification_id = $1 AND ($2::uuid IS NULL OR user_id = $2)""",
-        notification_id,
-        owner,
-    )
 
 
 async def count_unread(conn: asyncpg.Connection, user_id: uuid.UUID) -> int:
@@ -90,7 +50,7 @@ async def mark_read(conn: asyncpg.Connection, notification_id: uuid.UUID, user_i
     return await conn.fetchrow(
         f"""UPDATE notifications SET read = true, read_at = COALESCE(read_at, {_NOW}),
                updated_at = CASE WHEN read THEN updated_at ELSE {_NOW} END
-            WHERE notification_id = $1 AND user_id = $2 RETURNING {NOTIFICATION_COLUMNS}""",
+            WHERE notification_id = $1 AND user_id = $2 RETURNING {notifications.columns}""",
         notification_id,
         user_id,
     )
@@ -103,7 +63,7 @@ async def mark_all_read(conn: asyncpg.Connection, user_id: uuid.UUID) -> int:
             WHERE user_id = $1 AND NOT read""",
         user_id,
     )
-    return int(status.rsplit(" ", 1)[-1])
+    return row_count(status)
 
 
 async def insert_notifications(conn: asyncpg.Connection, rows: list[tuple[Any, ...]]) -> None:
@@ -118,53 +78,6 @@ async def insert_notifications(conn: asyncpg.Connection, rows: list[tuple[Any, .
 # --- Scheduled notifications ---------------------------------------------------------------------
 
 
-async def insert_schedule(
-    conn: asyncpg.Connection, schedule_id: uuid.UUID, user_id: uuid.UUID, values: dict[str, Any]
-) -> Row:
-    """Insert a pending scheduled notification."""
-    return await conn.fetchrow(
-        f"""INSERT INTO scheduled_notifications (schedule_id, user_id, title, body, data, scheduled_time)
-            VALUES ($1, $2, $3, $4, $5, $6) RETURNING {SCHEDULE_COLUMNS}""",
-        schedule_id,
-        user_id,
-        values["title"],
-        values["body"],
-        values["data"],
-        values["scheduled_time"],
-    )
-
-
-async def get_schedule(
-    conn: asyncpg.Connection, schedule_id: uuid.UUID, owner: uuid.UUID | None
-) -> Row | None:
-    """A scheduled notification of ``owner`` (any owner when None)."""
-    return await conn.fetchrow(
-        f"""SELECT {SCHEDULE_COLUMNS} FROM scheduled_notifications
-            WHERE schedule_id = $1 AND ($2::uuid IS NULL OR user_id = $2)""",
-        schedule_id,
-        owner,
-    )
-
-
-async def list_schedules(
-    conn: asyncpg.Connection, owner: uuid.UUID | None, *, status: str | None, after: Key | None, limit: int
-) -> list[Row]:
-    """Scheduled notifications of ``owner`` (everyone's when None), soonest first."""
-    return await fetch_all(
-        conn,
-        f"""SELECT {SCHEDULE_COLUMNS} FROM scheduled_notifications
-            WHERE ($1::uuid IS NULL OR user_id = $1)
-              AND ($2::text IS NULL OR status = $2)
-              AND ($3::timestamp IS NULL OR (scheduled_time, schedule_id) > ($3, $4))
-            ORDER BY scheduled_time, schedule_id LIMIT $5""",
-        owner,
-        status,
-        after[0] if after else None,
-        after[1] if after else None,
-        limit + 1,
-    )
-
-
 async def cancel_schedule(conn: asyncpg.Connection, schedule_id: uuid.UUID, user_id: uuid.UUID) -> Row | None:
     """Cancel the user's pending scheduled notification.
 
@@ -173,7 +86,7 @@ async def cancel_schedule(conn: asyncpg.Connection, schedule_id: uuid.UUID, user
     """
     return await conn.fetchrow(
         f"""UPDATE scheduled_notifications SET status = 'cancelled', updated_at = {_NOW}
-            WHERE schedule_id = $1 AND user_id = $2 AND status = 'pending' RETURNING {SCHEDULE_COLUMNS}""",
+            WHERE schedule_id = $1 AND user_id = $2 AND status = 'pending' RETURNING {schedules.columns}""",
         schedule_id,
         user_id,
     )
@@ -187,7 +100,7 @@ async def claim_due(conn: asyncpg.Connection, now: dt.datetime, limit: int) -> l
     """
     return await fetch_all(
         conn,
-        f"""SELECT {SCHEDULE_COLUMNS} FROM scheduled_notifications
+        f"""SELECT {schedules.columns} FROM scheduled_notifications
             WHERE status = 'pending' AND scheduled_time <= $1
             ORDER BY scheduled_time LIMIT $2 FOR UPDATE SKIP LOCKED""",
         now,
@@ -216,4 +129,4 @@ async def active_devices(conn: asyncpg.Connection, user_ids: list[uuid.UUID]) ->
 async def delete_user_schedules(conn: asyncpg.Connection, user_id: uuid.UUID) -> int:
     """Delete a user's scheduled notifications; the number deleted."""
     status: str = await conn.execute("DELETE FROM scheduled_notifications WHERE user_id = $1", user_id)
-    return int(status.rsplit(" ", 1)[-1])
+    return row_count(status)

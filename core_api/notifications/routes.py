@@ -20,7 +20,7 @@ from core_api.notifications.schemas import (
 )
 from kernel.deps import CurrentUser, DbConn
 from kernel.pagination import DEFAULT_PAGE_SIZE, CursorParam, LimitParam, Page
-from kernel.resources import NO_NUL, ResourceController, list_scope, read_scope
+from kernel.resources import NO_NUL, ResourceController, changes
 
 __all__ = ["on_startup", "route_handlers"]
 
@@ -45,34 +45,33 @@ class NotificationsController(ResourceController):
         limit: LimitParam = DEFAULT_PAGE_SIZE,
     ) -> Page[NotificationOut]:
         """Newest first; ``unread=true`` keeps unread ones, ``type`` one type."""
-        scope = list_scope(current_user, user_id)
         return await service.list_notifications(
-            conn, scope, unread=unread, type_=type_, cursor=cursor, limit=limit
+            conn, current_user, user_id=user_id, unread=unread, type_=type_, cursor=cursor, limit=limit
         )
 
     @get("/unread-count", summary="How many notifications are unread")
     async def unread_count(self, conn: DbConn, current_user: CurrentUser) -> UnreadCount:
         """The caller's unread count."""
-        return UnreadCount(unread=await service.count_unread(conn, current_user.user_id))
+        return UnreadCount(unread=await service.count_unread(conn, current_user))
 
     @post("/read-all", status_code=200, summary="Mark every notification read")
     async def read_all(self, conn: DbConn, current_user: CurrentUser) -> ReadAllResult:
         """Marks all the caller's unread notifications read."""
-        return ReadAllResult(updated=await service.mark_all_read(conn, current_user.user_id))
+        return ReadAllResult(updated=await service.mark_all_read(conn, current_user))
 
     @get("/{notification_id:uuid}", summary="A notification")
     async def get_one(
         self, notification_id: FromPath[uuid.UUID], conn: DbConn, current_user: CurrentUser
     ) -> NotificationOut:
         """One notification (404 if it is someone else's)."""
-        return await service.get_notification(conn, read_scope(current_user), notification_id)
+        return await service.inbox.get(conn, current_user, notification_id)
 
     @post("/{notification_id:uuid}/read", status_code=200, summary="Mark a notification read")
     async def mark_read(
         self, notification_id: FromPath[uuid.UUID], conn: DbConn, current_user: CurrentUser
     ) -> NotificationOut:
         """Sets ``read`` and ``read_at`` (kept from the first time)."""
-        return await service.mark_read(conn, current_user.user_id, notification_id)
+        return await service.mark_read(conn, current_user, notification_id)
 
 
 class ScheduledNotificationsController(ResourceController):
@@ -86,7 +85,7 @@ class ScheduledNotificationsController(ResourceController):
         self, data: JSONBody[ScheduledCreate], conn: DbConn, current_user: CurrentUser
     ) -> ScheduledOut:
         """A notification for the caller at ``scheduled_time`` (in the future, within two years)."""
-        return await service.create_schedule(conn, current_user.user_id, data)
+        return await service.schedules.create(conn, current_user.user_id, changes(data))
 
     @get("/", summary="List scheduled notifications")
     async def list_all(
@@ -99,27 +98,28 @@ class ScheduledNotificationsController(ResourceController):
         limit: LimitParam = DEFAULT_PAGE_SIZE,
     ) -> Page[ScheduledOut]:
         """Soonest first, optionally of one ``status``."""
-        scope = list_scope(current_user, user_id)
-        return await service.list_schedules(conn, scope, status=status, cursor=cursor, limit=limit)
+        return await service.list_schedules(
+            conn, current_user, user_id=user_id, status=status, cursor=cursor, limit=limit
+        )
 
     @get("/{schedule_id:uuid}", summary="A scheduled notification")
     async def get_one(
         self, schedule_id: FromPath[uuid.UUID], conn: DbConn, current_user: CurrentUser
     ) -> ScheduledOut:
         """One scheduled notification (404 if it is someone else's)."""
-        return await service.get_schedule(conn, read_scope(current_user), schedule_id)
+        return await service.schedules.get(conn, current_user, schedule_id)
 
     @post("/{schedule_id:uuid}/cancel", status_code=200, summary="Cancel a scheduled notification")
     async def cancel(
         self, schedule_id: FromPath[uuid.UUID], conn: DbConn, current_user: CurrentUser
     ) -> ScheduledOut:
         """Cancel a pending one; 409 if it was already sent or cancelled."""
-        return await service.cancel_schedule(conn, current_user.user_id, schedule_id)
+        return await service.cancel_schedule(conn, current_user, schedule_id)
 
     @delete("/{schedule_id:uuid}", summary="Cancel a scheduled notification")
     async def remove(self, schedule_id: FromPath[uuid.UUID], conn: DbConn, current_user: CurrentUser) -> None:
         """The same as ``POST .../cancel`` (the row is kept with ``status`` = cancelled)."""
-        await service.cancel_schedule(conn, current_user.user_id, schedule_id)
+        await service.cancel_schedule(conn, current_user, schedule_id)
 
 
 async def on_startup(app: Litestar) -> None:

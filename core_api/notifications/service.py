@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import uuid
 from collections import defaultdict
@@ -17,11 +16,11 @@ from core_api.notifications.errors import (
     ScheduleNotPendingError,
 )
 from core_api.notifications.push import PushMessage, PushProvider, PushTarget
-from core_api.notifications.schemas import NotificationOut, ScheduledCreate, ScheduledOut
-from kernel.auth import utcnow
+from core_api.notifications.schemas import NotificationOut, ScheduledOut
+from kernel.auth import AuthUser, utcnow
 from kernel.db import uuid7
-from kernel.pagination import Page, decode_cursor, make_page
-from kernel.resources import changes, to_struct
+from kernel.owned import OwnedResource
+from kernel.pagination import Page
 
 if TYPE_CHECKING:
     from kernel.db import Database
@@ -31,27 +30,27 @@ __all__ = [
     "SCHEDULED_TYPE",
     "cancel_schedule",
     "count_unread",
-    "create_schedule",
     "deliver_batch",
     "deliver_due",
-    "get_notification",
-    "get_schedule",
+    "inbox",
     "list_notifications",
     "list_schedules",
     "mark_all_read",
     "mark_read",
     "notify",
+    "schedules",
 ]
 
 _log = logging.getLogger("corp_astro.notifications")
-_Key = tuple[dt.datetime, uuid.UUID]
 DELIVERY_BATCH = 100
 # The notification type given to delivered schedules (the seed's scheduled_notifications has no type).
 SCHEDULED_TYPE = "scheduled"
 
 
-def _naive(value: dt.datetime) -> dt.datetime:
-    return value.replace(tzinfo=None)
+inbox = OwnedResource(repo.notifications, NotificationOut, NotificationNotFoundError, "No such notification.")
+schedules = OwnedResource(
+    repo.schedules, ScheduledOut, ScheduleNotFoundError, "No such scheduled notification."
+)
 
 
 # --- Inbox ---------------------------------------------------------------------------------------
@@ -59,93 +58,59 @@ def _naive(value: dt.datetime) -> dt.datetime:
 
 async def list_notifications(
     conn: asyncpg.Connection,
-    scope: uuid.UUID | None,
+    user: AuthUser,
     *,
+    user_id: uuid.UUID | None,
     unread: bool | None,
     type_: str | None,
     cursor: str | None,
     limit: int,
 ) -> Page[NotificationOut]:
-    """Notifications visible in ``scope``, newest first; ``unread`` and ``type_`` filter."""
-    rows = await repo.list_notifications(
-        conn, scope, unread=unread, type_=type_, after=decode_cursor(cursor, _Key), limit=limit
-    )
-    items = [to_struct(NotificationOut, r) for r in rows]
-    return make_page(items, limit, lambda n: (_naive(n.created_at), n.notification_id))
+    """Notifications ``user`` may read, newest first; ``unread`` and ``type_`` filter."""
+    filters = [("read = NOT {}", unread), ("type = {}", type_)]
+    return await inbox.list(conn, user, cursor=cursor, limit=limit, user_id=user_id, filters=filters)
 
 
-async def get_notification(
-    conn: asyncpg.Connection, scope: uuid.UUID | None, notification_id: uuid.UUID
-) -> NotificationOut:
-    """A notification visible in ``scope``."""
-    row = await repo.get_notification(conn, notification_id, scope)
-    if row is None:
-        raise NotificationNotFoundError("No such notification.")
-    return to_struct(NotificationOut, row)
-
-
-async def count_unread(conn: asyncpg.Connection, user_id: uuid.UUID) -> int:
+async def count_unread(conn: asyncpg.Connection, user: AuthUser) -> int:
     """The caller's unread notifications."""
-    return await repo.count_unread(conn, user_id)
+    return await repo.count_unread(conn, user.user_id)
 
 
-async def mark_read(
-    conn: asyncpg.Connection, user_id: uuid.UUID, notification_id: uuid.UUID
-) -> NotificationOut:
+async def mark_read(conn: asyncpg.Connection, user: AuthUser, notification_id: uuid.UUID) -> NotificationOut:
     """Mark one of the caller's notifications read (idempotent)."""
-    row = await repo.mark_read(conn, notification_id, user_id)
-    if row is None:
-        raise NotificationNotFoundError("No such notification.")
-    return to_struct(NotificationOut, row)
+    return inbox.found(await repo.mark_read(conn, notification_id, user.user_id))
 
 
-async def mark_all_read(conn: asyncpg.Connection, user_id: uuid.UUID) -> int:
+async def mark_all_read(conn: asyncpg.Connection, user: AuthUser) -> int:
     """Mark all of the caller's notifications read; how many changed."""
-    return await repo.mark_all_read(conn, user_id)
+    return await repo.mark_all_read(conn, user.user_id)
 
 
 # --- Scheduled notifications ---------------------------------------------------------------------
 
 
-async def create_schedule(
-    conn: asyncpg.Connection, user_id: uuid.UUID, data: ScheduledCreate
-) -> ScheduledOut:
-    """Schedule a notification for the caller."""
-    row = await repo.insert_schedule(conn, uuid7(), user_id, changes(data))
-    return to_struct(ScheduledOut, row)
-
-
 async def list_schedules(
-    conn: asyncpg.Connection, scope: uuid.UUID | None, *, status: str | None, cursor: str | None, limit: int
+    conn: asyncpg.Connection,
+    user: AuthUser,
+    *,
+    user_id: uuid.UUID | None,
+    status: str | None,
+    cursor: str | None,
+    limit: int,
 ) -> Page[ScheduledOut]:
-    """Scheduled notifications visible in ``scope``, soonest first."""
-    rows = await repo.list_schedules(
-        conn, scope, status=status, after=decode_cursor(cursor, _Key), limit=limit
-    )
-    items = [to_struct(ScheduledOut, r) for r in rows]
-    return make_page(items, limit, lambda s: (_naive(s.scheduled_time), s.schedule_id))
+    """Scheduled notifications ``user`` may read, soonest first, optionally of one ``status``."""
+    filters = [("status = {}", status)]
+    return await schedules.list(conn, user, cursor=cursor, limit=limit, user_id=user_id, filters=filters)
 
 
-async def get_schedule(
-    conn: asyncpg.Connection, scope: uuid.UUID | None, schedule_id: uuid.UUID
-) -> ScheduledOut:
-    """A scheduled notification visible in ``scope``."""
-    row = await repo.get_schedule(conn, schedule_id, scope)
-    if row is None:
-        raise ScheduleNotFoundError("No such scheduled notification.")
-    return to_struct(ScheduledOut, row)
-
-
-async def cancel_schedule(
-    conn: asyncpg.Connection, user_id: uuid.UUID, schedule_id: uuid.UUID
-) -> ScheduledOut:
+async def cancel_schedule(conn: asyncpg.Connection, user: AuthUser, schedule_id: uuid.UUID) -> ScheduledOut:
     """Cancel one of the caller's pending scheduled notifications (409 once sent or cancelled)."""
-    row = await repo.cancel_schedule(conn, schedule_id, user_id)
+    row = await repo.cancel_schedule(conn, schedule_id, user.user_id)
     if row is not None:
-        return to_struct(ScheduledOut, row)
-    existing = await repo.get_schedule(conn, schedule_id, user_id)
+        return schedules.to_out(row)
+    existing = await repo.schedules.get(conn, schedule_id, user.user_id)
     if existing is None:
-        raise ScheduleNotFoundError("No such scheduled notification.")
+        raise schedules.not_found()
     raise ScheduleNotPendingError(f"The scheduled notification is already {existing['status']}.")
 
 

@@ -1,106 +1,23 @@
-"""SQL of the reports domain."""
+"""SQL of the reports domain: reports are ``kernel.owned`` rows; sections are replaced as a whole."""
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from kernel.resources import fetch_all, set_clause
+from core_api.reports.models import Report, ReportSection
+from kernel.owned import OwnedTable, columns
+from kernel.resources import fetch_all
 
 if TYPE_CHECKING:
     import asyncpg
 
-__all__ = [
-    "delete_report",
-    "get_report",
-    "insert_report",
-    "list_reports",
-    "list_sections",
-    "replace_sections",
-    "update_report",
-]
+__all__ = ["SECTION_COLUMNS", "list_sections", "replace_sections", "reports"]
 
-REPORT_COLUMNS = """report_id, user_id, business_id, report_type, title, summary, generated_date,
-    period_start, period_end, status, created_at, updated_at"""
-SECTION_COLUMNS = 'section_id, report_id, title, content, "order", created_at, updated_at'
+# Lists are "most recently generated first".
+reports = OwnedTable(Report.__table__, order="generated_date")
+SECTION_COLUMNS = columns(ReportSection.__table__)
 Row = Any  # asyncpg.Record
-
-
-async def insert_report(
-    conn: asyncpg.Connection, report_id: uuid.UUID, user_id: uuid.UUID, values: dict[str, Any]
-) -> Row:
-    """Insert a report owned by ``user_id``."""
-    cols = ["report_id", "user_id", *values]
-    params = ", ".join(f"${i}" for i in range(1, len(cols) + 1))
-    return await conn.fetchrow(
-        f"INSERT INTO reports ({', '.join(cols)}) VALUES ({params}) RETURNING {REPORT_COLUMNS}",
-        report_id,
-        user_id,
-        *values.values(),
-    )
-
-
-async def get_report(
-    conn: asyncpg.Connection, report_id: uuid.UUID, owner: uuid.UUID | None, *, for_update: bool = False
-) -> Row | None:
-    """A report of ``owner`` (any owner when None)."""
-    lock = " FOR UPDATE" if for_update else ""
-    return await conn.fetchrow(
-        f"""SELECT {REPORT_COLUMNS} FROM reports
-            WHERE report_id = $1 AND ($2::uuid IS NULL OR user_id = $2){lock}""",
-        report_id,
-        owner,
-    )
-
-
-async def list_reports(
-    conn: asyncpg.Connection,
-    owner: uuid.UUID | None,
-    *,
-    report_type: str | None,
-    status: str | None,
-    generated_from: dt.date | None,
-    generated_to: dt.date | None,
-    after: tuple[dt.date, uuid.UUID] | None,
-    limit: int,
-) -> list[Row]:
-    """Reports of ``owner`` (everyone's when None), most recently generated first, filtered."""
-    return await fetch_all(
-        conn,
-        f"""SELECT {REPORT_COLUMNS} FROM reports
-            WHERE ($1::uuid IS NULL OR user_id = $1)
-              AND ($2::text IS NULL OR report_type = $2)
-              AND ($3::text IS NULL OR status = $3)
-              AND ($4::date IS NULL OR generated_date >= $4)
-              AND ($5::date IS NULL OR generated_date <= $5)
-              AND ($6::date IS NULL OR (generated_date, report_id) < ($6, $7))
-            ORDER BY generated_date DESC, report_id DESC LIMIT $8""",
-        owner,
-        report_type,
-        status,
-        generated_from,
-        generated_to,
-        after[0] if after else None,
-        after[1] if after else None,
-        limit + 1,
-    )
-
-
-async def update_report(conn: asyncpg.Connection, report_id: uuid.UUID, values: dict[str, Any]) -> Row:
-    """Apply ``values`` to a report (already checked to be the caller's and locked)."""
-    sets, args = set_clause(values, 2)
-    return await conn.fetchrow(
-        f"UPDATE reports SET {sets} WHERE report_id = $1 RETURNING {REPORT_COLUMNS}", report_id, *args
-    )
-
-
-async def delete_report(conn: asyncpg.Connection, report_id: uuid.UUID, user_id: uuid.UUID) -> bool:
-    """Delete the user's report (its sections cascade)."""
-    status = await conn.execute(
-        "DELETE FROM reports WHERE report_id = $1 AND user_id = $2", report_id, user_id
-    )
-    return bool(status == "DELETE 1")
 
 
 async def list_sections(conn: asyncpg.Connection, report_id: uuid.UUID) -> list[Row]:

@@ -10,10 +10,17 @@ from litestar import delete, get, patch, post
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from core_api.reports import service
-from core_api.reports.schemas import ReportCreate, ReportOut, ReportStatus, ReportSummary, ReportUpdate
+from core_api.reports.schemas import (
+    ReportCreate,
+    ReportFilters,
+    ReportOut,
+    ReportStatus,
+    ReportSummary,
+    ReportUpdate,
+)
 from kernel.deps import CurrentUser, DbConn
 from kernel.pagination import DEFAULT_PAGE_SIZE, CursorParam, LimitParam, Page
-from kernel.resources import NO_NUL, ResourceController, list_scope, read_scope
+from kernel.resources import NO_NUL, ResourceController
 
 __all__ = ["route_handlers"]
 
@@ -33,7 +40,7 @@ class ReportsController(ResourceController):
         self, data: JSONBody[ReportCreate], conn: DbConn, current_user: CurrentUser
     ) -> ReportOut:
         """A new report; ``business_id`` must be one of the caller's businesses."""
-        return await service.create_report(conn, current_user.user_id, data)
+        return await service.create_report(conn, current_user, data)
 
     @get("/", summary="List reports")
     async def list_all(
@@ -49,16 +56,9 @@ class ReportsController(ResourceController):
         limit: LimitParam = DEFAULT_PAGE_SIZE,
     ) -> Page[ReportSummary]:
         """Most recently generated first; filters on type, status and a ``generated_date`` range."""
-        scope = list_scope(current_user, user_id)
+        filters = ReportFilters(report_type, status, generated_from, generated_to)
         return await service.list_reports(
-            conn,
-            scope,
-            report_type=report_type,
-            status=status,
-            generated_from=generated_from,
-            generated_to=generated_to,
-            cursor=cursor,
-            limit=limit,
+            conn, current_user, user_id=user_id, filters=filters, cursor=cursor, limit=limit
         )
 
     @get("/{report_id:uuid}", summary="A report with its sections")
@@ -66,7 +66,7 @@ class ReportsController(ResourceController):
         self, report_id: FromPath[uuid.UUID], conn: DbConn, current_user: CurrentUser
     ) -> ReportOut:
         """One report, sections in ``order``."""
-        return await service.get_report(conn, read_scope(current_user), report_id)
+        return await service.get_report(conn, current_user, report_id)
 
     @patch("/{report_id:uuid}", summary="Change a report")
     async def update(
@@ -77,12 +77,12 @@ class ReportsController(ResourceController):
         current_user: CurrentUser,
     ) -> ReportOut:
         """Change the given fields; ``sections`` replaces every section."""
-        return await service.update_report(conn, current_user.user_id, report_id, data)
+        return await service.update_report(conn, current_user, report_id, data)
 
     @delete("/{report_id:uuid}", summary="Delete a report")
     async def remove(self, report_id: FromPath[uuid.UUID], conn: DbConn, current_user: CurrentUser) -> None:
         """Delete one of the caller's reports and its sections."""
-        await service.delete_report(conn, current_user.user_id, report_id)
+        await service.reports.delete(conn, current_user, report_id)
 
 
 route_handlers: list[Any] = [ReportsController]

@@ -14,6 +14,7 @@ from kernel.resources import NO_NUL, Name, Name50, Text
 __all__ = [
     "MAX_SECTIONS",
     "ReportCreate",
+    "ReportFilters",
     "ReportOut",
     "ReportStatus",
     "ReportSummary",
@@ -112,3 +113,12 @@ class ReportOut(ReportSummary):
     """A report with its sections in display order."""
 
     sections: list[SectionOut] = []
+
+
+class ReportFilters(msgspec.Struct, frozen=True):
+    """The filters of ``GET /v1/reports`` (None: not filtered)."""
+
+    report_type: str | None = None
+    status: ReportStatus | None = None
+    generated_from: dt.date | None = None
+    generated_to: dt.date | None = None

@@ -12,18 +12,21 @@ from core_api.reports import repository as repo
 from core_api.reports.errors import ReportBusinessNotFoundError, ReportNotFoundError
 from core_api.reports.schemas import (
     ReportCreate,
+    ReportFilters,
     ReportOut,
     ReportSummary,
     ReportUpdate,
     SectionIn,
     SectionOut,
 )
+from kernel.auth import AuthUser
 from kernel.db import uuid7
 from kernel.errors import ValidationError
-from kernel.pagination import Page, decode_cursor, make_page
+from kernel.owned import OwnedResource
+from kernel.pagination import Page
 from kernel.resources import changes, to_struct
 
-__all__ = ["create_report", "delete_report", "get_report", "list_reports", "update_report"]
+__all__ = ["ReportFilters", "create_report", "get_report", "list_reports", "reports", "update_report"]
 
 
 async def _check_business(
@@ -47,61 +50,57 @@ def _with_sections(report: object, sections: list[object]) -> ReportOut:
     return out
 
 
-async def create_report(conn: asyncpg.Connection, user_id: uuid.UUID, data: ReportCreate) -> ReportOut:
+reports = OwnedResource(repo.reports, ReportSummary, ReportNotFoundError, "No such report.")
+
+
+async def create_report(conn: asyncpg.Connection, user: AuthUser, data: ReportCreate) -> ReportOut:
     """Create a report for the caller, with its sections, in one transaction."""
-    await _check_business(conn, user_id, data.business_id)
+    await _check_business(conn, user.user_id, data.business_id)
     values = changes(data, exclude=("sections",))
     values.setdefault("generated_date", dt.datetime.now(dt.UTC).date())
     report_id = uuid7()
-    row = await repo.insert_report(conn, report_id, user_id, values)
+    row = await repo.reports.insert(conn, {"report_id": report_id, "user_id": user.user_id, **values})
     sections = await repo.replace_sections(conn, report_id, _section_rows(data.sections))
     return _with_sections(row, sections)
 
 
-async def get_report(conn: asyncpg.Connection, scope: uuid.UUID | None, report_id: uuid.UUID) -> ReportOut:
-    """A report visible in ``scope``, with its sections in order."""
-    row = await repo.get_report(conn, report_id, scope)
+async def get_report(conn: asyncpg.Connection, user: AuthUser, report_id: uuid.UUID) -> ReportOut:
+    """A report ``user`` may read, with its sections in order."""
+    row = await repo.reports.get(conn, report_id, reports.scope(user))
     if row is None:
-        raise ReportNotFoundError("No such report.")
+        raise reports.not_found()
     return _with_sections(row, await repo.list_sections(conn, report_id))
 
 
 async def list_reports(
     conn: asyncpg.Connection,
-    scope: uuid.UUID | None,
+    user: AuthUser,
     *,
-    report_type: str | None,
-    status: str | None,
-    generated_from: dt.date | None,
-    generated_to: dt.date | None,
+    user_id: uuid.UUID | None,
+    filters: ReportFilters,
     cursor: str | None,
     limit: int,
 ) -> Page[ReportSummary]:
-    """Reports visible in ``scope``, most recently generated first (without sections)."""
-    rows = await repo.list_reports(
-        conn,
-        scope,
-        report_type=report_type,
-        status=status,
-        generated_from=generated_from,
-        generated_to=generated_to,
-        after=decode_cursor(cursor, tuple[dt.date, uuid.UUID]),
-        limit=limit,
-    )
-    items = [to_struct(ReportSummary, r) for r in rows]
-    return make_page(items, limit, lambda r: (r.generated_date, r.report_id))
+    """Reports ``user`` may read, most recently generated first (without sections), filtered."""
+    conditions = [
+        ("report_type = {}", filters.report_type),
+        ("status = {}", filters.status),
+        ("generated_date >= {}", filters.generated_from),
+        ("generated_date <= {}", filters.generated_to),
+    ]
+    return await reports.list(conn, user, cursor=cursor, limit=limit, user_id=user_id, filters=conditions)
 
 
 async def update_report(
-    conn: asyncpg.Connection, user_id: uuid.UUID, report_id: uuid.UUID, data: ReportUpdate
+    conn: asyncpg.Connection, user: AuthUser, report_id: uuid.UUID, data: ReportUpdate
 ) -> ReportOut:
     """Change one of the caller's reports; ``sections``, when given, replaces all of them."""
-    current = await repo.get_report(conn, report_id, user_id, for_update=True)
+    current = await repo.reports.get(conn, report_id, user.user_id, lock="FOR UPDATE")
     if current is None:
-        raise ReportNotFoundError("No such report.")
+        raise reports.not_found()
     values = changes(data, exclude=("sections",))
     if isinstance(values.get("business_id"), uuid.UUID):
-        await _check_business(conn, user_id, values["business_id"])
+        await _check_business(conn, user.user_id, values["business_id"])
     start = values.get("period_start", current["period_start"])
     end = values.get("period_end", current["period_end"])
     if start is not None and end is not None and end < start:
@@ -109,17 +108,15 @@ async def update_report(
             "The report's period would end before it starts.",
             details=[{"field": "period_end", "message": "Must not be before period_start."}],
         )
-    row = await repo.update_report(conn, report_id, values) if values else current
+    replaced = isinstance(data.sections, list)
+    # New sections alone still move the report's ``updated_at``.
+    row = (
+        await repo.reports.update(conn, report_id, None, values, touch=replaced)
+        if values or replaced
+        else current
+    )
     if isinstance(data.sections, list):
         sections = await repo.replace_sections(conn, report_id, _section_rows(data.sections))
-        if not values:
-            row = await repo.update_report(conn, report_id, {})
     else:
         sections = await repo.list_sections(conn, report_id)
     return _with_sections(row, sections)
-
-
-async def delete_report(conn: asyncpg.Connection, user_id: uuid.UUID, report_id: uuid.UUID) -> None:
-    """Delete one of the caller's reports with its sections."""
-    if not await repo.delete_report(conn, report_id, user_id):
-        raise ReportNotFoundError("No such report.")

@@ -14,6 +14,7 @@ from litestar.testing import AsyncTestClient
 from core_api.notifications import service
 from core_api.notifications.errors import ScheduleNotPendingError
 from core_api.notifications.push import PushMessage
+from kernel.auth import AuthUser
 from kernel.db import Database
 from tests.integration.core.conftest import Actor
 
@@ -217,7 +218,8 @@ async def test_cancel_racing_delivery_never_both(
         # block this test's event loop while it waits for the lock).
         async with db.transaction() as request_conn:
             try:
-                await service.cancel_schedule(request_conn, alice.user_id, schedule_id)
+                caller = AuthUser(alice.user_id, "user", alice.email)
+                await service.cancel_schedule(request_conn, caller, schedule_id)
             except Exception as exc:
                 return exc
         return None
