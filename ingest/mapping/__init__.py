@@ -1,0 +1,27 @@
+"""Segment messages to COPY-ready rows: the mapping of the ingest hot path, validated event by event.
+
+- ``columns``: the COPY column order, read from ``ingest.models`` at import;
+- ``values``: field-level pieces (identities, timestamps, property text, generated ids);
+- ``batch``: what a request contributes (``RequestInfo``) and what mapping it gives (``Batch``);
+- ``events``: one message to its rows, and a request's messages to a ``Batch``.
+"""
+
+from __future__ import annotations
+
+from ingest.mapping.batch import Batch, Rejection, RequestInfo
+from ingest.mapping.columns import EVENT_COLUMNS, PROPERTY_COLUMNS, USER_ID_SLOT
+from ingest.mapping.events import VALID_TYPES, map_events
+from ingest.mapping.values import derive_event_id, parse_timestamp
+
+__all__ = [
+    "EVENT_COLUMNS",
+    "PROPERTY_COLUMNS",
+    "USER_ID_SLOT",
+    "VALID_TYPES",
+    "Batch",
+    "Rejection",
+    "RequestInfo",
+    "derive_event_id",
+    "map_events",
+    "parse_timestamp",
+]
