@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from experiments.schemas import ResultsOut
 
 __all__ = ["register"]
 
@@ -23,10 +29,7 @@ def _ci(ci: tuple[float, float] | None, pct: bool) -> str:
     return f"[{_pct(ci[0])}, {_pct(ci[1])}]" if pct else f"[{ci[0]:+.4f}, {ci[1]:+.4f}]"
 
 
-async def _results(name: str, alpha: float, mde: float, power: float) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
+async def _load(name: str, alpha: float, mde: float, power: float) -> ResultsOut:
     from experiments import service
     from kernel.db import Database, resolve_database_url
     from kernel.errors import DomainError
@@ -36,16 +39,16 @@ async def _results(name: str, alpha: float, mde: float, power: float) -> None:
     await db.open()
     try:
         async with db.transaction() as conn:
-            res = await service.results(conn, name, alpha=alpha, mde=mde, power=power)
+            return await service.results(conn, name, alpha=alpha, mde=mde, power=power)
     except DomainError as exc:
         raise click.ClickException(exc.message) from exc
     finally:
         await db.close()
 
-    console = Console()
-    console.print(
-        f"[bold]{res.experiment}[/bold]  status={res.status}  control={res.control}  phase={res.phase}  alpha={res.alpha}"
-    )
+
+def _variants_table(res: ResultsOut) -> Table:
+    from rich.table import Table
+
     variants = Table(title="Variants")
     for col in ("variant", "users", "conversions", "rate", "expected share"):
         variants.add_column(col, justify="left" if col == "variant" else "right")
@@ -57,7 +60,12 @@ async def _results(name: str, alpha: float, mde: float, power: float) -> None:
             _pct(v.conversion_rate).lstrip("+") if v.conversion_rate is not None else "—",
             f"{v.expected_share * 100:.2f}%",
         )
-    console.print(variants)
+    return variants
+
+
+def _comparisons_table(res: ResultsOut) -> Table:
+    from rich.table import Table
+
     comparisons = Table(
         title=f"Against {res.control} (Welch t-test; Holm-adjusted across {len(res.comparisons)})"
     )
@@ -87,7 +95,19 @@ async def _results(name: str, alpha: float, mde: float, power: float) -> None:
             _fmt(c.chance_to_beat_control, ".3f"),
             _fmt(c.sequential_p_value),
         )
-    console.print(comparisons)
+    return comparisons
+
+
+async def _results(name: str, alpha: float, mde: float, power: float) -> None:
+    from rich.console import Console
+
+    res = await _load(name, alpha, mde, power)
+    console = Console()
+    console.print(
+        f"[bold]{res.experiment}[/bold]  status={res.status}  control={res.control}  phase={res.phase}  alpha={res.alpha}"
+    )
+    console.print(_variants_table(res))
+    console.print(_comparisons_table(res))
     for c in res.comparisons:
         if c.note:
             console.print(f"{c.variant}: {c.note}")

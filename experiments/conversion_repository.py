@@ -70,15 +70,16 @@ async def convertible_tests(conn: asyncpg.Connection) -> list[asyncpg.Record]:
 
 # Per test (a LATERAL, so each test's bounds reach its index scan and prune partitions at run time):
 # goal events ingested since the watermark, at or after the test's earliest assignment and before the
-# end of its end date. Each assignment takes the earliest such event at or after its own assigned_at,
+# end of its end date. MATERIALIZED: the plan must start from the new events, never from a test's
+# assignments probing each user's events (the whole history). Each assignment takes the earliest such event at or after its own assigned_at,
 # unless it already holds an earlier conversion (the WHERE is rechecked on a row the API converted
 # concurrently, so the earlier time wins either way).
 _CONVERT_GOALS = """
 WITH scan AS (
     SELECT * FROM unnest($1::uuid[], $2::text[], $3::timestamp[], $4::timestamp[], $5::timestamp[])
         AS s(test_id, goal_event, since, earliest, until)
-), firsts AS (
-    SELECT a.assignment_id, min(e."timestamp") AS first_at
+), ev AS MATERIALIZED (
+    SELECT s.test_id, e.user_id, e."timestamp"
     FROM scan s
     CROSS JOIN LATERAL (
         SELECT ev.user_id, ev."timestamp" FROM analytics_events ev
@@ -88,7 +89,10 @@ WITH scan AS (
           AND ev."timestamp" < coalesce(s.until, 'infinity'::timestamp)
           AND ev.user_id IS NOT NULL
     ) e
-    JOIN ab_test_assignments a ON a.test_id = s.test_id AND a.user_id = e.user_id AND e."timestamp" >= a.assigned_at
+), firsts AS (
+    SELECT a.assignment_id, min(ev."timestamp") AS first_at
+    FROM ev
+    JOIN ab_test_assignments a ON a.test_id = ev.test_id AND a.user_id = ev.user_id AND ev."timestamp" >= a.assigned_at
     GROUP BY a.assignment_id
 )
 UPDATE ab_test_assignments a SET converted = true, converted_at = f.first_at

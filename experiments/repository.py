@@ -110,17 +110,22 @@ async def insert_experiment(
     end_date: dt.date | None,
     goal_event: str | None,
     variants: Sequence[tuple[str, str | None, decimal.Decimal, bool]],
-) -> uuid.UUID:
-    """Insert a test, its variants (in order) and their phase-1 weights; raises UniqueViolationError."""
-    test_id: uuid.UUID = await conn.fetchval(
+) -> uuid.UUID | None:
+    """Insert a test, its variants (in order) and their phase-1 weights; None if the name is taken.
+
+    ON CONFLICT rather than a caught error: the request's transaction stays usable without a savepoint.
+    """
+    test_id: uuid.UUID | None = await conn.fetchval(
         """INSERT INTO ab_tests (name, description, start_date, end_date, goal_event)
-           VALUES ($1, $2, $3, $4, $5) RETURNING test_id""",
+           VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING test_id""",
         name,
         description,
         start_date,
         end_date,
         goal_event,
     )
+    if test_id is None:
+        return None
     await conn.execute(
         """
         WITH v AS (

@@ -87,21 +87,17 @@ async def create_experiment(conn: asyncpg.Connection, data: ExperimentCreate, ac
     control = data.control if data.control is not None else data.variants[0].name
     if control not in {v.name for v in data.variants}:
         raise InvalidExperiment(f"control {control!r} is not one of the variants.")
-    try:
-        async with conn.transaction():  # a savepoint: a duplicate name leaves the request usable
-            test_id = await repo.insert_experiment(
-                conn,
-                name=data.name,
-                description=data.description,
-                start_date=data.start_date,
-                end_date=data.end_date,
-                goal_event=data.goal_event,
-                variants=[
-                    (v.name, v.description, v.traffic_percentage, v.name == control) for v in data.variants
-                ],
-            )
-    except asyncpg.UniqueViolationError as exc:
-        raise DuplicateExperiment(data.name) from exc
+    test_id = await repo.insert_experiment(
+        conn,
+        name=data.name,
+        description=data.description,
+        start_date=data.start_date,
+        end_date=data.end_date,
+        goal_event=data.goal_event,
+        variants=[(v.name, v.description, v.traffic_percentage, v.name == control) for v in data.variants],
+    )
+    if test_id is None:
+        raise DuplicateExperiment(data.name)
     await audit.record(
         conn,
         "experiment_created",
