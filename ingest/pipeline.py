@@ -170,42 +170,56 @@ class Pipeline:
     # --- Flusher ----------------------------------------------------------------------------------
 
     async def _worker(self) -> None:
+        while await self._await_work():
+            await self._flush(self._take())
+
+    async def _await_work(self) -> bool:
+        """Wait until something is queued; False once closing with nothing left to flush."""
         cfg = self._config
-        linger = cfg.flush_linger_ms / 1000.0
         while True:
             while not self._queue:
                 if self._closing:
-                    return
+                    return False
                 self._wake.clear()
                 await self._wake.wait()
-            if linger > 0 and self._queued_events < cfg.flush_max_events and not self._closing:
-                # Let concurrent requests join this flush: one transaction (and one WAL flush) for all.
-                await asyncio.sleep(linger)
-                if not self._queue:
-                    continue
-            take: list[_Pending] = []
-            count = 0
-            while self._queue and (not take or count + len(self._queue[0].batch) <= cfg.flush_max_events):
-                pending = self._queue.popleft()
-                take.append(pending)
-                count += len(pending.batch)
-            self._queued_events -= count
-            try:
-                await self._write_isolating([(p, 0, len(p.batch)) for p in take])
-            except asyncio.CancelledError:
-                # Stopped mid-flush (shutdown): whether it committed is unknown, so "not committed, retry";
-                # a retry of a committed message is a duplicate, never a second copy.
-                for p in take:
-                    p.unavailable = True
-                raise
-            except Exception:  # a bug must not kill the flusher; the requests get 503 and retry
-                _log.exception("ingest flush failed unexpectedly")
-                for p in take:
-                    p.unavailable = True
-            finally:
-                self._pending_events -= count
-                for p in take:
-                    self._resolve(p)
+            if self._closing or cfg.flush_linger_ms <= 0 or self._queued_events >= cfg.flush_max_events:
+                return True
+            # Let concurrent requests join this flush: one transaction (and one WAL flush) for all.
+            await asyncio.sleep(cfg.flush_linger_ms / 1000.0)
+            if self._queue:
+                return True
+
+    def _take(self) -> list[_Pending]:
+        """Dequeue whole requests up to ``flush_max_events`` (at least one request, however large)."""
+        limit = self._config.flush_max_events
+        take: list[_Pending] = []
+        count = 0
+        while self._queue and (not take or count + len(self._queue[0].batch) <= limit):
+            pending = self._queue.popleft()
+            take.append(pending)
+            count += len(pending.batch)
+        self._queued_events -= count
+        return take
+
+    async def _flush(self, take: list[_Pending]) -> None:
+        """Write ``take`` in one transaction (isolating poisoned rows), then answer each request."""
+        count = sum(len(p.batch) for p in take)
+        try:
+            await self._write_isolating([(p, 0, len(p.batch)) for p in take])
+        except asyncio.CancelledError:
+            # Stopped mid-flush (shutdown): whether it committed is unknown, so "not committed, retry";
+            # a retry of a committed message is a duplicate, never a second copy.
+            for p in take:
+                p.unavailable = True
+            raise
+        except Exception:  # a bug must not kill the flusher; the requests get 503 and retry
+            _log.exception("ingest flush failed unexpectedly")
+            for p in take:
+                p.unavailable = True
+        finally:
+            self._pending_events -= count
+            for p in take:
+                self._resolve(p)
 
     def _resolve(self, pending: _Pending) -> None:
         if pending.future.done():

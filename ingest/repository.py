@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ingest.mapping import EVENT_COLUMNS, PROPERTY_COLUMNS
+from ingest.models import AnalyticsEvent, ApiSource, EventProperty, IngestMessageId
 from kernel.auth import Source
 
 if TYPE_CHECKING:
@@ -26,17 +27,45 @@ __all__ = [
     "revoke_source",
 ]
 
+# Table and column names come from the models (``ingest.models``), read once at import: a renamed or
+# dropped column fails the import instead of a query. The statements stay plain SQL text built from them,
+# so the flush runs no ORM code.
+_EVENTS = AnalyticsEvent.__tablename__
+_PROPERTIES = EventProperty.__tablename__
+_LEDGER = IngestMessageId.__tablename__
+_SOURCES = ApiSource.__tablename__
+_E = AnalyticsEvent.__table__.c
+_L = IngestMessageId.__table__.c
+_S = ApiSource.__table__.c
+_LEDGER_COLUMNS: tuple[str, ...] = (_L.event_id.name,)
+# What a source row reads as everywhere: all but the key's hash (which never leaves the database).
+_SOURCE_OUT = ", ".join(c.name for c in ApiSource.__table__.columns if c.name != _S.key_hash.name)
+# The users table is core_api's; its name and key are read from the events' foreign key, not repeated.
+_USERS, _USER_KEY = next(iter(_E.user_id.foreign_keys)).target_fullname.split(".")
+
 # Sorted input: two flushes claiming overlapping ids take the unique-index locks in the same order, so
 # they wait for each other instead of deadlocking.
-_CLAIM = """
-INSERT INTO ingest_message_ids (event_id)
+_CLAIM = f"""
+INSERT INTO {_LEDGER} ({_L.event_id.name})
 SELECT id FROM unnest($1::uuid[]) AS t(id) ORDER BY id
-ON CONFLICT (event_id) DO NOTHING
-RETURNING event_id
+ON CONFLICT ({_L.event_id.name}) DO NOTHING
+RETURNING {_L.event_id.name}
 """
 # FOR KEY SHARE is the lock a foreign-key check takes: the users row cannot be deleted (or its key
 # changed) until the flush commits, and a user deleted before it is simply not found.
-_LOCK_USERS = "SELECT user_id FROM users WHERE user_id = ANY($1::uuid[]) FOR KEY SHARE"
+_LOCK_USERS = f"SELECT {_USER_KEY} FROM {_USERS} WHERE {_USER_KEY} = ANY($1::uuid[]) FOR KEY SHARE"
+_PRUNE = f"""DELETE FROM {_LEDGER} WHERE {_L.event_id.name} IN (
+               SELECT {_L.event_id.name} FROM {_LEDGER} WHERE {_L.first_seen_at.name} < $1 LIMIT $2)"""
+_INSERT_SOURCE = f"""INSERT INTO {_SOURCES} ({_S.name.name}, {_S.key_hash.name}, {_S.key_prefix.name}) VALUES ($1, $2, $3)
+           RETURNING {_SOURCE_OUT}"""
+_LIST_SOURCES = f"SELECT {_SOURCE_OUT} FROM {_SOURCES} ORDER BY {_S.created_at.name}, {_S.name.name}"
+_REVOKE_SOURCE = f"""UPDATE {_SOURCES} SET {_S.revoked_at.name} = COALESCE({_S.revoked_at.name}, CURRENT_TIMESTAMP)
+           WHERE {_S.source_id.name} = $1 RETURNING {_SOURCE_OUT}"""
+_UNLINK_USER = f"UPDATE {_EVENTS} SET {_E.user_id.name} = NULL WHERE {_E.user_id.name} = $1"
+_FIND_SOURCE = (
+    f"SELECT {_S.source_id.name}, {_S.name.name} FROM {_SOURCES} "
+    f"WHERE {_S.key_hash.name} = $1 AND {_S.revoked_at.name} IS NULL"
+)
 
 
 async def claim_event_ids(
@@ -57,10 +86,7 @@ async def copy_event_ids(conn: asyncpg.Connection, event_ids: Sequence[uuid.UUID
     Raises ``UniqueViolationError`` if any was seen before; the caller then falls back to the claim.
     """
     await conn.copy_records_to_table(
-        "ingest_message_ids",
-        records=[(i,) for i in sorted(event_ids)],
-        columns=("event_id",),
-        timeout=timeout,
+        _LEDGER, records=[(i,) for i in sorted(event_ids)], columns=_LEDGER_COLUMNS, timeout=timeout
     )
 
 
@@ -74,24 +100,17 @@ async def lock_known_users(
 
 async def copy_events(conn: asyncpg.Connection, rows: Sequence[tuple[Any, ...]], timeout: float) -> None:
     """Binary COPY of ``analytics_events`` rows (``ingest.mapping.EVENT_COLUMNS`` order)."""
-    await conn.copy_records_to_table("analytics_events", records=rows, columns=EVENT_COLUMNS, timeout=timeout)
+    await conn.copy_records_to_table(_EVENTS, records=rows, columns=EVENT_COLUMNS, timeout=timeout)
 
 
 async def copy_properties(conn: asyncpg.Connection, rows: Sequence[tuple[Any, ...]], timeout: float) -> None:
     """Binary COPY of ``event_properties`` rows (``ingest.mapping.PROPERTY_COLUMNS`` order)."""
-    await conn.copy_records_to_table(
-        "event_properties", records=rows, columns=PROPERTY_COLUMNS, timeout=timeout
-    )
+    await conn.copy_records_to_table(_PROPERTIES, records=rows, columns=PROPERTY_COLUMNS, timeout=timeout)
 
 
 async def prune_message_ids(conn: asyncpg.Connection, older_than: dt.datetime, limit: int) -> int:
     """Forget up to ``limit`` message ids first seen before ``older_than``; return how many."""
-    status: str = await conn.execute(
-        """DELETE FROM ingest_message_ids WHERE event_id IN (
-               SELECT event_id FROM ingest_message_ids WHERE first_seen_at < $1 LIMIT $2)""",
-        older_than,
-        limit,
-    )
+    status: str = await conn.execute(_PRUNE, older_than, limit)
     return int(status.split()[-1])
 
 
@@ -102,44 +121,30 @@ async def insert_source(
     conn: asyncpg.Connection, name: str, key_hash: bytes, key_prefix: str
 ) -> asyncpg.Record:
     """Create a source; return its row."""
-    row: asyncpg.Record = await conn.fetchrow(
-        """INSERT INTO api_sources (name, key_hash, key_prefix) VALUES ($1, $2, $3)
-           RETURNING source_id, name, key_prefix, created_at, revoked_at""",
-        name,
-        key_hash,
-        key_prefix,
-    )
+    row: asyncpg.Record = await conn.fetchrow(_INSERT_SOURCE, name, key_hash, key_prefix)
     return row
 
 
 async def list_sources(conn: asyncpg.Connection) -> list[asyncpg.Record]:
     """Every source, oldest first."""
-    rows: list[asyncpg.Record] = await conn.fetch(
-        "SELECT source_id, name, key_prefix, created_at, revoked_at FROM api_sources ORDER BY created_at, name"
-    )
+    rows: list[asyncpg.Record] = await conn.fetch(_LIST_SOURCES)
     return rows
 
 
 async def revoke_source(conn: asyncpg.Connection, source_id: uuid.UUID) -> asyncpg.Record | None:
     """Mark a source's key revoked (idempotent: the first revocation time is kept); None if unknown."""
-    row: asyncpg.Record | None = await conn.fetchrow(
-        """UPDATE api_sources SET revoked_at = COALESCE(revoked_at, CURRENT_TIMESTAMP)
-           WHERE source_id = $1 RETURNING source_id, name, key_prefix, created_at, revoked_at""",
-        source_id,
-    )
+    row: asyncpg.Record | None = await conn.fetchrow(_REVOKE_SOURCE, source_id)
     return row
 
 
 async def unlink_user(conn: asyncpg.Connection, user_id: uuid.UUID) -> int:
     """Set ``user_id`` NULL on the user's events (explicitly, not trusting the FK's SET NULL, which ingest
     may drop for COPY speed); the number unlinked."""
-    status: str = await conn.execute("UPDATE analytics_events SET user_id = NULL WHERE user_id = $1", user_id)
+    status: str = await conn.execute(_UNLINK_USER, user_id)
     return int(status.rsplit(" ", 1)[-1])
 
 
 async def find_active_source(pool: asyncpg.Pool, key_hash: bytes) -> Source | None:
     """The active source whose write key hashes to ``key_hash`` (the kernel's ``WriteKeyCache`` lookup)."""
-    row = await pool.fetchrow(
-        "SELECT source_id, name FROM api_sources WHERE key_hash = $1 AND revoked_at IS NULL", key_hash
-    )
+    row = await pool.fetchrow(_FIND_SOURCE, key_hash)
     return Source(source_id=row["source_id"], name=row["name"]) if row else None
