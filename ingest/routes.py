@@ -8,11 +8,8 @@ from typing import Any
 import msgspec
 from litestar import Litestar, MediaType, Request, Response, post
 
-from ingest import repository, service
-from ingest.body import read_body
-from ingest.config import IngestConfig
-from ingest.pipeline import Pipeline
-from kernel.auth import Source, WriteKeyCache, authenticate_caller, client_ip, forwarded_for, utcnow
+from ingest import service
+from kernel.auth import Source, authenticate_caller, client_ip, forwarded_for
 
 __all__ = ["on_shutdown", "on_startup", "route_handlers"]
 
@@ -26,50 +23,34 @@ async def on_startup(app: Litestar) -> None:
     # larger first-generation threshold collects the rows' garbage in fewer, cheaper passes.
     gc.freeze()
     gc.set_threshold(50_000, 20, 20)
-    config = IngestConfig.from_env()
+    collector = service.Collector.start(app.state.db)
     # Shared by every route that accepts an app's write key (ingest, experiment assignment).
-    app.state.write_keys = WriteKeyCache(repository.find_active_source)
-    pipeline = Pipeline(app.state.db, config)
-    pipeline.start()
-    app.state.ingest_config = config
-    app.state.ingest = pipeline
+    app.state.write_keys = collector.write_keys
+    app.state.ingest = collector
 
 
 async def on_shutdown(app: Litestar) -> None:
     """Flush what is queued, then stop."""
-    pipeline: Pipeline | None = getattr(app.state, "ingest", None)
-    if pipeline is not None:
-        await pipeline.close()
+    collector: service.Collector | None = getattr(app.state, "ingest", None)
+    if collector is not None:
+        await collector.close()
 
 
 async def _handle(request: Request[Any, Any, Any], call: str | None) -> Response[bytes]:
     state = request.app.state
-    config: IngestConfig = state.ingest_config
     headers = request.headers
     # A key in the Authorization header is checked before the body is read: a bad key costs nothing.
     caller = await authenticate_caller(state, headers.get("authorization"), bearer=False)
-    source: Source | None = caller if isinstance(caller, Source) else None
-    pipeline: Pipeline = state.ingest
-    pipeline.check_room()
-    body = await read_body(
+    peer = request.client.host if request.client else None
+    result = await service.collect(
+        state.ingest,
+        call,
+        caller if isinstance(caller, Source) else None,
         request.receive,
-        limit=config.max_body_bytes,
         content_encoding=headers.get("content-encoding"),
         content_length=headers.get("content-length"),
-    )
-    received_at = utcnow()
-    envelope = service.decode_request(body, call, config)
-    if source is None:
-        source = await state.write_keys.authenticate(state.db.pool, envelope.write_key)
-    peer = request.client.host if request.client else None
-    result = await service.ingest(
-        pipeline,
-        envelope,
-        source,
-        received_at=received_at,
         peer_ip=client_ip(peer, forwarded_for(headers), state.settings.trusted_proxies),
         user_agent=headers.get("user-agent"),
-        config=config,
     )
     return Response(content=_encoder.encode(result), status_code=200, media_type=MediaType.JSON)
 

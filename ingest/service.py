@@ -1,4 +1,8 @@
-"""Ingest use cases, free of HTTP: decode a Segment request, map and validate it, commit it; manage keys."""
+"""Ingest use cases, free of HTTP: take a Segment request (read, decode, authenticate, map, commit); keys.
+
+A request reads top to bottom in ``collect``: the body (``ingest.body``), the envelope (here), the rows
+(``ingest.mapping``), then the group commit (``ingest.pipeline``, which alone calls ``ingest.repository``).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from ingest import repository
+from ingest.body import read_body
+from ingest.config import IngestConfig
 from ingest.errors import (
     AllEventsRejected,
     BodyTooLarge,
@@ -18,18 +24,20 @@ from ingest.errors import (
     TooManyEvents,
 )
 from ingest.mapping import Batch, Rejection, RequestInfo, map_events
+from ingest.pipeline import Pipeline
 from ingest.schemas import BatchEnvelope, CreatedSource, IngestResponse, RejectedEvent, SourceOut
 from kernel import audit
-from kernel.auth import Source, WriteKeyCache, generate_write_key, hash_write_key
+from kernel.auth import Source, WriteKeyCache, generate_write_key, hash_write_key, utcnow
 
 if TYPE_CHECKING:
     import asyncpg
 
-    from ingest.config import IngestConfig
-    from ingest.pipeline import Pipeline
+    from kernel.db import Database
 
 __all__ = [
+    "Collector",
     "Envelope",
+    "collect",
     "create_source",
     "decode_request",
     "ingest",
@@ -40,6 +48,70 @@ __all__ = [
 _envelope_decoder = msgspec.json.Decoder(BatchEnvelope)
 _any_decoder = msgspec.json.Decoder()
 _encoder = msgspec.json.Encoder()
+
+
+@dataclass(frozen=True, slots=True)
+class Collector:
+    """One process's ingest: its limits, the write-key cache, the database and the group-commit writer."""
+
+    config: IngestConfig
+    write_keys: WriteKeyCache
+    db: Database
+    pipeline: Pipeline
+
+    @classmethod
+    def start(cls, db: Database) -> Collector:
+        """Read the configuration from the environment and start the pipeline's flushers."""
+        config = IngestConfig.from_env()
+        pipeline = Pipeline(db, config)
+        pipeline.start()
+        # The write-key cache is shared by every route that accepts an app's key (ingest, assignment).
+        return cls(config, WriteKeyCache(repository.find_active_source), db, pipeline)
+
+    async def close(self) -> None:
+        """Flush what is queued, then stop."""
+        await self.pipeline.close()
+
+
+async def collect(
+    collector: Collector,
+    call: str | None,
+    source: Source | None,
+    receive: Any,
+    *,
+    content_encoding: str | None,
+    content_length: str | None,
+    peer_ip: str | None,
+    user_agent: str | None,
+) -> IngestResponse:
+    """One Segment request, a batch (``call`` None) or a single call, from its body to its answer.
+
+    ``source`` is the caller named by the request's Authorization header, if any; otherwise the body's
+    ``writeKey`` must name one. ``receive`` is the request's ASGI ``receive``: the body is read here,
+    under the size limit, only once the queue is known to have room.
+    """
+    config = collector.config
+    # Under overload, refusing before reading and parsing keeps the CPU for requests that can commit.
+    collector.pipeline.check_room()
+    body = await read_body(
+        receive,
+        limit=config.max_body_bytes,
+        content_encoding=content_encoding,
+        content_length=content_length,
+    )
+    received_at = utcnow()
+    envelope = decode_request(body, call, config)
+    if source is None:
+        source = await collector.write_keys.authenticate(collector.db.pool, envelope.write_key)
+    return await ingest(
+        collector.pipeline,
+        envelope,
+        source,
+        received_at=received_at,
+        peer_ip=peer_ip,
+        user_agent=user_agent,
+        config=config,
+    )
 
 
 @dataclass(slots=True)
