@@ -92,7 +92,14 @@ WITH scan AS (
 ), firsts AS (
     SELECT a.assignment_id, min(ev."timestamp") AS first_at
     FROM ev
-    JOIN ab_test_assignments a ON a.test_id = ev.test_id AND a.user_id = ev.user_id AND ev."timestamp" >= a.assigned_at
+    CROSS JOIN LATERAL (
+        -- One probe of (test_id, user_id) per event (at most one row: LIMIT 1 keeps it a probe,
+        -- where a join could hash every assignment of the tests).
+        SELECT a.assignment_id, a.assigned_at FROM ab_test_assignments a
+        WHERE a.test_id = ev.test_id AND a.user_id = ev.user_id
+        LIMIT 1
+    ) a
+    WHERE ev."timestamp" >= a.assigned_at
     GROUP BY a.assignment_id
 )
 UPDATE ab_test_assignments a SET converted = true, converted_at = f.first_at

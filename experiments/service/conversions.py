@@ -16,7 +16,7 @@ from experiments.schemas import ConversionOut
 from experiments.service.common import ATTEMPTS, Caller, definition, may_act_for, utc
 from kernel.auth import utcnow
 
-__all__ = ["INGEST_OVERLAP", "convert_for", "convert_goal_events", "record_conversion"]
+__all__ = ["INGEST_OVERLAP", "convert_for", "convert_goal_events", "goal_scans", "record_conversion"]
 
 # How far before its watermark a run reads again. created_at is the start of ingest's flush
 # transaction, so rows of a transaction that began before the last run but committed after it carry an
@@ -70,17 +70,25 @@ def _scan(row: asyncpg.Record) -> conv_repo.GoalScan:
     )
 
 
+async def goal_scans(
+    conn: asyncpg.Connection,
+) -> tuple[list[conv_repo.GoalScan], list[tuple[uuid.UUID, str]]]:
+    """What the next run reads: a scan per convertible test with assignments, and every convertible test."""
+    tests = await conv_repo.convertible_tests(conn)
+    # A test without assignments has nothing to convert, and its watermark advances all the same: every
+    # event is judged against the assignments that exist when it is read (docs/conversions.md).
+    scans = [_scan(r) for r in tests if r["earliest"] is not None]
+    return scans, [(r["test_id"], r["goal_event"]) for r in tests]
+
+
 async def convert_goal_events(conn: asyncpg.Connection) -> int:
     """One incremental run of the goal-event rule; the number of assignments converted or moved earlier.
 
     Runs in ``conn``'s transaction: the conversions and the new watermarks commit together, so a failed
     run leaves the old watermarks and the next run reads the same events again.
     """
-    tests = await conv_repo.convertible_tests(conn)
-    # A test without assignments has nothing to convert, and its watermark advances all the same: every
-    # event is judged against the assignments that exist when it is read (docs/conversions.md).
-    scans = [_scan(r) for r in tests if r["earliest"] is not None]
+    scans, tests = await goal_scans(conn)
     changed = await conv_repo.convert_goal_events(conn, scans)
     if tests:
-        await conv_repo.save_watermarks(conn, [(r["test_id"], r["goal_event"]) for r in tests])
+        await conv_repo.save_watermarks(conn, tests)
     return changed

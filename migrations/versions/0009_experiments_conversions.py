@@ -44,11 +44,13 @@ def upgrade() -> None:
     # it is created here because the conversion job is its first reader. On the partitioned parent it
     # is created on every partition (and on partitions made later).
     op.create_index(
-        "ix_analytics_events_event_name_created_at", "analytics_events", ["event_name", "created_at"]
+        "ix_analytics_events_event_name_created_at_timestamp",
+        "analytics_events",
+        ["event_name", "created_at", "timestamp"],
     )
 
 
 def downgrade() -> None:
-    op.drop_index("ix_analytics_events_event_name_created_at", table_name="analytics_events")
+    op.drop_index("ix_analytics_events_event_name_created_at_timestamp", table_name="analytics_events")
     op.drop_index("ix_ab_test_assignments_test_id_assigned_at", table_name="ab_test_assignments")
     op.drop_table("experiment_conversion_watermarks")

@@ -127,7 +127,7 @@ async def client(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Any:
     """
     from kernel.app import create_app
 
-    async with AsyncTestClient(app=create_app(settings, ("ingest", "experiments"))) as c:
+    async with AsyncTestClient(app=create_app(settings, ("core_api.accounts", "ingest", "experiments"))) as c:
         yield c
 
 

@@ -174,7 +174,7 @@ async def test_a_new_goal_reads_the_past_once(conn: asyncpg.Connection) -> None:
 
 
 async def test_the_scan_uses_the_ingestion_index(conn: asyncpg.Connection) -> None:
-    """The events read are found through (event_name, created_at), bounded by event time too."""
+    """The events read are found through (event_name, created_at, timestamp) alone."""
     from experiments.conversion_repository import _CONVERT_GOALS
 
     test = await _test(conn)
@@ -188,7 +188,7 @@ async def test_the_scan_uses_the_ingestion_index(conn: asyncpg.Connection) -> No
                 "EXPLAIN " + _CONVERT_GOALS, [test[0]], ["purchase"], [NOW - INGEST_OVERLAP], [T0], [None]
             )
         )
-    # On each partition the index is named after it: analytics_events_p2026_11_event_name_created_at_idx.
+    # Each partition's copy is named after it: analytics_events_p2026_11_event_name_created_at_timestamp_idx.
     scans = [line for line in plan.splitlines() if "on analytics_events" in line]
     assert scans, plan
-    assert all("event_name_created_at" in line for line in scans), plan
+    assert all("event_name_created_at_timestamp" in line for line in scans), plan
