@@ -1,16 +1,13 @@
-"""Aggregation domain: scheduled Polars rollups, active users, goal-event conversions, Parquet exports.
+"""Aggregation domain: scheduled Polars rollups, active users, experiment daily counts, Parquet exports.
 
-The public functions below are the contract with ``retention`` (docs/schema.md, "Aggregation").
+The public functions below are the contract with ``retention`` (docs/schema.md, "Aggregation"). Importing
+the domain loads neither Polars nor anything else with a side effect: the jobs load Polars when they first
+compute (``aggregation.jobs``).
 """
 
 from __future__ import annotations
 
-from aggregation.memory import configure_allocators
-
-# Before anything imports Polars (nothing else in the app does).
-configure_allocators()
-
-from aggregation.repository import finalise_day, finalised_days  # noqa: E402
-from aggregation.service import rollup_day  # noqa: E402
+from aggregation.jobs import rollup_day
+from aggregation.repository import finalise_day, finalised_days
 
 __all__ = ["finalise_day", "finalised_days", "rollup_day"]

@@ -45,7 +45,7 @@ def _check_range(start: dt.datetime, end: dt.datetime) -> tuple[dt.date, dt.date
 )
 def aggregate(date_from: dt.datetime, date_to: dt.datetime, job: str) -> None:
     """Recompute rollups for every day in a range, whatever the ledger says (finalised days are skipped)."""
-    from aggregation.service import PeriodResult, aggregate_range
+    from aggregation.jobs import PeriodResult, aggregate_range
 
     start, end = _check_range(date_from, date_to)
     jobs = ("daily", "conversions") if job == "all" else (job,)
@@ -90,7 +90,9 @@ def export() -> None:
 def export_events(date_from: dt.datetime, date_to: dt.datetime, out: Path) -> None:
     """Write OUT/event_date=YYYY-MM-DD/*.parquet (zstd, UTC microseconds); re-running replaces days."""
     from aggregation.exports import write_dataset
+    from aggregation.memory import configure_allocators
 
+    configure_allocators()  # before the export's reads load Polars (through the ADBC driver)
     start, end = _check_range(date_from, date_to)
     url = resolve_database_url(get_settings())
     with _progress() as progress:

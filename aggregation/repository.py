@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -14,13 +13,10 @@ if TYPE_CHECKING:
 __all__ = [
     "Fingerprint",
     "LedgerRow",
-    "count_unfinished_exports",
     "day_fingerprints",
     "finalise_day",
     "finalised_days",
-    "get_export",
     "hour_fingerprints",
-    "insert_export",
     "ledger_rows",
     "load_people_sets",
     "prune_people_sets",
@@ -34,7 +30,6 @@ __all__ = [
     "replace_hourly",
     "replace_people_set",
     "retry_periods",
-    "update_export",
 ]
 
 DAY = dt.timedelta(days=1)
@@ -360,48 +355,3 @@ async def query_active_users(
         limit,
     )
     return rows
-
-
-# --- Exports -------------------------------------------------------------------------------------
-
-
-async def insert_export(
-    conn: asyncpg.Connection, export_id: uuid.UUID, user_id: uuid.UUID, start: dt.date, end: dt.date
-) -> asyncpg.Record:
-    """Create a pending export."""
-    row: asyncpg.Record = await conn.fetchrow(
-        """INSERT INTO exports (export_id, requested_by, date_from, date_to) VALUES ($1, $2, $3, $4)
-           RETURNING *""",
-        export_id,
-        user_id,
-        start,
-        end,
-    )
-    return row
-
-
-async def count_unfinished_exports(conn: asyncpg.Connection, user_id: uuid.UUID) -> int:
-    """Exports of this user still pending or running."""
-    n: int = await conn.fetchval(
-        "SELECT count(*) FROM exports WHERE requested_by = $1 AND status IN ('pending', 'running')", user_id
-    )
-    return n
-
-
-async def get_export(
-    conn: asyncpg.Connection, export_id: uuid.UUID, owner: uuid.UUID | None = None
-) -> asyncpg.Record | None:
-    """One export row; with ``owner``, only if that user requested it."""
-    row: asyncpg.Record | None = await conn.fetchrow(
-        "SELECT * FROM exports WHERE export_id = $1 AND ($2::uuid IS NULL OR requested_by = $2)",
-        export_id,
-        owner,
-    )
-    return row
-
-
-async def update_export(conn: asyncpg.Connection, export_id: uuid.UUID, **values: Any) -> None:
-    """Set columns of an export row (names are ours, never a client's)."""
-    names = list(values)
-    assignments = ", ".join(f"{name} = ${i + 2}" for i, name in enumerate(names))
-    await conn.execute(f"UPDATE exports SET {assignments} WHERE export_id = $1", export_id, *values.values())

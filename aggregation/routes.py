@@ -16,9 +16,10 @@ from litestar.background_tasks import BackgroundTask
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.response import File
 
-from aggregation import exports
+from aggregation import exports, jobs
 from aggregation import repository as repo
 from aggregation.errors import BadRange
+from aggregation.memory import configure_allocators
 from aggregation.schemas import ActiveUsersRow, EventRollupRow, ExportOut, ExportRequest, export_out
 from kernel.auth import require_role
 from kernel.deps import CurrentUser, Db, DbConn
@@ -37,7 +38,9 @@ ToParam = Annotated[
 
 
 async def on_startup(app: Litestar) -> None:
-    """One API export runs at a time per process; the others wait their turn as ``pending``."""
+    """Configure the allocators before anything loads Polars (the scheduled rollups, an export's reads);
+    one API export runs at a time per process, the others wait their turn as ``pending``."""
+    configure_allocators()
     app.state.export_gate = asyncio.Semaphore(1)
 
 
@@ -148,7 +151,7 @@ class ExportController(Controller):
         state = request.app.state
         # The task runs after the response, which is sent only after the request's transaction commits.
         task = BackgroundTask(
-            exports.run_export, db, state.settings.data_dir, row["export_id"], state.export_gate
+            jobs.run_export, db, state.settings.data_dir, row["export_id"], state.export_gate
         )
         return Response(export_out(row), status_code=202, background=task)
 

@@ -1,5 +1,6 @@
 """Reads of raw events through ADBC (binary COPY out into Arrow), one bounded time range at a time.
 
+Polars frames of these reads are ``aggregation.frames``'s, so that exports never load Polars.
 These functions are synchronous (the ADBC driver is); callers run them in a worker thread. Each query is
 bounded by ``timestamp`` so that PostgreSQL prunes to one monthly partition and memory stays proportional
 to one period, never to the requested range. The bounds are written into the SQL as timestamp literals
@@ -15,30 +16,27 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import adbc_driver_postgresql.dbapi as adbc
-import polars as pl
 import pyarrow as pa
 
-from aggregation.memory import release_memory
-
 __all__ = [
-    "adbc",
+    "IDENTITY_SQL",
+    "ROLLUP_SQL",
+    "SLICE",
     "connect",
+    "read_arrow",
     "read_export_events",
     "read_export_properties",
-    "read_identities",
-    "read_rollup_events",
 ]
 
 # Filled in by ``_bounded`` (str.format): none of the statements below has another brace.
 _RANGE = '"timestamp" >= {start} AND "timestamp" < {end}'
 
-_ROLLUP_SQL = f"""
+ROLLUP_SQL = f"""
 SELECT "timestamp", created_at, event_name, event_category, user_id, external_user_id, anonymous_id,
        device_id, session_id
 FROM analytics_events WHERE {_RANGE}
 """
-_IDENTITY_SQL = f"SELECT user_id, external_user_id, anonymous_id FROM analytics_events WHERE {_RANGE}"
+IDENTITY_SQL = f"SELECT user_id, external_user_id, anonymous_id FROM analytics_events WHERE {_RANGE}"
 _EXPORT_EVENTS_SQL = f"""
 SELECT event_id, user_id, event_name, event_category, device_id, session_id, ip_address, user_agent,
        "timestamp", created_at, received_at, source_id, message_id, external_user_id, anonymous_id
@@ -51,6 +49,10 @@ _EXPORT_PROPERTIES_SQL = (
 
 def open_connection(url: str) -> Any:
     """An ADBC connection to the database of ``url`` (a libpq URL, the same one asyncpg uses)."""
+    # Imported on first use, not with the domain: the ADBC DB-API module loads Polars (one of its optional
+    # backends), and Polars must load only after the app or job configured its allocator (``memory``).
+    import adbc_driver_postgresql.dbapi as adbc
+
     return adbc.connect(url)
 
 
@@ -81,42 +83,12 @@ def _bounded(sql: str, start: dt.datetime, end: dt.datetime) -> str:
     return sql.format(start=_timestamp_literal(start), end=_timestamp_literal(end))
 
 
-def _read_arrow(conn: Any, sql: str, start: dt.datetime, end: dt.datetime) -> pa.Table:
+def read_arrow(conn: Any, sql: str, start: dt.datetime, end: dt.datetime) -> pa.Table:
+    """The rows of ``sql`` (one of this module's statements) for ``start <= timestamp < end``, as Arrow."""
     with conn.cursor() as cur:
         cur.execute(_bounded(sql, start, end))
         table: pa.Table = cur.fetch_arrow_table()
     return table
-
-
-def _read_slice(conn: Any, sql: str, start: dt.datetime, end: dt.datetime) -> pl.DataFrame:
-    table = _read_arrow(conn, sql, start, end)
-    # Dropping the driver's per-field metadata keeps Polars from carrying it into every derived frame.
-    frame = pl.from_arrow(table.replace_schema_metadata(None), rechunk=False)
-    assert isinstance(frame, pl.DataFrame)
-    return frame
-
-
-def _read(conn: Any, sql: str, start: dt.datetime, end: dt.datetime) -> pl.DataFrame:
-    parts = []
-    lo = start
-    while lo < end:
-        hi = min(end, lo + SLICE)
-        parts.append(_read_slice(conn, sql, lo, hi))
-        release_memory()
-        lo = hi
-    if len(parts) == 1:
-        return parts[0]
-    return pl.concat(parts, rechunk=False)
-
-
-def read_rollup_events(conn: Any, start: dt.datetime, end: dt.datetime) -> pl.DataFrame:
-    """The columns the rollups need, for events with ``start <= timestamp < end``."""
-    return _read(conn, _ROLLUP_SQL, start, end)
-
-
-def read_identities(conn: Any, start: dt.datetime, end: dt.datetime) -> pl.DataFrame:
-    """Only the identity columns (to rebuild a day's set of active people)."""
-    return _read(conn, _IDENTITY_SQL, start, end)
 
 
 def read_export_events(conn: Any, start: dt.datetime, end: dt.datetime) -> pa.Table:
@@ -125,9 +97,9 @@ def read_export_events(conn: Any, start: dt.datetime, end: dt.datetime) -> pa.Ta
     Arrow rather than Polars: the export writes Arrow, and a round trip through Polars converted every
     string column twice (to Polars' string views and back).
     """
-    return _read_arrow(conn, _EXPORT_EVENTS_SQL, start, end)
+    return read_arrow(conn, _EXPORT_EVENTS_SQL, start, end)
 
 
 def read_export_properties(conn: Any, start: dt.datetime, end: dt.datetime) -> pa.Table:
     """``event_id, property_name, property_value`` of the events in the range (they carry their timestamp)."""
-    return _read_arrow(conn, _EXPORT_PROPERTIES_SQL, start, end)
+    return read_arrow(conn, _EXPORT_PROPERTIES_SQL, start, end)

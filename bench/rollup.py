@@ -243,7 +243,7 @@ async def _reset_rollups(url: str) -> None:
 
 
 async def _polars_job(url: str, start: dt.date) -> float:
-    from aggregation.service import aggregate_range
+    from aggregation.jobs import aggregate_range
 
     db = Database(url, max_size=2)
     await db.open()

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 from litestar.testing import AsyncTestClient
 
-from aggregation.service import aggregate_range
+from aggregation.jobs import aggregate_range
 from kernel.db import Database
 from kernel.settings import Settings
 from tests.integration.aggregation.conftest import (
@@ -288,7 +288,8 @@ async def test_export_refusals(client: Client, analyst: dict[str, str], conn: as
 async def test_old_export_files_expire_and_dead_exports_are_reported(
     db: Database, conn: asyncpg.Connection, tmp_path: Path
 ) -> None:
-    from aggregation.exports import expire_exports, export_file_path, get_export
+    from aggregation.exports import export_file_path, get_export
+    from aggregation.jobs import expire_exports
 
     owner = await create_user(conn, "analyst")
     old = await conn.fetchval(

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aggregation import finalise_day, finalised_days, rollup_day
-from aggregation.service import aggregate_range, run_daily, run_hourly
+from aggregation.jobs import aggregate_range, run_daily, run_hourly
 from kernel.db import Database
 from tests.integration.aggregation.conftest import Event, create_users, insert_events
 

@@ -15,4 +15,4 @@ def test_bounds_become_naive_utc_timestamp_literals() -> None:
         "SELECT 1 WHERE \"timestamp\" >= TIMESTAMP '2026-11-10 06:00:00' "
         "AND \"timestamp\" < TIMESTAMP '2026-11-10 12:30:00.000250'"
     )
-    assert source._EXPORT_EVENTS_SQL.count("{start}") == source._ROLLUP_SQL.count("{end}") == 1
+    assert source._EXPORT_EVENTS_SQL.count("{start}") == source.ROLLUP_SQL.count("{end}") == 1
