@@ -30,7 +30,9 @@ from dataclasses import dataclass
 import asyncpg
 import click
 
+from bench import load
 from bench.kit import ServeProcess, cpu_seconds, own_cpu_seconds
+from bench.load import HttpClient
 from kernel.db import drop_database, recreate_database
 
 __all__ = ["run"]
@@ -133,56 +135,6 @@ async def _create_experiment(
     return exp.test_id, [v.variant_id for v in exp.variants]
 
 
-class _Http:
-    """A minimal HTTP/1.1 keep-alive client: the load generator must not be the bottleneck."""
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader, self.writer = reader, writer
-
-    @classmethod
-    async def connect(cls, port: int) -> _Http:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        return cls(reader, writer)
-
-    async def request(
-        self, method: str, path: str, headers: dict[str, str], body: bytes = b""
-    ) -> tuple[int, bytes]:
-        head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {len(body)}\r\n"
-        head += "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-        message = head.encode() + b"\r\n" + body
-        self.writer.write(message)
-        try:
-            raw = await self.reader.readuntil(b"\r\n\r\n")
-        except asyncio.IncompleteReadError as exc:
-            if exc.partial:
-                raise
-            # The server closed an idle keep-alive connection (uvicorn's timeout is 5 s): reconnect once.
-            self.close()
-            self.reader, self.writer = await asyncio.open_connection(
-                *self.writer.get_extra_info("peername")[:2]
-            )
-            self.writer.write(message)
-            raw = await self.reader.readuntil(b"\r\n\r\n")
-        # One pass over the head: the client's CPU is shared with the server on a small machine.
-        status = int(raw[9:12])
-        lowered = raw.lower()
-        at = lowered.find(b"\r\ncontent-length:")
-        if at >= 0:
-            end = lowered.index(b"\r\n", at + 2)
-            return status, await self.reader.readexactly(int(raw[at + 17 : end]))
-        if b"chunked" not in lowered:
-            return status, b""
-        data = b""
-        while (size := int((await self.reader.readline()).strip(), 16)) > 0:
-            data += await self.reader.readexactly(size)
-            await self.reader.readline()
-        await self.reader.readline()
-        return status, data
-
-    def close(self) -> None:
-        self.writer.close()
-
-
 def _cpu(server_pid: int) -> tuple[float, float, float]:
     server, backends = cpu_seconds([server_pid], _SCRATCH_DB)
     return server, backends, own_cpu_seconds()
@@ -193,18 +145,13 @@ async def _run_clients(k: int, users: Iterator[uuid.UUID], one: object, label: s
     latencies: list[float] = []
     errors = 0
 
-    async def worker(i: int) -> None:
+    def done(ok: bool, seconds: float) -> None:
         nonlocal errors
-        for user in users:
-            t0 = time.perf_counter()
-            ok = await one(i, user)  # type: ignore[operator]
-            latencies.append(time.perf_counter() - t0)
-            errors += not ok
+        latencies.append(seconds)
+        errors += not ok
 
     cpu0 = _cpu(server_pid)
-    t0 = time.perf_counter()
-    await asyncio.gather(*(worker(i) for i in range(k)))
-    elapsed = time.perf_counter() - t0
+    elapsed = await load.closed_loop(k, users, one, done)  # type: ignore[arg-type]
     cpu = tuple(b - a for a, b in zip(cpu0, _cpu(server_pid), strict=True))
     return Phase(label, len(latencies), elapsed, latencies, errors, cpu)  # type: ignore[arg-type]
 
@@ -281,7 +228,7 @@ async def run(
                     VALUES ($1, $2, $3, $4, 1) ON CONFLICT (test_id, user_id) DO NOTHING"""
 
         async def measure(k: int, u: _Users) -> list[tuple[Phase, Phase]]:
-            clients = [await _Http.connect(port) for _ in range(k)]
+            clients = [await HttpClient.open(port) for _ in range(k)]
             pgs = [await asyncpg.connect(url, server_settings={"timezone": "UTC"}) for _ in range(k)]
 
             async def run_phase(users: list[uuid.UUID], one: object, label: str) -> Phase:
@@ -312,7 +259,7 @@ async def run(
                 # Fresh keep-alive connections: the server closes those left idle during the baseline.
                 for c in clients:
                     c.close()
-                clients[:] = [await _Http.connect(port) for _ in range(k)]
+                clients[:] = [await HttpClient.open(port) for _ in range(k)]
                 http = await run_phase(u.http[r], http_one, f"K={k} HTTP {r + 1}")
                 phases.append((base, http))
             for c in clients:
@@ -399,7 +346,7 @@ async def run(
             admin_id,
             "admin",
         )
-        api = await _Http.connect(server.port)
+        api = await HttpClient.open(server.port)
         times = []
         body = b""
         for _ in range(6):

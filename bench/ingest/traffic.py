@@ -1,8 +1,7 @@
-"""Synthetic Segment traffic for ``corp-astro bench ingest``: batch bodies, a server process, HTTP clients."""
+"""Synthetic Segment traffic for ``corp-astro bench ingest``: batch bodies, a server process, the phases' load (``bench.load``)."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import datetime as dt
 import os
@@ -12,14 +11,15 @@ from dataclasses import dataclass, field
 
 import orjson
 
+from bench import load
 from bench.kit import ServeProcess
+from bench.load import HttpClient, for_seconds
 
 __all__ = [
     "BENCH_DB",
     "EVENTS_PER_BATCH",
     "PROPS",
     "BodyFactory",
-    "Client",
     "PhaseResult",
     "Server",
     "closed_loop",
@@ -63,7 +63,8 @@ class BodyFactory:
         body = head + b",".join(pieces) + b"]}"
         self._parts = body.split(b"@@")
         self._counter = 0
-        self.auth = b"Basic " + base64.b64encode(write_key.encode() + b":")
+        auth = "Basic " + base64.b64encode(write_key.encode() + b":").decode()
+        self.headers = {"Content-Type": "application/json", "Authorization": auth}
 
     def next(self) -> bytes:
         """A new body: every messageId is unique across the run."""
@@ -132,67 +133,20 @@ class PhaseResult:
         return self.events_ok / self.seconds
 
 
-class Client:
-    """One keep-alive HTTP/1.1 connection speaking just enough of the protocol for the benchmark."""
+async def closed_loop(port: int, factory: BodyFactory, clients: int, seconds: float) -> PhaseResult:
+    """``clients`` keep-alive connections posting batches back to back for ``seconds``."""
+    result = PhaseResult(seconds)
+    conns = [HttpClient(port) for _ in range(clients)]
+    headers = factory.headers
 
-    def __init__(self, port: int, auth: bytes) -> None:
-        self.port = port
-        self.head = (
-            b"POST /v1/batch HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-            b"Authorization: " + auth + b"\r\nContent-Length: "
-        )
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
-
-    async def post(self, body: bytes) -> int:
-        message = self.head + str(len(body)).encode() + b"\r\n\r\n" + body
-        reused = self.writer is not None
-        if self.writer is None:
-            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
-        assert self.reader is not None
-        self.writer.write(message)
-        status_line = await self.reader.readline()
-        if not status_line and reused:
-            # The server closed this connection while it sat idle (uvicorn's keep-alive timeout is 5 s);
-            # like an HTTP client library, send again once on a new connection.
-            self.writer.close()
-            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
-            self.writer.write(message)
-            status_line = await self.reader.readline()
-        if not status_line:
-            self.writer = None
-            raise ConnectionError("server closed the connection")
-        status = int(status_line.split()[1])
-        length = 0
-        close = False
-        while (line := await self.reader.readline()) not in (b"\r\n", b""):
-            name, _, value = line.partition(b":")
-            name = name.lower()
-            if name == b"content-length":
-                length = int(value)
-            elif name == b"connection" and b"close" in value.lower():
-                close = True
-        await self.reader.readexactly(length)
-        if close:
-            self.writer.close()
-            self.writer = None
+    async def one(worker: int, body: bytes) -> int:
+        status, _ = await conns[worker].request("POST", "/v1/batch", headers, body)
         return status
 
-
-async def closed_loop(port: int, factory: BodyFactory, clients: int, seconds: float) -> PhaseResult:
-    result = PhaseResult(seconds)
-    deadline = time.perf_counter() + seconds
-
-    async def run(c: Client) -> None:
-        while time.perf_counter() < deadline:
-            body = factory.next()
-            t0 = time.perf_counter()
-            status = await c.post(body)
-            _count(result, status, (time.perf_counter() - t0) * 1000)
-
-    started = time.perf_counter()
-    await asyncio.gather(*(run(Client(port, factory.auth)) for _ in range(clients)))
-    result.seconds = time.perf_counter() - started
+    bodies = for_seconds(seconds, iter(factory.next, None))
+    result.seconds = await load.closed_loop(clients, bodies, one, lambda s, t: _count(result, s, t * 1000))
+    for c in conns:
+        c.close()
     return result
 
 
@@ -211,32 +165,11 @@ async def open_loop(port: int, factory: BodyFactory, rate: float, seconds: float
     """Requests scheduled at ``rate``/s regardless of responses, each on an idle keep-alive connection
     or a new one (as many independent SDK clients would). Latency counts from the scheduled time."""
     result = PhaseResult(seconds)
-    idle: list[Client] = []
-    tasks: set[asyncio.Task[None]] = set()
+    headers = factory.headers
 
-    async def one(scheduled: float) -> None:
-        c = idle.pop() if idle else Client(port, factory.auth)
-        try:
-            status = await c.post(factory.next())
-            idle.append(c)
-        except (ConnectionError, OSError, asyncio.IncompleteReadError):
-            status = 0
-        _count(result, status, (time.perf_counter() - scheduled) * 1000)
+    async def send(client: HttpClient) -> int:
+        status, _ = await client.request("POST", "/v1/batch", headers, factory.next())
+        return status
 
-    start = time.perf_counter()
-    n = int(rate * seconds)
-    for i in range(n):
-        scheduled = start + i / rate
-        delay = scheduled - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        task = asyncio.create_task(one(scheduled))
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
-    if tasks:
-        await asyncio.gather(*tasks)
-    result.seconds = time.perf_counter() - start
-    for c in idle:
-        if c.writer is not None:
-            c.writer.close()
+    result.seconds = await load.open_loop(port, rate, seconds, send, lambda s, t: _count(result, s, t * 1000))
     return result
