@@ -16,6 +16,7 @@ import json
 import os
 import statistics
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,35 @@ def bench_ingest(
     }
     click.echo(f"machine: {os.cpu_count()} CPUs, 1-minute load {load:.1f} at start (shared machine)")
 
+    best = _copy_phase(url, factory, source_id, users, copy_events, max_connections, figures)
+
+    # (b) end to end over HTTP.
+    server = Server(url, {}, workers)
+    try:
+        server.wait_ready()
+        peak, at80, at2x = uvloop.run(_http_phases(server, factory, clients, seconds, figures, best, url))
+    finally:
+        server.stop()
+    stored = asyncio.run(count_rows(url))
+    expected = peak.events_ok + at80.events_ok + at2x.events_ok + figures["warmup_events"]
+    figures.update(stored_events=stored, acknowledged_events=expected)
+    click.echo(f"    acknowledged {expected} events; stored {stored} (each acknowledged event exactly once)")
+    if json_out:
+        json_out.write_text(json.dumps(figures, indent=2))
+    if stored != expected:
+        raise click.ClickException("stored events differ from acknowledged events")
+
+
+def _copy_phase(
+    url: str,
+    factory: BodyFactory,
+    source_id: uuid.UUID,
+    users: list[str],
+    copy_events: int,
+    max_connections: int,
+    figures: dict[str, Any],
+) -> float:
+    """(a): the best raw COPY rate of the rows the server would write, and the FK triggers' cost."""
     # (a) raw COPY of the rows the server would write, in transactions the size of a full flush.
     batches = max(1, copy_events // EVENTS_PER_BATCH)
     chunks = prebuilt_rows(factory, source_id, set(users), batches, 5_000)
@@ -103,22 +133,7 @@ def bench_ingest(
     )
     del chunks, fk_sets
     asyncio.run(truncate_tables(url))
-
-    # (b) end to end over HTTP.
-    server = Server(url, {}, workers)
-    try:
-        server.wait_ready()
-        peak, at80, at2x = uvloop.run(_http_phases(server, factory, clients, seconds, figures, best, url))
-    finally:
-        server.stop()
-    stored = asyncio.run(count_rows(url))
-    expected = peak.events_ok + at80.events_ok + at2x.events_ok + figures["warmup_events"]
-    figures.update(stored_events=stored, acknowledged_events=expected)
-    click.echo(f"    acknowledged {expected} events; stored {stored} (each acknowledged event exactly once)")
-    if json_out:
-        json_out.write_text(json.dumps(figures, indent=2))
-    if stored != expected:
-        raise click.ClickException("stored events differ from acknowledged events")
+    return best
 
 
 async def _http_phases(
@@ -132,8 +147,18 @@ async def _http_phases(
 ) -> tuple[PhaseResult, PhaseResult, PhaseResult]:
     warm = await closed_loop(server.port, factory, clients, 2.0)
     figures["warmup_events"] = warm.events_ok
-    pids = [server.proc.pid]
 
+    peak, rss_peak = await _peak(server, factory, clients, seconds, figures, best)
+    at80, rss_80 = await _at80(server, factory, peak, seconds, figures)
+    at2x = await _at2x(server, factory, peak, seconds, figures, rss_peak, rss_80)
+    return peak, at80, at2x
+
+
+async def _peak(
+    server: Server, factory: BodyFactory, clients: int, seconds: float, figures: dict[str, Any], best: float
+) -> tuple[PhaseResult, list[int]]:
+    """The closed-loop peak, its CPU per event and the RSS samples during it."""
+    pids = [server.proc.pid]
     t0 = time.monotonic()
     cpu0 = cpu_seconds(pids, BENCH_DB)
     peak = await closed_loop(server.port, factory, clients, seconds)
@@ -161,7 +186,13 @@ async def _http_phases(
         peak_server_cpu_us_per_event=round(server_us, 1),
         peak_pg_cpu_us_per_event=round(pg_us, 1),
     )
+    return peak, rss_peak_phase
 
+
+async def _at80(
+    server: Server, factory: BodyFactory, peak: PhaseResult, seconds: float, figures: dict[str, Any]
+) -> tuple[PhaseResult, list[int]]:
+    """Open loop at 80% of the peak: latency under a load the server sustains."""
     rate80 = 0.8 * peak.ok / peak.seconds
     t0 = time.monotonic()
     at80 = await open_loop(server.port, factory, rate80, seconds)
@@ -178,7 +209,19 @@ async def _http_phases(
         at80_p99_ms=round(at80.pct(0.99), 1),
         at80_503=at80.unavailable,
     )
+    return at80, rss_80
 
+
+async def _at2x(
+    server: Server,
+    factory: BodyFactory,
+    peak: PhaseResult,
+    seconds: float,
+    figures: dict[str, Any],
+    rss_peak_phase: list[int],
+    rss_80: list[int],
+) -> PhaseResult:
+    """Open loop at twice the peak: 503s instead of unbounded queues, and the memory that shows it."""
     rate2x = 2.0 * peak.ok / peak.seconds
     t0 = time.monotonic()
     at2x = await open_loop(server.port, factory, rate2x, seconds)
@@ -211,4 +254,4 @@ async def _http_phases(
         rss_2x_first_half_max_mb=round(max(first or [0]) / mb),
         rss_2x_second_half_max_mb=round(max(second or [0]) / mb),
     )
-    return peak, at80, at2x
+    return at2x
