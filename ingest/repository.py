@@ -40,8 +40,6 @@ _S = ApiSource.__table__.c
 _LEDGER_COLUMNS: tuple[str, ...] = (_L.event_id.name,)
 # What a source row reads as everywhere: all but the key's hash (which never leaves the database).
 _SOURCE_OUT = ", ".join(c.name for c in ApiSource.__table__.columns if c.name != _S.key_hash.name)
-# The users table is core_api's; its name and key are read from the events' foreign key, not repeated.
-_USERS, _USER_KEY = next(iter(_E.user_id.foreign_keys)).target_fullname.split(".")
 
 # Sorted input: two flushes claiming overlapping ids take the unique-index locks in the same order, so
 # they wait for each other instead of deadlocking.
@@ -53,7 +51,9 @@ RETURNING {_L.event_id.name}
 """
 # FOR KEY SHARE is the lock a foreign-key check takes: the users row cannot be deleted (or its key
 # changed) until the flush commits, and a user deleted before it is simply not found.
-_LOCK_USERS = f"SELECT {_USER_KEY} FROM {_USERS} WHERE {_USER_KEY} = ANY($1::uuid[]) FOR KEY SHARE"
+# The users table is core_api's, not described here: named literally, so this declared read of another
+# domain's table stays visible to the ownership check (tests/unit/test_architecture.py).
+_LOCK_USERS = "SELECT user_id FROM users WHERE user_id = ANY($1::uuid[]) FOR KEY SHARE"
 _PRUNE = f"""DELETE FROM {_LEDGER} WHERE {_L.event_id.name} IN (
                SELECT {_L.event_id.name} FROM {_LEDGER} WHERE {_L.first_seen_at.name} < $1 LIMIT $2)"""
 _INSERT_SOURCE = f"""INSERT INTO {_SOURCES} ({_S.name.name}, {_S.key_hash.name}, {_S.key_prefix.name}) VALUES ($1, $2, $3)
