@@ -18,25 +18,28 @@ rows, a state change) as small functions on top of these.
 from __future__ import annotations
 
 import datetime as dt
+import inspect
+import uuid
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from litestar import get
+from litestar.params import FromPath, FromQuery
 from sqlalchemy.dialects import postgresql
 
 from kernel.db import uuid7
-from kernel.pagination import Page, decode_cursor, make_page
+from kernel.deps import CurrentUser, DbConn
+from kernel.pagination import DEFAULT_PAGE_SIZE, CursorParam, LimitParam, Page, decode_cursor, make_page
 from kernel.resources import fetch_all, list_scope, naive, read_scope, set_clause, to_struct
 
 if TYPE_CHECKING:
-    import uuid
-
     import asyncpg
     from sqlalchemy import FromClause
 
     from kernel.auth import AuthUser
     from kernel.errors import NotFoundError
 
-__all__ = ["Filter", "OwnedResource", "OwnedTable", "columns", "row_count"]
+__all__ = ["Filter", "OwnedResource", "OwnedTable", "columns", "get_route", "list_route", "row_count"]
 
 OutT = TypeVar("OutT")
 Row = Any  # asyncpg.Record
@@ -274,3 +277,90 @@ class OwnedResource(Generic[OutT]):
         """Delete one of ``user``'s rows."""
         if not await self.table.delete(conn, row_id, user.user_id):
             raise self.not_found()
+
+
+# --- Route handlers ------------------------------------------------------------------------------
+# The read routes of an owned resource are the same everywhere but for names: these build them for a
+# domain's controller (as class attributes), with the domain's path parameter, summary and docstring, so
+# the documentation and the authorization matrix (which finds a domain's routes by module) are unchanged.
+
+
+_NO_DEFAULT = inspect.Parameter.empty
+
+
+def _handler(
+    fn: Any, module: str, name: str, doc: str, params: list[tuple[str, Any, Any]], returns: Any
+) -> Any:
+    """``fn`` dressed as a controller method ``name`` of ``module`` taking ``params`` (name, type, default)."""
+    fn.__module__, fn.__name__, fn.__qualname__, fn.__doc__ = module, name, name, doc
+    fn.__annotations__ = {**{p: t for p, t, _ in params}, "return": returns}
+    fn.__signature__ = inspect.Signature(
+        [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+        + [
+            inspect.Parameter(p, inspect.Parameter.KEYWORD_ONLY, annotation=t, default=d)
+            for p, t, d in params
+        ],
+        return_annotation=returns,
+    )
+    return fn
+
+
+def get_route(
+    resource: OwnedResource[Any],
+    path_id: str,
+    *,
+    summary: str,
+    doc: str,
+    module: str,
+    prefix: str = "",
+    name: str = "get_one",
+) -> Any:
+    """``GET <prefix>/{<path_id>:uuid}``: one row the caller may read (404 otherwise)."""
+
+    async def handler(self: Any, conn: asyncpg.Connection, current_user: AuthUser, **ids: uuid.UUID) -> Any:
+        return await resource.get(conn, current_user, ids[path_id])
+
+    params: list[tuple[str, Any, Any]] = [
+        (path_id, FromPath[uuid.UUID], _NO_DEFAULT),
+        ("conn", DbConn, _NO_DEFAULT),
+        ("current_user", CurrentUser, _NO_DEFAULT),
+    ]
+    fn = _handler(handler, module, name, doc, params, resource.out)
+    return get(f"{prefix}/{{{path_id}:uuid}}", summary=summary)(fn)
+
+
+def list_route(
+    resource: OwnedResource[Any],
+    *,
+    summary: str,
+    doc: str,
+    module: str,
+    path: str = "/",
+    name: str = "list_all",
+    by_user: bool = True,
+) -> Any:
+    """``GET <path>``: a page of the rows the caller may read, newest first; ``by_user`` adds the admin's
+    ``?user_id=`` filter."""
+
+    async def handler(
+        self: Any,
+        conn: asyncpg.Connection,
+        current_user: AuthUser,
+        cursor: str | None,
+        limit: int,
+        user_id: uuid.UUID | None = None,
+    ) -> Any:
+        return await resource.list(conn, current_user, cursor=cursor, limit=limit, user_id=user_id)
+
+    params: list[tuple[str, Any, Any]] = [
+        ("conn", DbConn, _NO_DEFAULT),
+        ("current_user", CurrentUser, _NO_DEFAULT),
+    ]
+    if by_user:
+        user_param: Any = FromQuery[uuid.UUID | None]  # type: ignore[misc]  # mypy: a runtime alias
+        params.append(("user_id", user_param, None))
+    params += [("cursor", CursorParam, None), ("limit", LimitParam, DEFAULT_PAGE_SIZE)]
+    page: Any = Page
+    page_of = page[resource.out]
+    fn = _handler(handler, module, name, doc, params, page_of)
+    return get(path, summary=summary)(fn)

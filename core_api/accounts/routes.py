@@ -6,7 +6,7 @@ import uuid
 from typing import Any
 
 from litestar import Litestar, Request, Response, delete, get, patch, post, put
-from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.params import FromPath, JSONBody
 
 from core_api.accounts import owned, repository, service
 from core_api.accounts.schemas import (
@@ -26,6 +26,7 @@ from core_api.accounts.schemas import (
     UserUpdate,
 )
 from kernel.deps import CurrentUser, Db, DbConn
+from kernel.owned import get_route, list_route
 from kernel.pagination import DEFAULT_PAGE_SIZE, CursorParam, LimitParam, Page
 from kernel.resources import ResourceController, request_ip
 
@@ -125,16 +126,15 @@ class MeController(ResourceController):
         """Store the given fields (language and time zone are validated); omitted ones are kept."""
         return await owned.put_preferences(conn, current_user, data)
 
-    @get("/devices", summary="The caller's devices")
-    async def list_devices(
-        self,
-        conn: DbConn,
-        current_user: CurrentUser,
-        cursor: CursorParam = None,
-        limit: LimitParam = DEFAULT_PAGE_SIZE,
-    ) -> Page[DeviceOut]:
-        """Registered push devices, newest first."""
-        return await owned.devices.list(conn, current_user, cursor=cursor, limit=limit)
+    list_devices = list_route(
+        owned.devices,
+        path="/devices",
+        name="list_devices",
+        by_user=False,
+        summary="The caller's devices",
+        doc="Registered push devices, newest first.",
+        module=__name__,
+    )
 
     @post("/devices", summary="Register or refresh a push token")
     async def register_device(
@@ -144,12 +144,15 @@ class MeController(ResourceController):
         device, created = await owned.register_device(conn, current_user, data)
         return Response(device, status_code=201 if created else 200)
 
-    @get("/devices/{device_id:uuid}", summary="One of the caller's devices")
-    async def get_device(
-        self, device_id: FromPath[uuid.UUID], conn: DbConn, current_user: CurrentUser
-    ) -> DeviceOut:
-        """A device of the caller (404 for anyone else's)."""
-        return await owned.devices.get(conn, current_user, device_id)
+    get_device = get_route(
+        owned.devices,
+        "device_id",
+        prefix="/devices",
+        name="get_device",
+        summary="One of the caller's devices",
+        doc="A device of the caller (404 for anyone else's).",
+        module=__name__,
+    )
 
     @patch("/devices/{device_id:uuid}", summary="Change one of the caller's devices")
     async def update_device(
@@ -169,23 +172,24 @@ class MeController(ResourceController):
         """Stop pushes to the device (``active`` = false; the row is kept)."""
         await owned.deactivate_device(conn, current_user, device_id)
 
-    @get("/subscriptions", summary="The caller's subscriptions")
-    async def list_subscriptions(
-        self,
-        conn: DbConn,
-        current_user: CurrentUser,
-        cursor: CursorParam = None,
-        limit: LimitParam = DEFAULT_PAGE_SIZE,
-    ) -> Page[SubscriptionOut]:
-        """The caller's subscriptions, newest first."""
-        return await owned.my_subscriptions.list(conn, current_user, cursor=cursor, limit=limit)
-
-    @get("/subscriptions/{subscription_id:uuid}", summary="One of the caller's subscriptions")
-    async def get_subscription(
-        self, subscription_id: FromPath[uuid.UUID], conn: DbConn, current_user: CurrentUser
-    ) -> SubscriptionOut:
-        """A subscription of the caller."""
-        return await owned.my_subscriptions.get(conn, current_user, subscription_id)
+    list_subscriptions = list_route(
+        owned.my_subscriptions,
+        path="/subscriptions",
+        name="list_subscriptions",
+        by_user=False,
+        summary="The caller's subscriptions",
+        doc="The caller's subscriptions, newest first.",
+        module=__name__,
+    )
+    get_subscription = get_route(
+        owned.my_subscriptions,
+        "subscription_id",
+        prefix="/subscriptions",
+        name="get_subscription",
+        summary="One of the caller's subscriptions",
+        doc="A subscription of the caller.",
+        module=__name__,
+    )
 
 
 class UsersController(ResourceController):
@@ -238,24 +242,19 @@ class SubscriptionsController(ResourceController):
         """A new subscription row for ``user_id``."""
         return await owned.create_subscription(conn, current_user, data)
 
-    @get("/", summary="Subscriptions (admins: everyone's, or one user's; others: their own)")
-    async def list_all(
-        self,
-        conn: DbConn,
-        current_user: CurrentUser,
-        user_id: FromQuery[uuid.UUID | None] = None,
-        cursor: CursorParam = None,
-        limit: LimitParam = DEFAULT_PAGE_SIZE,
-    ) -> Page[SubscriptionOut]:
-        """Newest first; ``user_id`` filters (admins only; anyone else sees only their own)."""
-        return await owned.subscriptions.list(conn, current_user, cursor=cursor, limit=limit, user_id=user_id)
-
-    @get("/{subscription_id:uuid}", summary="A subscription (admins: any; others: their own)")
-    async def get_one(
-        self, subscription_id: FromPath[uuid.UUID], conn: DbConn, current_user: CurrentUser
-    ) -> SubscriptionOut:
-        """One subscription."""
-        return await owned.subscriptions.get(conn, current_user, subscription_id)
+    list_all = list_route(
+        owned.subscriptions,
+        summary="Subscriptions (admins: everyone's, or one user's; others: their own)",
+        doc="Newest first; ``user_id`` filters (admins only; anyone else sees only their own).",
+        module=__name__,
+    )
+    get_one = get_route(
+        owned.subscriptions,
+        "subscription_id",
+        summary="A subscription (admins: any; others: their own)",
+        doc="One subscription.",
+        module=__name__,
+    )
 
     @patch("/{subscription_id:uuid}", summary="Change a subscription (admin)")
     async def update(

@@ -6,7 +6,7 @@ import uuid
 from typing import Annotated, Any
 
 from litestar import delete, get, patch, post
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.params import FromPath, JSONBody, QueryParameter
 
 from core_api.businesses import service
 from core_api.businesses.schemas import (
@@ -17,6 +17,7 @@ from core_api.businesses.schemas import (
     BusinessUpdate,
 )
 from kernel.deps import CurrentUser, DbConn
+from kernel.owned import get_route, list_route
 from kernel.pagination import DEFAULT_PAGE_SIZE, CursorParam, LimitParam, Page
 from kernel.resources import NO_NUL, ResourceController, changes
 
@@ -39,24 +40,19 @@ class BusinessesController(ResourceController):
         """A new business owned by the caller."""
         return await service.create_business(conn, current_user, data)
 
-    @get("/", summary="List businesses")
-    async def list_all(
-        self,
-        conn: DbConn,
-        current_user: CurrentUser,
-        user_id: FromQuery[uuid.UUID | None] = None,
-        cursor: CursorParam = None,
-        limit: LimitParam = DEFAULT_PAGE_SIZE,
-    ) -> Page[BusinessOut]:
-        """The caller's businesses, newest first (admins: everyone's, or ``user_id``'s)."""
-        return await service.businesses.list(conn, current_user, cursor=cursor, limit=limit, user_id=user_id)
-
-    @get("/{business_id:uuid}", summary="A business")
-    async def get_one(
-        self, business_id: FromPath[uuid.UUID], conn: DbConn, current_user: CurrentUser
-    ) -> BusinessOut:
-        """One business (404 if it is someone else's)."""
-        return await service.businesses.get(conn, current_user, business_id)
+    list_all = list_route(
+        service.businesses,
+        summary="List businesses",
+        doc="The caller's businesses, newest first (admins: everyone's, or ``user_id``'s).",
+        module=__name__,
+    )
+    get_one = get_route(
+        service.businesses,
+        "business_id",
+        summary="A business",
+        doc="One business (404 if it is someone else's).",
+        module=__name__,
+    )
 
     @patch("/{business_id:uuid}", summary="Change a business")
     async def update(

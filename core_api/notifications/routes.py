@@ -19,6 +19,7 @@ from core_api.notifications.schemas import (
     UnreadCount,
 )
 from kernel.deps import CurrentUser, DbConn
+from kernel.owned import get_route
 from kernel.pagination import DEFAULT_PAGE_SIZE, CursorParam, LimitParam, Page
 from kernel.resources import NO_NUL, ResourceController, changes
 
@@ -59,12 +60,13 @@ class NotificationsController(ResourceController):
         """Marks all the caller's unread notifications read."""
         return ReadAllResult(updated=await service.mark_all_read(conn, current_user))
 
-    @get("/{notification_id:uuid}", summary="A notification")
-    async def get_one(
-        self, notification_id: FromPath[uuid.UUID], conn: DbConn, current_user: CurrentUser
-    ) -> NotificationOut:
-        """One notification (404 if it is someone else's)."""
-        return await service.inbox.get(conn, current_user, notification_id)
+    get_one = get_route(
+        service.inbox,
+        "notification_id",
+        summary="A notification",
+        doc="One notification (404 if it is someone else's).",
+        module=__name__,
+    )
 
     @post("/{notification_id:uuid}/read", status_code=200, summary="Mark a notification read")
     async def mark_read(
@@ -102,12 +104,13 @@ class ScheduledNotificationsController(ResourceController):
             conn, current_user, user_id=user_id, status=status, cursor=cursor, limit=limit
         )
 
-    @get("/{schedule_id:uuid}", summary="A scheduled notification")
-    async def get_one(
-        self, schedule_id: FromPath[uuid.UUID], conn: DbConn, current_user: CurrentUser
-    ) -> ScheduledOut:
-        """One scheduled notification (404 if it is someone else's)."""
-        return await service.schedules.get(conn, current_user, schedule_id)
+    get_one = get_route(
+        service.schedules,
+        "schedule_id",
+        summary="A scheduled notification",
+        doc="One scheduled notification (404 if it is someone else's).",
+        module=__name__,
+    )
 
     @post("/{schedule_id:uuid}/cancel", status_code=200, summary="Cancel a scheduled notification")
     async def cancel(
