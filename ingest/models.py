@@ -42,6 +42,8 @@ class AnalyticsEvent(Base):
         Index("ix_analytics_events_event_name", "event_name"),
         Index("ix_analytics_events_event_category", "event_category"),
         Index("ix_analytics_events_timestamp", "timestamp"),
+        # "Goal events ingested since X", for experiments' conversion job (created by migration 0009).
+        Index("ix_analytics_events_event_name_created_at_timestamp", "event_name", "created_at", "timestamp"),
         {"postgresql_partition_by": 'RANGE ("timestamp")'},
     )
 
