@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help install run test lint format bench-ingest bench-assign bench-rollup bench-retention clean
+.PHONY: help install run test lint format bench-ingest bench-assign bench-rollup bench-retention bench-conversions clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -24,10 +24,12 @@ run: $(STAMP) ## Start the embedded PostgreSQL, migrate, serve on 127.0.0.1:8000
 test: $(STAMP) ## Run the whole test suite against a real PostgreSQL
 	$(BIN)/python -m pytest
 
-lint: $(STAMP) ## ruff check, ruff format --check, mypy --strict
+lint: $(STAMP) ## ruff, mypy --strict, the import contracts (import-linter) and the size bounds (radon)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
+	$(BIN)/python tools/check_bounds.py
 
 format: $(STAMP) ## Apply ruff fixes and formatting
 	$(BIN)/ruff check --fix .
@@ -44,6 +46,9 @@ bench-rollup: $(STAMP) ## Rollup and export benchmark
 
 bench-retention: $(STAMP) ## Partition drop vs DELETE benchmark
 	$(BIN)/corp-astro bench retention
+
+bench-conversions: $(STAMP) ## Incremental conversion run: 10M historical events vs 100k
+	$(BIN)/corp-astro bench conversions
 
 clean: ## Remove the virtualenv and caches (keeps .data/)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

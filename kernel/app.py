@@ -34,7 +34,8 @@ from kernel.scheduler import create_scheduler
 from kernel.settings import Settings, get_settings
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Sequence
+    from collections.abc import AsyncIterator, Callable, Sequence
+    from contextlib import AbstractAsyncContextManager
 
 __all__ = ["App", "create_app", "domain_modules"]
 
@@ -102,20 +103,12 @@ def domain_modules(domains: Sequence[str], kind: str) -> list[ModuleType]:
     return [m for m in (_optional_module(f"{d}.{kind}") for d in domains) if m]
 
 
-def create_app(settings: Settings | None, domains: Sequence[str]) -> App:
-    """Build the app over ``domains`` (the registry's). The database pool opens in the lifespan, so the
-    factory itself does no I/O."""
-    settings = settings or get_settings()
-    configure_logging(settings.log_level, json=settings.log_json)
-
-    route_handlers: list[Any] = list(health.route_handlers)
-    routes_modules = domain_modules(domains, "routes")
+def _lifespan(
+    settings: Settings, domains: Sequence[str], routes_modules: list[ModuleType]
+) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
+    """Start-up and shutdown: the pool, shared state, each domain's start-up, the scheduled jobs."""
     jobs_modules = domain_modules(domains, "jobs")
     erase_hooks = [m.on_user_erased for m in domain_modules(domains, "hooks") if hasattr(m, "on_user_erased")]
-    fast_routes: list[FastRoute] = []
-    for module in routes_modules:
-        route_handlers.extend(module.route_handlers)
-        fast_routes.extend(getattr(module, "fast_routes", ()))
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -150,12 +143,28 @@ def create_app(settings: Settings | None, domains: Sequence[str]) -> App:
             await db.close()
             app.state.hashing.close()
 
+    return lifespan
+
+
+def create_app(settings: Settings | None, domains: Sequence[str]) -> App:
+    """Build the app over ``domains`` (the registry's). The database pool opens in the lifespan, so the
+    factory itself does no I/O."""
+    settings = settings or get_settings()
+    configure_logging(settings.log_level, json=settings.log_json)
+
+    route_handlers: list[Any] = list(health.route_handlers)
+    routes_modules = domain_modules(domains, "routes")
+    fast_routes: list[FastRoute] = []
+    for module in routes_modules:
+        route_handlers.extend(module.route_handlers)
+        fast_routes.extend(getattr(module, "fast_routes", ()))
+
     app = App(
         route_handlers=route_handlers,
         dependencies=dependencies,
         exception_handlers=exception_handlers,
         middleware=[RequestIdMiddleware],
-        lifespan=[lifespan],
+        lifespan=[_lifespan(settings, domains, routes_modules)],
         openapi_config=OpenAPIConfig(
             title="Corp Astro analytics API",
             version="0.1.0",

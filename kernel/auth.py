@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ROLES",
+    "AccountLookup",
     "AuthUser",
     "Source",
     "SourceLookup",
@@ -127,21 +128,24 @@ def bearer_token(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
     return value.strip() or None if scheme.lower() == "bearer" else None
 
 
-# One lookup per request: the account's role and status and its token generation. A token of an older
-# generation (issued before a password change, a status change or a logout) is refused.
-_AUTH_QUERY = """SELECT u.user_id, u.role, u.email, u.status, coalesce(v.token_version, 0) AS version
-    FROM users u LEFT JOIN user_token_versions v ON v.user_id = u.user_id WHERE u.user_id = $1"""
+# The owning domain's lookup of an account for authentication (accounts owns users): a record with
+# ``user_id``, ``role``, ``email``, ``status`` and ``version`` (the token generation), or None.
+AccountLookup = Callable[["asyncpg.Connection | asyncpg.Pool", uuid.UUID], Awaitable[Any]]
 
 
-async def load_auth_user(conn: asyncpg.Connection | asyncpg.Pool, settings: Settings, token: str) -> AuthUser:
-    """Resolve a bearer token to an active user. Suspended or deleted accounts, and tokens issued
-    before the account's latest password change, status change or logout, lose access at once."""
-    claims = decode_access_token(settings, token)
+async def load_auth_user(conn: asyncpg.Connection | asyncpg.Pool, state: Any, token: str) -> AuthUser:
+    """Resolve a bearer token to an active user with one lookup (``state.account_lookup``, registered
+    by the accounts domain). Suspended or deleted accounts, and tokens issued before the account's
+    latest password change, status change or logout, lose access at once."""
+    claims = decode_access_token(state.settings, token)
     try:
         user_id = uuid.UUID(str(claims["sub"]))
     except ValueError as exc:
         raise AuthenticationError("The access token is invalid or expired.") from exc
-    row = await conn.fetchrow(_AUTH_QUERY, user_id)
+    lookup: AccountLookup | None = getattr(state, "account_lookup", None)
+    if lookup is None:
+        raise AuthenticationError("Access tokens are not accepted: no accounts domain is registered.")
+    row = await lookup(conn, user_id)
     if row is None or row["status"] != "active" or claims.get("ver", 0) != row["version"]:
         raise AuthenticationError("The access token is invalid or expired.")
     return AuthUser(user_id=row["user_id"], role=row["role"], email=row["email"])
@@ -247,7 +251,7 @@ async def authenticate_caller(
     if bearer and authorization:
         scheme, _, value = authorization.strip().partition(" ")
         if scheme.lower() == "bearer" and value.strip():
-            return await load_auth_user(pool, state.settings, value.strip())
+            return await load_auth_user(pool, state, value.strip())
     return None
 
 

@@ -59,7 +59,7 @@ async def provide_current_user(request: Request[Any, Any, Any], conn: DbConn) ->
     token = bearer_token(request)
     if token is None:
         raise AuthenticationError("A Bearer access token is required.")
-    return await load_auth_user(conn, request.app.state.settings, token)
+    return await load_auth_user(conn, request.app.state, token)
 
 
 dependencies: dict[str, Any] = {}
