@@ -103,9 +103,9 @@ async def update_device(
 ) -> DeviceOut:
     """Change one of the caller's devices; a push token is registered once per user (409)."""
     try:
-        async with conn.transaction():
-            row = await repo.update_device(conn, device_id, user.user_id, changes(data))
+        row = await repo.update_device(conn, device_id, user.user_id, changes(data))
     except asyncpg.UniqueViolationError as exc:
+        # The request's transaction is rolled back at its boundary; the client gets the 409.
         raise DeviceTokenTakenError("Another of your devices has this push token.") from exc
     return devices.found(row)
 

@@ -97,10 +97,9 @@ async def create_account(
     values.update(password_hash=password_hash, role=role)
     user_id = uuid7()
     try:
-        # A savepoint, so a duplicate leaves the caller's transaction usable (the CLI reports it).
-        async with conn.transaction():
-            row = await repo.users.insert(conn, {"user_id": user_id, **values})
+        row = await repo.users.insert(conn, {"user_id": user_id, **values})
     except asyncpg.UniqueViolationError as exc:
+        # The boundary (the request or the command) rolls the transaction back and answers 409.
         raise EmailTakenError("An account with this email already exists.") from exc
     await repo.insert_preferences(conn, uuid7(), user_id)
     return to_struct(UserOut, row)

@@ -10,17 +10,36 @@ import logging
 import os
 from typing import TYPE_CHECKING
 
-from core_api.notifications.service import deliver_due
+from core_api.notifications.push import PushProvider
+from core_api.notifications.service import DELIVERY_BATCH, deliver_batch
 
 if TYPE_CHECKING:
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
     from litestar import Litestar
 
-__all__ = ["DELIVERY_INTERVAL_SECONDS", "register_jobs"]
+    from kernel.db import Database
+
+__all__ = ["DELIVERY_INTERVAL_SECONDS", "deliver_due", "register_jobs"]
 
 _log = logging.getLogger("corp_astro.notifications.jobs")
 
 DELIVERY_INTERVAL_SECONDS = float(os.environ.get("CORP_ASTRO_DELIVERY_INTERVAL_SECONDS", "2"))
+
+
+async def deliver_due(
+    db: Database, provider: PushProvider, *, batch_size: int = DELIVERY_BATCH, max_batches: int = 20
+) -> int:
+    """Deliver due schedules in batches of one transaction each, until none are left (or a bound)."""
+    total = 0
+    for _ in range(max_batches):
+        async with db.transaction() as conn:
+            delivered = await deliver_batch(conn, provider, batch_size)
+        total += delivered
+        if delivered < batch_size:
+            break
+    if total:
+        _log.info("scheduled notifications delivered", extra={"delivered": total})
+    return total
 
 
 async def _deliver(app: Litestar) -> None:

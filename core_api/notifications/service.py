@@ -23,7 +23,7 @@ from kernel.owned import OwnedResource
 from kernel.pagination import Page
 
 if TYPE_CHECKING:
-    from kernel.db import Database
+    pass
 
 __all__ = [
     "DELIVERY_BATCH",
@@ -31,7 +31,6 @@ __all__ = [
     "cancel_schedule",
     "count_unread",
     "deliver_batch",
-    "deliver_due",
     "inbox",
     "list_notifications",
     "list_schedules",
@@ -177,19 +176,3 @@ async def deliver_batch(conn: asyncpg.Connection, provider: PushProvider, limit:
     await repo.insert_notifications(conn, notifications)
     await repo.mark_schedules_sent(conn, [r["schedule_id"] for r in rows])
     return len(rows)
-
-
-async def deliver_due(
-    db: Database, provider: PushProvider, *, batch_size: int = DELIVERY_BATCH, max_batches: int = 20
-) -> int:
-    """Deliver due schedules in batches of one transaction each, until none are left (or a bound)."""
-    total = 0
-    for _ in range(max_batches):
-        async with db.transaction() as conn:
-            delivered = await deliver_batch(conn, provider, batch_size)
-        total += delivered
-        if delivered < batch_size:
-            break
-    if total:
-        _log.info("scheduled notifications delivered", extra={"delivered": total})
-    return total

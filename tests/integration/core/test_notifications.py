@@ -11,7 +11,7 @@ from typing import Any
 import asyncpg
 from litestar.testing import AsyncTestClient
 
-from core_api.notifications import service
+from core_api.notifications import jobs, service
 from core_api.notifications.errors import ScheduleNotPendingError
 from core_api.notifications.push import PushMessage
 from kernel.auth import AuthUser
@@ -140,8 +140,8 @@ async def test_delivery_creates_the_notification_and_pushes_to_active_devices(
     db = Database(clean_db)
     await db.open()
     try:
-        assert await service.deliver_due(db, provider) == 1
-        assert await service.deliver_due(db, provider) == 0  # nothing twice
+        assert await jobs.deliver_due(db, provider) == 1
+        assert await jobs.deliver_due(db, provider) == 0  # nothing twice
     finally:
         await db.close()
     (message,) = provider.sent
@@ -168,7 +168,7 @@ async def test_a_provider_failure_marks_the_notification_failed_without_blocking
     db = Database(clean_db)
     await db.open()
     try:
-        assert await service.deliver_due(db, RecordingProvider(fail_for={"boom 1"})) == 3
+        assert await jobs.deliver_due(db, RecordingProvider(fail_for={"boom 1"})) == 3
     finally:
         await db.close()
     statuses = dict(await conn.fetch("SELECT title, status FROM notifications"))
@@ -188,7 +188,7 @@ async def test_two_concurrent_runners_deliver_each_due_row_exactly_once(
     p1, p2 = RecordingProvider(delay=0.001), RecordingProvider(delay=0.001)
     try:
         counts = await asyncio.gather(
-            service.deliver_due(first, p1, batch_size=50), service.deliver_due(second, p2, batch_size=50)
+            jobs.deliver_due(first, p1, batch_size=50), jobs.deliver_due(second, p2, batch_size=50)
         )
     finally:
         await first.close()
