@@ -13,7 +13,16 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-__all__ = ["AuthLimits", "ServerLimits", "Settings", "env_bool", "env_float", "env_int", "get_settings"]
+__all__ = [
+    "AuthLimits",
+    "RetentionPolicy",
+    "ServerLimits",
+    "Settings",
+    "env_bool",
+    "env_float",
+    "env_int",
+    "get_settings",
+]
 
 
 def env_bool(name: str, default: bool) -> bool:
@@ -95,6 +104,36 @@ class ServerLimits:
 
 
 @dataclass(frozen=True, slots=True)
+class RetentionPolicy:
+    """The seed's policy by default: aggregate after 12 months, drop raw after 24, logs after 6."""
+
+    aggregate_after_months: int = 12
+    raw_retention_months: int = 24
+    log_retention_months: int = 6
+    premake_months: int = 3
+    purge_batch_size: int = 5_000
+    lock_timeout_ms: int = 2_000
+    lock_retries: int = 8
+
+    @classmethod
+    def from_env(cls) -> RetentionPolicy:
+        """Windows from ``CORP_ASTRO_RETENTION_*`` variables, else the seed's defaults."""
+        return cls(
+            aggregate_after_months=env_int("CORP_ASTRO_RETENTION_AGGREGATE_MONTHS", 12),
+            raw_retention_months=env_int("CORP_ASTRO_RETENTION_RAW_MONTHS", 24),
+            log_retention_months=env_int("CORP_ASTRO_RETENTION_LOG_MONTHS", 6),
+            premake_months=env_int("CORP_ASTRO_PARTITION_PREMAKE_MONTHS", 3),
+            purge_batch_size=env_int("CORP_ASTRO_RETENTION_PURGE_BATCH", 5_000),
+        )
+
+    def __post_init__(self) -> None:
+        if self.raw_retention_months < self.aggregate_after_months:
+            raise ValueError("raw data must be kept at least as long as the aggregation window")
+        if min(self.aggregate_after_months, self.log_retention_months, self.premake_months) < 0:
+            raise ValueError("retention windows must not be negative")
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Resolved configuration for one process."""
 
@@ -110,6 +149,9 @@ class Settings:
     scheduler_enabled: bool = True
     auth_limits: AuthLimits = field(default_factory=AuthLimits)
     server_limits: ServerLimits = field(default_factory=ServerLimits)
+    retention: RetentionPolicy = field(default_factory=RetentionPolicy)
+    # How often each process with the scheduler on delivers due scheduled notifications.
+    delivery_interval_seconds: float = 2.0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -128,6 +170,8 @@ class Settings:
             scheduler_enabled=env_bool("CORP_ASTRO_SCHEDULER", True),
             auth_limits=AuthLimits.from_env(),
             server_limits=ServerLimits.from_env(),
+            retention=RetentionPolicy.from_env(),
+            delivery_interval_seconds=env_float("CORP_ASTRO_DELIVERY_INTERVAL_SECONDS", 2.0),
         )
 
     @property

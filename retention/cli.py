@@ -13,7 +13,7 @@ from kernel.db import Database, resolve_database_url
 from kernel.settings import get_settings
 from retention import jobs
 from retention.errors import RetentionBusy
-from retention.schemas import Action, RetentionPolicy
+from retention.schemas import Action
 
 __all__ = ["register"]
 
@@ -60,7 +60,7 @@ def retention_group() -> None:
 @_now_option
 def plan_cmd(now: dt.datetime | None) -> None:
     """Print what a run would finalise, drop and purge, with row counts and reasons. Changes nothing."""
-    policy = RetentionPolicy.from_env()
+    policy = get_settings().retention
     actions = _with_db(lambda db: jobs.plan(db, _today(now), policy))
     _print(actions, "Nothing to do.")
 
@@ -70,7 +70,7 @@ def plan_cmd(now: dt.datetime | None) -> None:
 @click.option("--upkeep-only", is_flag=True, help="Only premake partitions and drain the default partitions.")
 def run_cmd(now: dt.datetime | None, upkeep_only: bool) -> None:
     """Apply the policy; every action is recorded in retention_actions. Safe to re-run."""
-    policy = RetentionPolicy.from_env()
+    policy = get_settings().retention
     try:
         actions = _with_db(lambda db: jobs.run(db, _today(now), policy, upkeep_only=upkeep_only))
     except RetentionBusy as exc:

@@ -239,19 +239,19 @@ async def run(
     return actions
 
 
-async def _scheduled(db: Database, *, upkeep_only: bool) -> None:
+async def _scheduled(db: Database, policy: RetentionPolicy, *, upkeep_only: bool) -> None:
     try:
-        await run(db, dt.datetime.now(dt.UTC).date(), RetentionPolicy.from_env(), upkeep_only=upkeep_only)
+        await run(db, dt.datetime.now(dt.UTC).date(), policy, upkeep_only=upkeep_only)
     except RetentionBusy:
         _log.info("retention already running in another process; skipped")
 
 
 def register_jobs(scheduler: AsyncIOScheduler, app: Litestar) -> None:
     """Partition upkeep at :10 every hour; the full policy daily at 03:30 UTC."""
-    db = app.state.db
+    args = {"db": app.state.db, "policy": app.state.settings.retention}
     scheduler.add_job(
-        _scheduled, "cron", minute=10, kwargs={"db": db, "upkeep_only": True}, id="partition-upkeep"
+        _scheduled, "cron", minute=10, kwargs={**args, "upkeep_only": True}, id="partition-upkeep"
     )
     scheduler.add_job(
-        _scheduled, "cron", hour=3, minute=30, kwargs={"db": db, "upkeep_only": False}, id="retention"
+        _scheduled, "cron", hour=3, minute=30, kwargs={**args, "upkeep_only": False}, id="retention"
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from kernel.settings import env_int
+from kernel.settings import RetentionPolicy
 
 __all__ = ["Action", "RetentionPolicy", "add_months", "month_label", "month_start", "upkeep_window"]
 
@@ -33,36 +33,6 @@ def add_months(day: dt.date, months: int) -> dt.date:
 def _shift(month: dt.date, months: int) -> dt.date:
     index = min(max(month.year * 12 + month.month - 1 + months, _FIRST_INDEX), _LAST_INDEX)
     return dt.date(index // 12, index % 12 + 1, 1)
-
-
-@dataclass(frozen=True, slots=True)
-class RetentionPolicy:
-    """The seed's policy by default: aggregate after 12 months, drop raw after 24, logs after 6."""
-
-    aggregate_after_months: int = 12
-    raw_retention_months: int = 24
-    log_retention_months: int = 6
-    premake_months: int = 3
-    purge_batch_size: int = 5_000
-    lock_timeout_ms: int = 2_000
-    lock_retries: int = 8
-
-    @classmethod
-    def from_env(cls) -> RetentionPolicy:
-        """Windows from ``CORP_ASTRO_RETENTION_*`` variables, else the seed's defaults."""
-        return cls(
-            aggregate_after_months=env_int("CORP_ASTRO_RETENTION_AGGREGATE_MONTHS", 12),
-            raw_retention_months=env_int("CORP_ASTRO_RETENTION_RAW_MONTHS", 24),
-            log_retention_months=env_int("CORP_ASTRO_RETENTION_LOG_MONTHS", 6),
-            premake_months=env_int("CORP_ASTRO_PARTITION_PREMAKE_MONTHS", 3),
-            purge_batch_size=env_int("CORP_ASTRO_RETENTION_PURGE_BATCH", 5_000),
-        )
-
-    def __post_init__(self) -> None:
-        if self.raw_retention_months < self.aggregate_after_months:
-            raise ValueError("raw data must be kept at least as long as the aggregation window")
-        if min(self.aggregate_after_months, self.log_retention_months, self.premake_months) < 0:
-            raise ValueError("retention windows must not be negative")
 
 
 def upkeep_window(now: dt.date, policy: RetentionPolicy) -> tuple[dt.date, dt.date]:

@@ -7,7 +7,6 @@ without ever delivering a row twice (see ``service.deliver_batch``).
 from __future__ import annotations
 
 import logging
-import os
 from typing import TYPE_CHECKING
 
 from core_api.notifications.push import PushProvider
@@ -19,11 +18,9 @@ if TYPE_CHECKING:
 
     from kernel.db import Database
 
-__all__ = ["DELIVERY_INTERVAL_SECONDS", "deliver_due", "register_jobs"]
+__all__ = ["deliver_due", "register_jobs"]
 
 _log = logging.getLogger("corp_astro.notifications.jobs")
-
-DELIVERY_INTERVAL_SECONDS = float(os.environ.get("CORP_ASTRO_DELIVERY_INTERVAL_SECONDS", "2"))
 
 
 async def deliver_due(
@@ -52,5 +49,9 @@ async def _deliver(app: Litestar) -> None:
 def register_jobs(scheduler: AsyncIOScheduler, app: Litestar) -> None:
     """Schedule the delivery job."""
     scheduler.add_job(
-        _deliver, "interval", seconds=DELIVERY_INTERVAL_SECONDS, args=[app], id="notifications.deliver_due"
+        _deliver,
+        "interval",
+        seconds=app.state.settings.delivery_interval_seconds,
+        args=[app],
+        id="notifications.deliver_due",
     )
