@@ -7,7 +7,6 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from ingest import repository
-from ingest.config import IngestConfig
 from kernel.auth import utcnow
 from kernel.scheduler import try_job_lock
 
@@ -43,7 +42,7 @@ async def prune_message_ids(db: Database, days: int) -> int:
 
 def register_jobs(scheduler: Any, app: Any) -> None:
     """Prune the exactly-once ledger hourly."""
-    days = IngestConfig.from_env().dedupe_days
+    days = app.state.settings.ingest.dedupe_days
 
     async def run() -> None:
         await prune_message_ids(app.state.db, days)

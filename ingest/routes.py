@@ -23,7 +23,7 @@ async def on_startup(app: Litestar) -> None:
     # larger first-generation threshold collects the rows' garbage in fewer, cheaper passes.
     gc.freeze()
     gc.set_threshold(50_000, 20, 20)
-    collector = service.Collector.start(app.state.db)
+    collector = service.Collector.start(app.state.db, app.state.settings.ingest)
     # Shared by every route that accepts an app's write key (ingest, experiment assignment).
     app.state.write_keys = collector.write_keys
     app.state.ingest = collector

@@ -60,9 +60,8 @@ class Collector:
     pipeline: Pipeline
 
     @classmethod
-    def start(cls, db: Database) -> Collector:
-        """Read the configuration from the environment and start the pipeline's flushers."""
-        config = IngestConfig.from_env()
+    def start(cls, db: Database, config: IngestConfig) -> Collector:
+        """Start the pipeline's flushers with ``config`` (the settings' ingest section)."""
         pipeline = Pipeline(db, config)
         pipeline.start()
         # The write-key cache is shared by every route that accepts an app's key (ingest, assignment).
