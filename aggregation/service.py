@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import importlib
 import io
 import logging
 from collections.abc import Awaitable, Callable
@@ -297,10 +296,3 @@ class Runner:
 # The job drivers (they open the per-period transactions) moved to ``aggregation.jobs``; these names stay
 # importable from here until their last caller (tests/integration/aggregation/test_conversions_and_jobs.py)
 # imports them from there. Resolved on use, through importlib, so this module never imports the jobs.
-_MOVED_TO_JOBS = frozenset({"aggregate_range", "rollup_day", "run_conversions", "run_daily", "run_hourly"})
-
-
-def __getattr__(name: str) -> Any:
-    if name in _MOVED_TO_JOBS:
-        return getattr(importlib.import_module("aggregation.jobs"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

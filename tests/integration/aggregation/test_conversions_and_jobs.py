@@ -14,8 +14,7 @@ from typing import Any
 import asyncpg
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, JobExecutionEvent
 
-from aggregation.jobs import JOB_IDS, register_jobs
-from aggregation.service import run_conversions
+from aggregation.jobs import JOB_IDS, register_jobs, run_conversions
 from experiments.jobs import convert_goal_events
 from kernel.auth import utcnow
 from kernel.db import Database
@@ -88,7 +87,7 @@ async def test_goal_event_conversions_counted_daily(db: Database, conn: asyncpg.
 
     # Idempotent: nothing changed, nothing is redone, and a forced re-run changes no row.
     assert [r for r in await run_conversions(db, today=D + dt.timedelta(days=2)) if r.status == "ok"] == []
-    from aggregation.service import aggregate_range
+    from aggregation.jobs import aggregate_range
 
     await aggregate_range(db, D, nxt, jobs=("conversions",))
     again = {
