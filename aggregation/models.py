@@ -10,10 +10,11 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from sqlalchemy import BigInteger, Date, ForeignKey, Index, Integer, LargeBinary, String, Text, func
+from sqlalchemy import BigInteger, Date, ForeignKey, Integer, LargeBinary, String, Text, func
 from sqlalchemy.dialects.postgresql import TIMESTAMP, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
+from kernel import columns as col
 from kernel.db import Base
 
 __all__ = [
@@ -28,14 +29,6 @@ __all__ = [
 ]
 
 
-def _computed_at() -> Mapped[dt.datetime]:
-    return mapped_column(TIMESTAMP(), nullable=False, server_default=func.current_timestamp())
-
-
-def _count() -> Mapped[int]:
-    return mapped_column(BigInteger, nullable=False)
-
-
 class EventRollupHourly(Base):
     """Per UTC hour, event name and category: events and distinct users, devices, sessions."""
 
@@ -44,11 +37,11 @@ class EventRollupHourly(Base):
     period: Mapped[dt.datetime] = mapped_column(TIMESTAMP(), primary_key=True)
     event_name: Mapped[str] = mapped_column(String(100), primary_key=True)
     event_category: Mapped[str] = mapped_column(String(50), primary_key=True)
-    events: Mapped[int] = _count()
-    users: Mapped[int] = _count()
-    devices: Mapped[int] = _count()
-    sessions: Mapped[int] = _count()
-    computed_at: Mapped[dt.datetime] = _computed_at()
+    events: Mapped[int] = col.count_column()
+    users: Mapped[int] = col.count_column()
+    devices: Mapped[int] = col.count_column()
+    sessions: Mapped[int] = col.count_column()
+    computed_at: Mapped[dt.datetime] = col.created_column()
 
 
 class EventRollupDaily(Base):
@@ -59,11 +52,11 @@ class EventRollupDaily(Base):
     day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
     event_name: Mapped[str] = mapped_column(String(100), primary_key=True)
     event_category: Mapped[str] = mapped_column(String(50), primary_key=True)
-    events: Mapped[int] = _count()
-    users: Mapped[int] = _count()
-    devices: Mapped[int] = _count()
-    sessions: Mapped[int] = _count()
-    computed_at: Mapped[dt.datetime] = _computed_at()
+    events: Mapped[int] = col.count_column()
+    users: Mapped[int] = col.count_column()
+    devices: Mapped[int] = col.count_column()
+    sessions: Mapped[int] = col.count_column()
+    computed_at: Mapped[dt.datetime] = col.created_column()
 
 
 class ActiveUsersDaily(Base):
@@ -72,10 +65,10 @@ class ActiveUsersDaily(Base):
     __tablename__ = "active_users_daily"
 
     day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
-    dau: Mapped[int] = _count()
-    wau: Mapped[int] = _count()
-    mau: Mapped[int] = _count()
-    computed_at: Mapped[dt.datetime] = _computed_at()
+    dau: Mapped[int] = col.count_column()
+    wau: Mapped[int] = col.count_column()
+    mau: Mapped[int] = col.count_column()
+    computed_at: Mapped[dt.datetime] = col.created_column()
 
 
 class ActiveUserSet(Base):
@@ -88,9 +81,9 @@ class ActiveUserSet(Base):
     __tablename__ = "active_user_sets"
 
     day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
-    people: Mapped[int] = _count()
+    people: Mapped[int] = col.count_column()
     members: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
-    computed_at: Mapped[dt.datetime] = _computed_at()
+    computed_at: Mapped[dt.datetime] = col.created_column()
 
 
 class ExperimentDaily(Base):
@@ -108,9 +101,9 @@ class ExperimentDaily(Base):
         index=True,
     )
     day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
-    assigned: Mapped[int] = _count()
-    converted: Mapped[int] = _count()
-    computed_at: Mapped[dt.datetime] = _computed_at()
+    assigned: Mapped[int] = col.count_column()
+    converted: Mapped[int] = col.count_column()
+    computed_at: Mapped[dt.datetime] = col.created_column()
 
 
 class AggregationRun(Base):
@@ -121,14 +114,14 @@ class AggregationRun(Base):
     """
 
     __tablename__ = "aggregation_runs"
-    __table_args__ = (Index("ix_aggregation_runs_status", "status"),)
+    __table_args__ = col.indexes("aggregation_runs", "status")
 
     job: Mapped[str] = mapped_column(String(32), primary_key=True)
     period: Mapped[dt.datetime] = mapped_column(TIMESTAMP(), primary_key=True)
     status: Mapped[str] = mapped_column(String(16), nullable=False)
     rows: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
     source_events: Mapped[int | None] = mapped_column(BigInteger)
-    source_max_created_at: Mapped[dt.datetime | None] = mapped_column(TIMESTAMP())
+    source_max_created_at: Mapped[dt.datetime | None] = col.time_column()
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     started_at: Mapped[dt.datetime] = mapped_column(TIMESTAMP(), nullable=False)
     finished_at: Mapped[dt.datetime] = mapped_column(TIMESTAMP(), nullable=False)
@@ -141,16 +134,16 @@ class RollupFinalisation(Base):
     __tablename__ = "rollup_finalisations"
 
     day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
-    raw_events: Mapped[int] = _count()
-    rollup_events: Mapped[int] = _count()
-    finalised_at: Mapped[dt.datetime] = _computed_at()
+    raw_events: Mapped[int] = col.count_column()
+    rollup_events: Mapped[int] = col.count_column()
+    finalised_at: Mapped[dt.datetime] = col.created_column()
 
 
 class Export(Base):
     """An analyst's Parquet export requested through the API; the file lives under the data dir."""
 
     __tablename__ = "exports"
-    __table_args__ = (Index("ix_exports_status", "status"),)
+    __table_args__ = col.indexes("exports", "status")
 
     export_id: Mapped[uuid.UUID] = mapped_column(
         UUID(as_uuid=True), primary_key=True, server_default=func.gen_random_uuid()
@@ -164,7 +157,7 @@ class Export(Base):
     rows: Mapped[int | None] = mapped_column(BigInteger)
     bytes: Mapped[int | None] = mapped_column(BigInteger)
     error: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[dt.datetime] = _computed_at()
-    started_at: Mapped[dt.datetime | None] = mapped_column(TIMESTAMP())
-    heartbeat_at: Mapped[dt.datetime | None] = mapped_column(TIMESTAMP())
-    finished_at: Mapped[dt.datetime | None] = mapped_column(TIMESTAMP())
+    created_at: Mapped[dt.datetime] = col.created_column()
+    started_at: Mapped[dt.datetime | None] = col.time_column()
+    heartbeat_at: Mapped[dt.datetime | None] = col.time_column()
+    finished_at: Mapped[dt.datetime | None] = col.time_column()

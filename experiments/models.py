@@ -23,6 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import TIMESTAMP, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
+from kernel import columns as col
 from kernel.db import Base
 
 __all__ = [
@@ -36,11 +37,7 @@ __all__ = [
 
 class AbTest(Base):
     __tablename__ = "ab_tests"
-    __table_args__ = (
-        Index("ix_ab_tests_status", "status"),
-        Index("ix_ab_tests_start_date", "start_date"),
-        Index("ix_ab_tests_end_date", "end_date"),
-    )
+    __table_args__ = col.indexes("ab_tests", "status", "start_date", "end_date")
 
     test_id: Mapped[uuid.UUID] = mapped_column(
         UUID(as_uuid=True), primary_key=True, server_default=func.gen_random_uuid()
@@ -49,7 +46,7 @@ class AbTest(Base):
     description: Mapped[str | None] = mapped_column(Text)
     start_date: Mapped[dt.date] = mapped_column(Date, nullable=False)
     end_date: Mapped[dt.date | None] = mapped_column(Date)
-    status: Mapped[str] = mapped_column(String(20), nullable=False, server_default="active")
+    status: Mapped[str] = col.status_column("active")
     created_at: Mapped[dt.datetime] = mapped_column(
         TIMESTAMP(), nullable=False, server_default=func.current_timestamp()
     )
@@ -82,9 +79,7 @@ class AbTestVariant(Base):
     variant_id: Mapped[uuid.UUID] = mapped_column(
         UUID(as_uuid=True), primary_key=True, server_default=func.gen_random_uuid()
     )
-    test_id: Mapped[uuid.UUID] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("ab_tests.test_id", ondelete="CASCADE"), nullable=False, index=True
-    )
+    test_id: Mapped[uuid.UUID] = col.ref_column("ab_tests.test_id")
     name: Mapped[str] = mapped_column(String(100), nullable=False)
     description: Mapped[str | None] = mapped_column(Text)
     traffic_percentage: Mapped[decimal.Decimal] = mapped_column(Numeric(5, 2), nullable=False)
@@ -116,20 +111,13 @@ class AbTestAssignment(Base):
     test_id: Mapped[uuid.UUID] = mapped_column(
         UUID(as_uuid=True), ForeignKey("ab_tests.test_id", ondelete="CASCADE"), nullable=False
     )
-    variant_id: Mapped[uuid.UUID] = mapped_column(
-        UUID(as_uuid=True),
-        ForeignKey("ab_test_variants.variant_id", ondelete="CASCADE"),
-        nullable=False,
-        index=True,
-    )
-    user_id: Mapped[uuid.UUID] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("users.user_id", ondelete="CASCADE"), nullable=False, index=True
-    )
+    variant_id: Mapped[uuid.UUID] = col.ref_column("ab_test_variants.variant_id")
+    user_id: Mapped[uuid.UUID] = col.ref_column("users.user_id")
     assigned_at: Mapped[dt.datetime] = mapped_column(
         TIMESTAMP(), nullable=False, server_default=func.current_timestamp()
     )
     converted: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
-    converted_at: Mapped[dt.datetime | None] = mapped_column(TIMESTAMP())
+    converted_at: Mapped[dt.datetime | None] = col.time_column()
     # Addition: the test's traffic phase when this assignment was made (see AbTest.phase).
     phase: Mapped[int] = mapped_column(SmallInteger, nullable=False, server_default=text("1"))
 

@@ -1,8 +1,4 @@
-"""Tables of the accounts domain: users, their devices, subscriptions and preferences, the login throttle and token generations.
-
-Column names, types, nullability and defaults follow ``docs/seed/database-schema.md``; additions
-and deviations are listed in ``docs/schema.md``.
-"""
+"""Accounts tables: users, devices, subscriptions, preferences, login throttle, token generations."""
 
 from __future__ import annotations
 
@@ -10,24 +6,11 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from sqlalchemy import (
-    Boolean,
-    Date,
-    ForeignKey,
-    Index,
-    Integer,
-    String,
-    Time,
-    func,
-    text,
-)
-from sqlalchemy.dialects.postgresql import JSONB, TIMESTAMP, UUID
+from sqlalchemy import Boolean, Date, ForeignKey, Index, Integer, String, Time, func, text
+from sqlalchemy.dialects.postgresql import TIMESTAMP, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
-from kernel.columns import EMPTY_JSON
-from kernel.columns import created_column as _created
-from kernel.columns import pk_column as _pk
-from kernel.columns import user_fk as _user_fk
+from kernel import columns as col
 from kernel.db import Base
 
 __all__ = ["LoginThrottle", "Subscription", "User", "UserDevice", "UserPreference", "UserTokenVersion"]
@@ -36,13 +19,12 @@ __all__ = ["LoginThrottle", "Subscription", "User", "UserDevice", "UserPreferenc
 class User(Base):
     __tablename__ = "users"
     __table_args__ = (
-        Index("ix_users_subscription_tier", "subscription_tier"),
-        Index("ix_users_status", "status"),
+        *col.indexes("users", "subscription_tier", "status"),
         # Emails are unique case-insensitively; the seed's plain unique index stays too.
         Index("uq_users_email_lower", func.lower(text("email")), unique=True),
     )
 
-    user_id: Mapped[uuid.UUID] = _pk()
+    user_id: Mapped[uuid.UUID] = col.pk_column()
     email: Mapped[str] = mapped_column(String(255), nullable=False, unique=True)
     password_hash: Mapped[str] = mapped_column(String(255), nullable=False)
     first_name: Mapped[str] = mapped_column(String(100), nullable=False)
@@ -53,74 +35,65 @@ class User(Base):
     place_of_birth: Mapped[str | None] = mapped_column(String(255))
     subscription_tier: Mapped[str] = mapped_column(String(20), nullable=False, server_default="free")
     role: Mapped[str] = mapped_column(String(20), nullable=False, server_default="user")
-    status: Mapped[str] = mapped_column(String(20), nullable=False, server_default="active")
-    created_at: Mapped[dt.datetime] = _created()
-    updated_at: Mapped[dt.datetime] = _created()
-    last_login_at: Mapped[dt.datetime | None] = mapped_column(TIMESTAMP())
+    status: Mapped[str] = col.status_column("active")
+    created_at: Mapped[dt.datetime] = col.created_column()
+    updated_at: Mapped[dt.datetime] = col.created_column()
+    last_login_at: Mapped[dt.datetime | None] = col.time_column()
 
 
 class UserDevice(Base):
     __tablename__ = "user_devices"
     __table_args__ = (
-        Index("ix_user_devices_device_token", "device_token"),
-        Index("ix_user_devices_platform", "platform"),
+        *col.indexes("user_devices", "device_token", "platform"),
         # Addition (core API): a push token is registered once per user, so a refresh is an upsert.
         Index("uq_user_devices_user_id_device_token", "user_id", "device_token", unique=True),
     )
 
-    device_id: Mapped[uuid.UUID] = _pk()
-    user_id: Mapped[uuid.UUID] = _user_fk()
+    device_id: Mapped[uuid.UUID] = col.pk_column()
+    user_id: Mapped[uuid.UUID] = col.user_fk()
     device_token: Mapped[str] = mapped_column(String(255), nullable=False)
     platform: Mapped[str] = mapped_column(String(20), nullable=False)
     device_model: Mapped[str | None] = mapped_column(String(100))
     os_version: Mapped[str | None] = mapped_column(String(50))
     app_version: Mapped[str | None] = mapped_column(String(50))
     active: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("true"))
-    created_at: Mapped[dt.datetime] = _created()
-    updated_at: Mapped[dt.datetime] = _created()
-    last_used_at: Mapped[dt.datetime | None] = mapped_column(TIMESTAMP())
+    created_at: Mapped[dt.datetime] = col.created_column()
+    updated_at: Mapped[dt.datetime] = col.created_column()
+    last_used_at: Mapped[dt.datetime | None] = col.time_column()
 
 
 class Subscription(Base):
     __tablename__ = "subscriptions"
-    __table_args__ = (
-        Index("ix_subscriptions_plan_id", "plan_id"),
-        Index("ix_subscriptions_status", "status"),
-        Index("ix_subscriptions_end_date", "end_date"),
-    )
+    __table_args__ = col.indexes("subscriptions", "plan_id", "status", "end_date")
 
-    subscription_id: Mapped[uuid.UUID] = _pk()
-    user_id: Mapped[uuid.UUID] = _user_fk()
+    subscription_id: Mapped[uuid.UUID] = col.pk_column()
+    user_id: Mapped[uuid.UUID] = col.user_fk()
     plan_id: Mapped[str] = mapped_column(String(50), nullable=False)
-    status: Mapped[str] = mapped_column(String(20), nullable=False)
+    status: Mapped[str] = col.status_column()
     start_date: Mapped[dt.date] = mapped_column(Date, nullable=False)
     end_date: Mapped[dt.date | None] = mapped_column(Date)
     auto_renew: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("true"))
     payment_method: Mapped[str | None] = mapped_column(String(50))
     payment_provider: Mapped[str | None] = mapped_column(String(50))
-    created_at: Mapped[dt.datetime] = _created()
-    updated_at: Mapped[dt.datetime] = _created()
+    created_at: Mapped[dt.datetime] = col.created_column()
+    updated_at: Mapped[dt.datetime] = col.created_column()
 
 
 class UserPreference(Base):
     __tablename__ = "user_preferences"
-    __table_args__ = (Index("ix_user_preferences_language", "language"),)
+    __table_args__ = col.indexes("user_preferences", "language")
 
-    preference_id: Mapped[uuid.UUID] = _pk()
+    preference_id: Mapped[uuid.UUID] = col.pk_column()
     # One preferences row per user: the FK index is unique (documented deviation).
     user_id: Mapped[uuid.UUID] = mapped_column(
         UUID(as_uuid=True), ForeignKey("users.user_id", ondelete="CASCADE"), nullable=False, unique=True
     )
-    notification_preferences: Mapped[dict[str, Any]] = mapped_column(
-        JSONB, nullable=False, server_default=EMPTY_JSON
-    )
-    theme_preferences: Mapped[dict[str, Any]] = mapped_column(
-        JSONB, nullable=False, server_default=EMPTY_JSON
-    )
+    notification_preferences: Mapped[dict[str, Any]] = col.json_column()
+    theme_preferences: Mapped[dict[str, Any]] = col.json_column()
     language: Mapped[str] = mapped_column(String(10), nullable=False, server_default="en")
     timezone: Mapped[str] = mapped_column(String(50), nullable=False, server_default="UTC")
-    created_at: Mapped[dt.datetime] = _created()
-    updated_at: Mapped[dt.datetime] = _created()
+    created_at: Mapped[dt.datetime] = col.created_column()
+    updated_at: Mapped[dt.datetime] = col.created_column()
 
 
 class LoginThrottle(Base):
@@ -133,12 +106,12 @@ class LoginThrottle(Base):
     """
 
     __tablename__ = "login_throttle"
-    __table_args__ = (Index("ix_login_throttle_window_start", "window_start"),)
+    __table_args__ = col.indexes("login_throttle", "window_start")
 
     throttle_key: Mapped[str] = mapped_column(String(100), primary_key=True)
     window_start: Mapped[dt.datetime] = mapped_column(TIMESTAMP(), nullable=False)
     attempts: Mapped[int] = mapped_column(Integer, nullable=False)
-    blocked_until: Mapped[dt.datetime | None] = mapped_column(TIMESTAMP())
+    blocked_until: Mapped[dt.datetime | None] = col.time_column()
 
 
 class UserTokenVersion(Base):
@@ -151,4 +124,4 @@ class UserTokenVersion(Base):
         UUID(as_uuid=True), ForeignKey("users.user_id", ondelete="CASCADE"), primary_key=True
     )
     token_version: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
-    updated_at: Mapped[dt.datetime] = _created()
+    updated_at: Mapped[dt.datetime] = col.created_column()
