@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from pathlib import Path
 
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from kernel.cli import with_database
 from kernel.db import Database, resolve_database_url
 from kernel.settings import get_settings
 
@@ -53,22 +53,17 @@ def aggregate(date_from: dt.datetime, date_to: dt.datetime, job: str) -> None:
     total = sum(days * (24 if j == "hourly" else 1) for j in jobs)
     counts: dict[str, int] = {}
 
-    async def go() -> None:
-        db = Database(resolve_database_url(get_settings()), max_size=2)
-        await db.open()
-        try:
-            with _progress() as progress:
-                task = progress.add_task("aggregate", total=total, note="")
+    async def go(db: Database) -> None:
+        with _progress() as progress:
+            task = progress.add_task("aggregate", total=total, note="")
 
-                def step(r: PeriodResult) -> None:
-                    counts[r.status] = counts.get(r.status, 0) + 1
-                    progress.update(task, advance=1, note=f"{r.job} {r.period:%Y-%m-%d %H:%M} {r.status}")
+            def step(r: PeriodResult) -> None:
+                counts[r.status] = counts.get(r.status, 0) + 1
+                progress.update(task, advance=1, note=f"{r.job} {r.period:%Y-%m-%d %H:%M} {r.status}")
 
-                await aggregate_range(db, start, end, jobs, on_period=step)
-        finally:
-            await db.close()
+            await aggregate_range(db, start, end, jobs, on_period=step)
 
-    asyncio.run(go())
+    with_database(go)
     click.echo(", ".join(f"{k}: {v}" for k, v in sorted(counts.items())))
     if counts.get("failed"):
         raise SystemExit(1)

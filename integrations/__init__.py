@@ -5,20 +5,7 @@ The public functions below purge this domain's logs for the retention policy (do
 
 from __future__ import annotations
 
-from integrations.repository import (
-    count_webhook_deliveries_before,
-    count_workflow_execution_steps_before,
-    count_workflow_executions_before,
-    purge_webhook_deliveries,
-    purge_workflow_execution_steps,
-    purge_workflow_executions,
-)
+from integrations import repository
+from integrations.repository import *  # noqa: F403  (its __all__: the purges and their counts)
 
-__all__ = [
-    "count_webhook_deliveries_before",
-    "count_workflow_execution_steps_before",
-    "count_workflow_executions_before",
-    "purge_webhook_deliveries",
-    "purge_workflow_execution_steps",
-    "purge_workflow_executions",
-]
+__all__ = repository.__all__

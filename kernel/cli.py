@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
-from kernel.db import resolve_database_url
+from kernel.db import Database, resolve_database_url
 from kernel.settings import get_settings
 
-__all__ = ["main"]
+__all__ = ["main", "with_database"]
+
+T = TypeVar("T")
 
 
 # The app ``serve`` runs, named by the registry (``attach_domains``): the kernel knows no domain.
@@ -32,6 +35,20 @@ def db() -> None:
 
 def _url() -> str:
     return resolve_database_url(get_settings())
+
+
+def with_database(work: Callable[[Database], Awaitable[T]], *, max_size: int = 2) -> T:
+    """Run ``work`` on a pool of the configured database, opened for it and closed after (a command's)."""
+
+    async def main() -> T:
+        db = Database(_url(), max_size=max_size)
+        await db.open()
+        try:
+            return await work(db)
+        finally:
+            await db.close()
+
+    return asyncio.run(main())
 
 
 def _alembic(fn: Any, *args: Any, **kwargs: Any) -> None:

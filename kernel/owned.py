@@ -10,58 +10,57 @@ a row with a UUID primary key and an owner column. Reads and writes follow the s
   resource allows it (``admin_reads``), optionally one user's (``?user_id=``);
 - writes (patch, delete) are the owner's alone.
 
-Column lists come from the SQLAlchemy ``Table`` (``columns``), computed once at import, so the schema
-is described in one place: the domain's ``models.py``. A domain keeps its special cases (an upsert, child
-rows, a state change) as small functions on top of these.
+Column lists come from the ``Table`` (``columns``): the schema is described in the domain's ``models.py``
+only. A domain keeps its special cases (an upsert, child rows, a state change) as functions on top.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import inspect
+import re
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from litestar import get
-from litestar.params import FromPath, FromQuery
+from litestar.params import FromPath, FromQuery, JSONBody
 from sqlalchemy.dialects import postgresql
 
+from kernel import resources
+from kernel.auth import require_role
 from kernel.db import uuid7
 from kernel.deps import CurrentUser, DbConn
 from kernel.pagination import DEFAULT_PAGE_SIZE, CursorParam, LimitParam, Page, decode_cursor, make_page
-from kernel.resources import fetch_all, list_scope, naive, read_scope, set_clause, to_struct
+from kernel.resources import changes, fetch_all, list_scope, naive, read_scope, set_clause, to_struct
 
 if TYPE_CHECKING:
     import asyncpg
+    import msgspec
     from sqlalchemy import FromClause
 
     from kernel.auth import AuthUser
     from kernel.errors import NotFoundError
 
-__all__ = ["Filter", "OwnedResource", "OwnedTable", "columns", "get_route", "list_route", "row_count"]
+__all__ = [
+    "Filter",
+    "OwnedResource",
+    "OwnedTable",
+    "get_route",
+    "list_route",
+    "route",
+]
 
 OutT = TypeVar("OutT")
 Row = Any  # asyncpg.Record
 # A list filter: an SQL condition with ``{}`` where its argument goes, and the argument (None: no filter).
 # The condition is always the code's own text; only the argument comes from the client.
 Filter = tuple[str, Any]
+Filters = Sequence[Filter]
+Owner = uuid.UUID | None  # None: every owner
+Key = Sequence[Any] | None  # a list's sort key, after which a page starts (None: the first page)
 _NOW = "(now() AT TIME ZONE 'UTC')"
 _DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]
-
-
-def columns(table: FromClause, *, exclude: Iterable[str] = ()) -> str:
-    """``"a", "b", "c"``: the columns of ``table`` in declaration order, without ``exclude``.
-
-    Names are quoted because the seed uses reserved words as column names (``order``).
-    """
-    skip = set(exclude)
-    return ", ".join(f'"{c.name}"' for c in table.columns if c.name not in skip)
-
-
-def row_count(status: str) -> int:
-    """Rows affected, from a command tag such as ``DELETE 3`` or ``UPDATE 0``."""
-    return int(status.rsplit(" ", 1)[-1])
 
 
 def _cursor_value(value: Any) -> Any:
@@ -92,7 +91,7 @@ class OwnedTable:
         self.owner = owner
         self.order = order
         self.descending = descending
-        self.columns = columns(table, exclude=exclude)
+        self.columns = resources.columns(table, exclude=exclude)
         sort = table.columns[order]
         # The cursor's shape follows the sort column: (timestamp, uuid) or (date, uuid).
         generic_tuple: Any = tuple
@@ -111,13 +110,7 @@ class OwnedTable:
         )
 
     async def rows(
-        self,
-        conn: asyncpg.Connection,
-        owner: uuid.UUID | None,
-        *,
-        after: Sequence[Any] | None,
-        limit: int,
-        filters: Sequence[Filter] = (),
+        self, conn: asyncpg.Connection, owner: Owner, *, after: Key, limit: int, filters: Filters = ()
     ) -> list[Row]:
         """Up to ``limit + 1`` rows of ``owner`` (everyone's when None) after the key ``after``."""
         args: list[Any] = []
@@ -175,7 +168,7 @@ class OwnedTable:
     async def delete(self, conn: asyncpg.Connection, row_id: uuid.UUID, owner: uuid.UUID | None) -> bool:
         """Delete the row if ``owner`` owns it; whether it did."""
         status = await conn.execute(f"DELETE FROM {self.name} WHERE {self._scoped()}", row_id, owner)
-        return row_count(status) == 1
+        return resources.row_count(status) == 1
 
 
 class OwnedResource(Generic[OutT]):
@@ -243,13 +236,7 @@ class OwnedResource(Generic[OutT]):
         return key
 
     async def page(
-        self,
-        conn: asyncpg.Connection,
-        owner: uuid.UUID | None,
-        *,
-        after: Sequence[Any] | None,
-        limit: int,
-        filters: Sequence[Filter] = (),
+        self, conn: asyncpg.Connection, owner: Owner, *, after: Key, limit: int, filters: Filters = ()
     ) -> Page[OutT]:
         """A page of ``owner``'s rows (everyone's when None) after the key ``after``; no access check:
         for rows whose owner was already checked (the analyses of a business the caller may read)."""
@@ -273,74 +260,98 @@ class OwnedResource(Generic[OutT]):
         """Change one of ``user``'s rows."""
         return self.found(await self.table.update(conn, row_id, user.user_id, values))
 
+    async def add(self, conn: asyncpg.Connection, user: AuthUser, data: msgspec.Struct) -> OutT:
+        """A new row of ``user`` with the fields of a create body."""
+        return await self.create(conn, user.user_id, changes(data))
+
+    async def patch(
+        self, conn: asyncpg.Connection, user: AuthUser, row_id: uuid.UUID, data: msgspec.Struct
+    ) -> OutT:
+        """Change one of ``user``'s rows by the fields a PATCH body carries."""
+        return await self.update(conn, user, row_id, changes(data))
+
     async def delete(self, conn: asyncpg.Connection, user: AuthUser, row_id: uuid.UUID) -> None:
         """Delete one of ``user``'s rows."""
         if not await self.table.delete(conn, row_id, user.user_id):
             raise self.not_found()
 
 
-# --- Route handlers ------------------------------------------------------------------------------
-# The read routes of an owned resource are the same everywhere but for names: these build them for a
-# domain's controller (as class attributes), with the domain's path parameter, summary and docstring, so
-# the documentation and the authorization matrix (which finds a domain's routes by module) are unchanged.
+# --- Route handlers: a domain controller's routes (class attributes) with its own path, summary and
+# docstring and module, so the documentation and the authorization matrix (routes by module) stay the same.
 
 
-_NO_DEFAULT = inspect.Parameter.empty
+_CALLER: list[tuple[str, Any, Any]] = [
+    ("conn", DbConn, resources.NO_DEFAULT),
+    ("current_user", CurrentUser, resources.NO_DEFAULT),
+]
 
 
-def _handler(
-    fn: Any, module: str, name: str, doc: str, params: list[tuple[str, Any, Any]], returns: Any
-) -> Any:
-    """``fn`` dressed as a controller method ``name`` of ``module`` taking ``params`` (name, type, default)."""
-    fn.__module__, fn.__name__, fn.__qualname__, fn.__doc__ = module, name, name, doc
-    fn.__annotations__ = {**{p: t for p, t, _ in params}, "return": returns}
-    fn.__signature__ = inspect.Signature(
-        [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
-        + [
-            inspect.Parameter(p, inspect.Parameter.KEYWORD_ONLY, annotation=t, default=d)
-            for p, t, d in params
-        ],
-        return_annotation=returns,
-    )
-    return fn
-
-
-def get_route(
-    resource: OwnedResource[Any],
-    path_id: str,
+def _route(
+    method: Any,
+    path: str,
+    call: Callable[..., Awaitable[Any]],
     *,
     summary: str,
     doc: str,
     module: str,
-    prefix: str = "",
-    name: str = "get_one",
+    name: str,
+    body: Any = None,
+    returns: Any = None,
+    status_code: int | None = None,
 ) -> Any:
-    """``GET <prefix>/{<path_id>:uuid}``: one row the caller may read (404 otherwise)."""
+    """``method`` (Litestar's ``post``, ``patch``, ...) at ``path``: ``call(conn, current_user[, <the path's
+    {id:uuid}>][, data])``, ``body`` the JSON body's type, ``returns`` the answer's (None: no body)."""
+    path_id = next(iter(re.findall(r"{(\w+):uuid}", path)), None)
 
-    async def handler(self: Any, conn: asyncpg.Connection, current_user: AuthUser, **ids: uuid.UUID) -> Any:
-        return await resource.get(conn, current_user, ids[path_id])
+    async def handler(self: Any, conn: asyncpg.Connection, current_user: AuthUser, **kwargs: Any) -> Any:
+        args = [kwargs[p] for p in (path_id, "data" if body is not None else None) if p is not None]
+        result = await call(conn, current_user, *args)
+        return None if returns is None else result
 
-    params: list[tuple[str, Any, Any]] = [
-        (path_id, FromPath[uuid.UUID], _NO_DEFAULT),
-        ("conn", DbConn, _NO_DEFAULT),
-        ("current_user", CurrentUser, _NO_DEFAULT),
-    ]
-    fn = _handler(handler, module, name, doc, params, resource.out)
-    return get(f"{prefix}/{{{path_id}:uuid}}", summary=summary)(fn)
+    params = [] if path_id is None else [(path_id, FromPath[uuid.UUID], resources.NO_DEFAULT)]
+    if body is not None:
+        json_body: Any = JSONBody  # mypy: a runtime alias
+        params.append(("data", json_body[body], resources.NO_DEFAULT))
+    fn = resources.dress_handler(handler, module, name, doc, params + _CALLER, returns)
+    options = {} if status_code is None else {"status_code": status_code}
+    return method(path, summary=summary, **options)(fn)
+
+
+Stub = Callable[..., None]
+
+
+def _from_stub(stub: Stub) -> dict[str, str]:
+    # The stub method gives the handler's name and module; its docstring the OpenAPI summary (the first
+    # paragraph) and description (the rest).
+    summary, _, doc = inspect.cleandoc(stub.__doc__ or "").partition("\n\n")
+    return {"summary": summary, "doc": doc, "module": stub.__module__, "name": stub.__name__}
+
+
+def route(
+    method: Any,
+    path: str,
+    call: Callable[..., Awaitable[Any]],
+    body: Any = None,
+    returns: Any = None,
+    *,
+    status_code: int | None = None,
+) -> Callable[[Stub], Any]:
+    """Decorate a stub method (see ``_from_stub``) into ``_route``'s handler of ``call``."""
+    return lambda stub: _route(
+        method, path, call, body=body, returns=returns, status_code=status_code, **_from_stub(stub)
+    )
+
+
+def get_route(resource: OwnedResource[Any], path: str) -> Callable[[Stub], Any]:
+    """``GET <path>`` (with one ``{<id>:uuid}``): one row the caller may read (404 otherwise)."""
+    return route(get, path, resource.get, None, resource.out)
 
 
 def list_route(
-    resource: OwnedResource[Any],
-    *,
-    summary: str,
-    doc: str,
-    module: str,
-    path: str = "/",
-    name: str = "list_all",
-    by_user: bool = True,
-) -> Any:
+    resource: OwnedResource[Any], path: str = "/", *, by_user: bool = True, role: str | None = None
+) -> Callable[[Stub], Any]:
     """``GET <path>``: a page of the rows the caller may read, newest first; ``by_user`` adds the admin's
-    ``?user_id=`` filter."""
+    ``?user_id=`` filter; ``role``, when given, is required of the caller (403 otherwise)."""
 
     async def handler(
         self: Any,
@@ -350,17 +361,22 @@ def list_route(
         limit: int,
         user_id: uuid.UUID | None = None,
     ) -> Any:
+        if role is not None:
+            require_role(current_user, role)
         return await resource.list(conn, current_user, cursor=cursor, limit=limit, user_id=user_id)
 
-    params: list[tuple[str, Any, Any]] = [
-        ("conn", DbConn, _NO_DEFAULT),
-        ("current_user", CurrentUser, _NO_DEFAULT),
-    ]
+    params = list(_CALLER)
     if by_user:
         user_param: Any = FromQuery[uuid.UUID | None]  # type: ignore[misc]  # mypy: a runtime alias
         params.append(("user_id", user_param, None))
     params += [("cursor", CursorParam, None), ("limit", LimitParam, DEFAULT_PAGE_SIZE)]
     page: Any = Page
-    page_of = page[resource.out]
-    fn = _handler(handler, module, name, doc, params, page_of)
-    return get(path, summary=summary)(fn)
+
+    def build(stub: Stub) -> Any:
+        names = _from_stub(stub)
+        fn = resources.dress_handler(
+            handler, names["module"], names["name"], names["doc"], params, page[resource.out]
+        )
+        return get(path, summary=names["summary"])(fn)
+
+    return build

@@ -12,26 +12,34 @@
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 import re
 import uuid
+from collections.abc import Iterable
 from functools import lru_cache
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import asyncpg
 import msgspec
 from litestar import Controller, Request
+from litestar.params import QueryParameter
 from msgspec import Meta
 
 from kernel.auth import AuthUser, client_ip, forwarded_for
 from kernel.errors import NotFoundError
 
+if TYPE_CHECKING:
+    from sqlalchemy import FromClause
+
 __all__ = [
     "NON_BLANK",
+    "NO_DEFAULT",
     "NO_NUL",
     "JsonObject",
     "Name",
     "Name50",
     "Name100",
+    "QueryStr50",
     "ResourceController",
     "Str20",
     "Str50",
@@ -43,11 +51,14 @@ __all__ = [
     "check_language",
     "check_timezone",
     "check_url",
+    "columns",
+    "dress_handler",
     "fetch_all",
     "list_scope",
     "naive",
     "read_scope",
     "request_ip",
+    "row_count",
     "set_clause",
     "to_struct",
     "to_utc_naive",
@@ -67,6 +78,8 @@ Name50 = Annotated[str, Meta(min_length=1, max_length=50, pattern=NON_BLANK)]
 # TEXT columns are unbounded in PostgreSQL; the API bounds them so a request cannot exhaust memory.
 Text = Annotated[str, Meta(max_length=20_000, pattern=NO_NUL)]
 JsonObject = dict[str, Any]
+# An optional query filter on a VARCHAR(50) column (a type, a category).
+QueryStr50 = Annotated[str | None, QueryParameter(max_length=50, pattern=NO_NUL)]
 
 MAX_JSON_DEPTH = 16
 MAX_JSON_BYTES = 16 * 1024
@@ -214,3 +227,37 @@ class ResourceController(Controller):
     # Values the database refuses, races and undecodable bodies are mapped app-wide in
     # kernel.http_errors; this bounds the body every core route reads.
     request_max_body_size = 64 * 1024
+
+
+NO_DEFAULT = inspect.Parameter.empty
+
+
+def dress_handler(
+    fn: Any, module: str, name: str, doc: str, params: list[tuple[str, Any, Any]], returns: Any
+) -> Any:
+    """``fn`` dressed as a controller method ``name`` of ``module`` taking ``params`` (name, type, default)."""
+    fn.__module__, fn.__name__, fn.__qualname__, fn.__doc__ = module, name, name, doc
+    fn.__annotations__ = {**{p: t for p, t, _ in params}, "return": returns}
+    fn.__signature__ = inspect.Signature(
+        [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+        + [
+            inspect.Parameter(p, inspect.Parameter.KEYWORD_ONLY, annotation=t, default=d)
+            for p, t, d in params
+        ],
+        return_annotation=returns,
+    )
+    return fn
+
+
+def columns(table: FromClause, *, exclude: Iterable[str] = ()) -> str:
+    """``"a", "b", "c"``: the columns of ``table`` in declaration order, without ``exclude``.
+
+    Names are quoted because the seed uses reserved words as column names (``order``).
+    """
+    skip = set(exclude)
+    return ", ".join(f'"{c.name}"' for c in table.columns if c.name not in skip)
+
+
+def row_count(status: str) -> int:
+    """Rows affected, from a command tag such as ``DELETE 3`` or ``UPDATE 0``."""
+    return int(status.rsplit(" ", 1)[-1])

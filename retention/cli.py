@@ -2,34 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
 
 import click
 
-from kernel.db import Database, resolve_database_url
+from kernel.cli import with_database
 from kernel.settings import get_settings
 from retention import jobs
 from retention.errors import RetentionBusy
 from retention.schemas import Action
 
 __all__ = ["register"]
-
-T = TypeVar("T")
-
-
-def _with_db(work: Callable[[Database], Awaitable[T]]) -> T:
-    async def main() -> T:
-        db = Database(resolve_database_url(get_settings()), max_size=4)
-        await db.open()
-        try:
-            return await work(db)
-        finally:
-            await db.close()
-
-    return asyncio.run(main())
 
 
 def _print(actions: list[Action], empty: str) -> None:
@@ -61,7 +44,7 @@ def retention_group() -> None:
 def plan_cmd(now: dt.datetime | None) -> None:
     """Print what a run would finalise, drop and purge, with row counts and reasons. Changes nothing."""
     policy = get_settings().retention
-    actions = _with_db(lambda db: jobs.plan(db, _today(now), policy))
+    actions = with_database(lambda db: jobs.plan(db, _today(now), policy), max_size=4)
     _print(actions, "Nothing to do.")
 
 
@@ -72,7 +55,9 @@ def run_cmd(now: dt.datetime | None, upkeep_only: bool) -> None:
     """Apply the policy; every action is recorded in retention_actions. Safe to re-run."""
     policy = get_settings().retention
     try:
-        actions = _with_db(lambda db: jobs.run(db, _today(now), policy, upkeep_only=upkeep_only))
+        actions = with_database(
+            lambda db: jobs.run(db, _today(now), policy, upkeep_only=upkeep_only), max_size=4
+        )
     except RetentionBusy as exc:
         raise click.ClickException(exc.message) from exc
     _print(actions, "Nothing to do.")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -21,20 +20,15 @@ PASSWORD_ENV = "CORP_ASTRO_ADMIN_PASSWORD"  # noqa: S105 (a variable name, not a
 
 def _run(work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
     """Run ``work`` in one transaction on the configured database; domain errors exit with status 1."""
-    from kernel.db import Database, resolve_database_url
-    from kernel.settings import get_settings
+    from kernel.cli import with_database
+    from kernel.db import Database
 
-    async def main() -> T:
-        db = Database(resolve_database_url(get_settings()), max_size=1)
-        await db.open()
-        try:
-            async with db.transaction() as conn:
-                return await work(conn)
-        finally:
-            await db.close()
+    async def in_transaction(db: Database) -> T:
+        async with db.transaction() as conn:
+            return await work(conn)
 
     try:
-        return asyncio.run(main())
+        return with_database(in_transaction, max_size=1)
     except DomainError as exc:
         details = exc.details if isinstance(exc.details, list) else []
         lines = [exc.message, *(f"  {d.get('message')}" for d in details if isinstance(d, dict))]

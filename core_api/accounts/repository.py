@@ -7,7 +7,8 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from core_api.accounts.models import Subscription, User, UserDevice, UserPreference
-from kernel.owned import OwnedTable, columns, row_count
+from kernel.owned import OwnedTable
+from kernel.resources import columns, row_count
 
 if TYPE_CHECKING:
     import asyncpg

@@ -26,8 +26,7 @@ from core_api.accounts.schemas import (
     UserUpdate,
 )
 from kernel.deps import CurrentUser, Db, DbConn
-from kernel.owned import get_route, list_route
-from kernel.pagination import DEFAULT_PAGE_SIZE, CursorParam, LimitParam, Page
+from kernel.owned import get_route, list_route, route
 from kernel.resources import ResourceController, request_ip
 
 __all__ = ["route_handlers"]
@@ -114,10 +113,12 @@ class MeController(ResourceController):
         hooks = request.app.state.user_erased_hooks
         await service.erase_account(conn, current_user, request_ip(request), hooks)
 
-    @get("/preferences", summary="The caller's preferences")
-    async def get_preferences(self, conn: DbConn, current_user: CurrentUser) -> PreferencesOut:
-        """Language, time zone and notification/theme settings."""
-        return await owned.get_preferences(conn, current_user)
+    @route(get, "/preferences", owned.get_preferences, None, PreferencesOut)
+    def get_preferences(self) -> None:
+        """The caller's preferences
+
+        Language, time zone and notification/theme settings.
+        """
 
     @put("/preferences", summary="Save the caller's preferences")
     async def put_preferences(
@@ -126,15 +127,12 @@ class MeController(ResourceController):
         """Store the given fields (language and time zone are validated); omitted ones are kept."""
         return await owned.put_preferences(conn, current_user, data)
 
-    list_devices = list_route(
-        owned.devices,
-        path="/devices",
-        name="list_devices",
-        by_user=False,
-        summary="The caller's devices",
-        doc="Registered push devices, newest first.",
-        module=__name__,
-    )
+    @list_route(owned.devices, "/devices", by_user=False)
+    def list_devices(self) -> None:
+        """The caller's devices
+
+        Registered push devices, newest first.
+        """
 
     @post("/devices", summary="Register or refresh a push token")
     async def register_device(
@@ -144,52 +142,40 @@ class MeController(ResourceController):
         device, created = await owned.register_device(conn, current_user, data)
         return Response(device, status_code=201 if created else 200)
 
-    get_device = get_route(
-        owned.devices,
-        "device_id",
-        prefix="/devices",
-        name="get_device",
-        summary="One of the caller's devices",
-        doc="A device of the caller (404 for anyone else's).",
-        module=__name__,
-    )
+    @get_route(owned.devices, "/devices/{device_id:uuid}")
+    def get_device(self) -> None:
+        """One of the caller's devices
 
-    @patch("/devices/{device_id:uuid}", summary="Change one of the caller's devices")
-    async def update_device(
-        self,
-        device_id: FromPath[uuid.UUID],
-        data: JSONBody[DeviceUpdate],
-        conn: DbConn,
-        current_user: CurrentUser,
-    ) -> DeviceOut:
-        """New token, versions, or ``active``."""
-        return await owned.update_device(conn, current_user, device_id, data)
+        A device of the caller (404 for anyone else's).
+        """
 
-    @delete("/devices/{device_id:uuid}", summary="Deactivate one of the caller's devices")
-    async def deactivate_device(
-        self, device_id: FromPath[uuid.UUID], conn: DbConn, current_user: CurrentUser
-    ) -> None:
-        """Stop pushes to the device (``active`` = false; the row is kept)."""
-        await owned.deactivate_device(conn, current_user, device_id)
+    @route(patch, "/devices/{device_id:uuid}", owned.update_device, DeviceUpdate, DeviceOut)
+    def update_device(self) -> None:
+        """Change one of the caller's devices
 
-    list_subscriptions = list_route(
-        owned.my_subscriptions,
-        path="/subscriptions",
-        name="list_subscriptions",
-        by_user=False,
-        summary="The caller's subscriptions",
-        doc="The caller's subscriptions, newest first.",
-        module=__name__,
-    )
-    get_subscription = get_route(
-        owned.my_subscriptions,
-        "subscription_id",
-        prefix="/subscriptions",
-        name="get_subscription",
-        summary="One of the caller's subscriptions",
-        doc="A subscription of the caller.",
-        module=__name__,
-    )
+        New token, versions, or ``active``.
+        """
+
+    @route(delete, "/devices/{device_id:uuid}", owned.deactivate_device)
+    def deactivate_device(self) -> None:
+        """Deactivate one of the caller's devices
+
+        Stop pushes to the device (``active`` = false; the row is kept).
+        """
+
+    @list_route(owned.my_subscriptions, "/subscriptions", by_user=False)
+    def list_subscriptions(self) -> None:
+        """The caller's subscriptions
+
+        The caller's subscriptions, newest first.
+        """
+
+    @get_route(owned.my_subscriptions, "/subscriptions/{subscription_id:uuid}")
+    def get_subscription(self) -> None:
+        """One of the caller's subscriptions
+
+        A subscription of the caller.
+        """
 
 
 class UsersController(ResourceController):
@@ -198,23 +184,19 @@ class UsersController(ResourceController):
     path = "/v1/users"
     tags = ["users"]
 
-    @get("/", summary="Every account (admin)")
-    async def list_users(
-        self,
-        conn: DbConn,
-        current_user: CurrentUser,
-        cursor: CursorParam = None,
-        limit: LimitParam = DEFAULT_PAGE_SIZE,
-    ) -> Page[UserOut]:
-        """Every account, newest first."""
-        return await service.list_users(conn, current_user, cursor=cursor, limit=limit)
+    @list_route(service.users, by_user=False, role="admin")
+    def list_users(self) -> None:
+        """Every account (admin)
 
-    @get("/{user_id:uuid}", summary="An account (admins: any; others: their own)")
-    async def get_user(
-        self, user_id: FromPath[uuid.UUID], conn: DbConn, current_user: CurrentUser
-    ) -> UserOut:
-        """An account's profile."""
-        return await service.get_user(conn, current_user, user_id)
+        Every account, newest first.
+        """
+
+    @route(get, "/{user_id:uuid}", service.get_user, None, UserOut)
+    def get_user(self) -> None:
+        """An account (admins: any; others: their own)
+
+        An account's profile.
+        """
 
     @patch("/{user_id:uuid}", summary="Change an account's role, status or tier (admin)")
     async def update_user(
@@ -235,37 +217,33 @@ class SubscriptionsController(ResourceController):
     path = "/v1/subscriptions"
     tags = ["subscriptions"]
 
-    @post("/", summary="Create a subscription for a user (admin)")
-    async def create(
-        self, data: JSONBody[SubscriptionCreate], conn: DbConn, current_user: CurrentUser
-    ) -> SubscriptionOut:
-        """A new subscription row for ``user_id``."""
-        return await owned.create_subscription(conn, current_user, data)
+    @route(post, "/", owned.create_subscription, SubscriptionCreate, SubscriptionOut)
+    def create(self) -> None:
+        """Create a subscription for a user (admin)
 
-    list_all = list_route(
-        owned.subscriptions,
-        summary="Subscriptions (admins: everyone's, or one user's; others: their own)",
-        doc="Newest first; ``user_id`` filters (admins only; anyone else sees only their own).",
-        module=__name__,
-    )
-    get_one = get_route(
-        owned.subscriptions,
-        "subscription_id",
-        summary="A subscription (admins: any; others: their own)",
-        doc="One subscription.",
-        module=__name__,
-    )
+        A new subscription row for ``user_id``.
+        """
 
-    @patch("/{subscription_id:uuid}", summary="Change a subscription (admin)")
-    async def update(
-        self,
-        subscription_id: FromPath[uuid.UUID],
-        data: JSONBody[SubscriptionUpdate],
-        conn: DbConn,
-        current_user: CurrentUser,
-    ) -> SubscriptionOut:
-        """Plan, status, dates, renewal and payment fields."""
-        return await owned.update_subscription(conn, current_user, subscription_id, data)
+    @list_route(owned.subscriptions)
+    def list_all(self) -> None:
+        """Subscriptions (admins: everyone's, or one user's; others: their own)
+
+        Newest first; ``user_id`` filters (admins only; anyone else sees only their own).
+        """
+
+    @get_route(owned.subscriptions, "/{subscription_id:uuid}")
+    def get_one(self) -> None:
+        """A subscription (admins: any; others: their own)
+
+        One subscription.
+        """
+
+    @route(patch, "/{subscription_id:uuid}", owned.update_subscription, SubscriptionUpdate, SubscriptionOut)
+    def update(self) -> None:
+        """Change a subscription (admin)
+
+        Plan, status, dates, renewal and payment fields.
+        """
 
 
 route_handlers: list[Any] = [AuthController, MeController, UsersController, SubscriptionsController]

@@ -38,7 +38,6 @@ from kernel.auth import AuthUser, create_access_token, needs_rehash, require_rol
 from kernel.db import uuid7
 from kernel.errors import ConflictError, DomainError, ValidationError
 from kernel.owned import OwnedResource
-from kernel.pagination import Page
 from kernel.resources import changes, to_struct
 
 if TYPE_CHECKING:
@@ -59,7 +58,6 @@ __all__ = [
     "erase_account",
     "find_login_user",
     "get_user",
-    "list_users",
     "logout",
     "reserve_login_attempt",
     "reserve_registration",
@@ -79,6 +77,24 @@ def _inet(ip: str | None) -> str | None:
         return str(ipaddress.ip_address(ip))
     except ValueError:
         return None
+
+
+async def _audit_own(
+    conn: asyncpg.Connection,
+    action: str,
+    user: AuthUser,
+    ip: str | None,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """Audit what the caller did to their own account."""
+    await audit.record(
+        conn,
+        action,
+        actor_user_id=user.user_id,
+        subject_id=str(user.user_id),
+        ip_address=_inet(ip),
+        details=details,
+    )
 
 
 # --- Registration --------------------------------------------------------------------------------
@@ -224,9 +240,7 @@ async def complete_login(
 async def logout(conn: asyncpg.Connection, user: AuthUser, ip: str | None) -> None:
     """End every access token of the caller (all devices): the token generation moves on."""
     await repo.bump_token_version(conn, user.user_id)
-    await audit.record(
-        conn, "logout", actor_user_id=user.user_id, subject_id=str(user.user_id), ip_address=_inet(ip)
-    )
+    await _audit_own(conn, "logout", user, ip)
 
 
 # --- The caller's account ------------------------------------------------------------------------
@@ -256,13 +270,7 @@ async def update_me(
         check_password_policy(data.password, user.email)
         values["password_hash"] = await hashing.hash(data.password)
         await repo.bump_token_version(conn, user.user_id)
-        await audit.record(
-            conn,
-            "password_changed",
-            actor_user_id=user.user_id,
-            subject_id=str(user.user_id),
-            ip_address=_inet(ip),
-        )
+        await _audit_own(conn, "password_changed", user, ip)
     return users.found(await repo.users.update(conn, user.user_id, None, values))
 
 
@@ -281,26 +289,11 @@ async def erase_account(
     if await repo.delete_user(conn, user.user_id) != 1:
         raise UserNotFoundError("No such user.")
     await throttle.forget_account(conn, user.email)
-    await audit.record(
-        conn,
-        "account_erased",
-        actor_user_id=user.user_id,
-        subject_id=str(user.user_id),
-        ip_address=_inet(ip),
-        details=counts,
-    )
+    await _audit_own(conn, "account_erased", user, ip, counts)
     return counts
 
 
 # --- Administration ------------------------------------------------------------------------------
-
-
-async def list_users(
-    conn: asyncpg.Connection, caller: AuthUser, *, cursor: str | None, limit: int
-) -> Page[UserOut]:
-    """Every account, newest first (admin)."""
-    require_role(caller, "admin")
-    return await users.list(conn, caller, cursor=cursor, limit=limit)
 
 
 async def admin_update_user(

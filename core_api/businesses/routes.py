@@ -3,27 +3,18 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Any
 
 from litestar import delete, get, patch, post
-from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.params import FromPath
 
-from core_api.businesses import service
-from core_api.businesses.schemas import (
-    AnalysisCreate,
-    AnalysisOut,
-    BusinessCreate,
-    BusinessOut,
-    BusinessUpdate,
-)
+from core_api.businesses import schemas, service
 from kernel.deps import CurrentUser, DbConn
-from kernel.owned import get_route, list_route
+from kernel.owned import get_route, list_route, route
 from kernel.pagination import DEFAULT_PAGE_SIZE, CursorParam, LimitParam, Page
-from kernel.resources import NO_NUL, ResourceController, changes
+from kernel.resources import QueryStr50, ResourceController
 
 __all__ = ["route_handlers"]
-
-AnalysisTypeParam = Annotated[str | None, QueryParameter(max_length=50, pattern=NO_NUL)]
 
 
 class BusinessesController(ResourceController):
@@ -33,42 +24,42 @@ class BusinessesController(ResourceController):
     tags = ["businesses"]
     request_max_body_size = 128 * 1024
 
-    @post("/", summary="Create a business")
-    async def create(
-        self, data: JSONBody[BusinessCreate], conn: DbConn, current_user: CurrentUser
-    ) -> BusinessOut:
-        """A new business owned by the caller."""
-        return await service.create_business(conn, current_user, data)
+    @route(post, "/", service.create_business, schemas.BusinessCreate, schemas.BusinessOut)
+    def create(self) -> None:
+        """Create a business
 
-    list_all = list_route(
-        service.businesses,
-        summary="List businesses",
-        doc="The caller's businesses, newest first (admins: everyone's, or ``user_id``'s).",
-        module=__name__,
+        A new business owned by the caller.
+        """
+
+    @list_route(service.businesses)
+    def list_all(self) -> None:
+        """List businesses
+
+        The caller's businesses, newest first (admins: everyone's, or ``user_id``'s).
+        """
+
+    @get_route(service.businesses, "/{business_id:uuid}")
+    def get_one(self) -> None:
+        """A business
+
+        One business (404 if it is someone else's).
+        """
+
+    @route(
+        patch, "/{business_id:uuid}", service.businesses.patch, schemas.BusinessUpdate, schemas.BusinessOut
     )
-    get_one = get_route(
-        service.businesses,
-        "business_id",
-        summary="A business",
-        doc="One business (404 if it is someone else's).",
-        module=__name__,
-    )
+    def update(self) -> None:
+        """Change a business
 
-    @patch("/{business_id:uuid}", summary="Change a business")
-    async def update(
-        self,
-        business_id: FromPath[uuid.UUID],
-        data: JSONBody[BusinessUpdate],
-        conn: DbConn,
-        current_user: CurrentUser,
-    ) -> BusinessOut:
-        """Change the given fields of one of the caller's businesses."""
-        return await service.businesses.update(conn, current_user, business_id, changes(data))
+        Change the given fields of one of the caller's businesses.
+        """
 
-    @delete("/{business_id:uuid}", summary="Delete a business")
-    async def remove(self, business_id: FromPath[uuid.UUID], conn: DbConn, current_user: CurrentUser) -> None:
-        """Delete one of the caller's businesses with its analyses; its reports stay, unlinked."""
-        await service.businesses.delete(conn, current_user, business_id)
+    @route(delete, "/{business_id:uuid}", service.businesses.delete)
+    def remove(self) -> None:
+        """Delete a business
+
+        Delete one of the caller's businesses with its analyses; its reports stay, unlinked.
+        """
 
     @get("/{business_id:uuid}/analyses", summary="List a business's analyses")
     async def list_analyses(
@@ -76,10 +67,10 @@ class BusinessesController(ResourceController):
         business_id: FromPath[uuid.UUID],
         conn: DbConn,
         current_user: CurrentUser,
-        analysis_type: AnalysisTypeParam = None,
+        analysis_type: QueryStr50 = None,
         cursor: CursorParam = None,
         limit: LimitParam = DEFAULT_PAGE_SIZE,
-    ) -> Page[AnalysisOut]:
+    ) -> Page[schemas.AnalysisOut]:
         """Analyses newest first, optionally of one ``analysis_type``."""
         return await service.list_analyses(
             conn,
@@ -90,16 +81,18 @@ class BusinessesController(ResourceController):
             limit=limit,
         )
 
-    @post("/{business_id:uuid}/analyses", summary="Add an analysis to a business")
-    async def create_analysis(
-        self,
-        business_id: FromPath[uuid.UUID],
-        data: JSONBody[AnalysisCreate],
-        conn: DbConn,
-        current_user: CurrentUser,
-    ) -> AnalysisOut:
-        """A new analysis under one of the caller's businesses."""
-        return await service.create_analysis(conn, current_user, business_id, data)
+    @route(
+        post,
+        "/{business_id:uuid}/analyses",
+        service.create_analysis,
+        schemas.AnalysisCreate,
+        schemas.AnalysisOut,
+    )
+    def create_analysis(self) -> None:
+        """Add an analysis to a business
+
+        A new analysis under one of the caller's businesses.
+        """
 
 
 route_handlers: list[Any] = [BusinessesController]

@@ -7,8 +7,8 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from core_api.notifications.models import Notification, ScheduledNotification
-from kernel.owned import OwnedTable, row_count
-from kernel.resources import fetch_all
+from kernel.owned import OwnedTable
+from kernel.resources import fetch_all, row_count
 
 if TYPE_CHECKING:
     import asyncpg

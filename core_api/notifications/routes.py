@@ -6,7 +6,7 @@ import uuid
 from typing import Annotated, Any
 
 from litestar import Litestar, delete, get, post
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.params import FromQuery, QueryParameter
 
 from core_api.notifications import service
 from core_api.notifications.push import LoggingPushProvider
@@ -19,9 +19,9 @@ from core_api.notifications.schemas import (
     UnreadCount,
 )
 from kernel.deps import CurrentUser, DbConn
-from kernel.owned import get_route
+from kernel.owned import get_route, route
 from kernel.pagination import DEFAULT_PAGE_SIZE, CursorParam, LimitParam, Page
-from kernel.resources import NO_NUL, ResourceController, changes
+from kernel.resources import NO_NUL, ResourceController
 
 __all__ = ["on_startup", "route_handlers"]
 
@@ -60,20 +60,19 @@ class NotificationsController(ResourceController):
         """Marks all the caller's unread notifications read."""
         return ReadAllResult(updated=await service.mark_all_read(conn, current_user))
 
-    get_one = get_route(
-        service.inbox,
-        "notification_id",
-        summary="A notification",
-        doc="One notification (404 if it is someone else's).",
-        module=__name__,
-    )
+    @get_route(service.inbox, "/{notification_id:uuid}")
+    def get_one(self) -> None:
+        """A notification
 
-    @post("/{notification_id:uuid}/read", status_code=200, summary="Mark a notification read")
-    async def mark_read(
-        self, notification_id: FromPath[uuid.UUID], conn: DbConn, current_user: CurrentUser
-    ) -> NotificationOut:
-        """Sets ``read`` and ``read_at`` (kept from the first time)."""
-        return await service.mark_read(conn, current_user, notification_id)
+        One notification (404 if it is someone else's).
+        """
+
+    @route(post, "/{notification_id:uuid}/read", service.mark_read, None, NotificationOut, status_code=200)
+    def mark_read(self) -> None:
+        """Mark a notification read
+
+        Sets ``read`` and ``read_at`` (kept from the first time).
+        """
 
 
 class ScheduledNotificationsController(ResourceController):
@@ -82,12 +81,12 @@ class ScheduledNotificationsController(ResourceController):
     path = "/v1/scheduled-notifications"
     tags = ["notifications"]
 
-    @post("/", summary="Schedule a notification")
-    async def create(
-        self, data: JSONBody[ScheduledCreate], conn: DbConn, current_user: CurrentUser
-    ) -> ScheduledOut:
-        """A notification for the caller at ``scheduled_time`` (in the future, within two years)."""
-        return await service.schedules.create(conn, current_user.user_id, changes(data))
+    @route(post, "/", service.schedules.add, ScheduledCreate, ScheduledOut)
+    def create(self) -> None:
+        """Schedule a notification
+
+        A notification for the caller at ``scheduled_time`` (in the future, within two years).
+        """
 
     @get("/", summary="List scheduled notifications")
     async def list_all(
@@ -104,25 +103,26 @@ class ScheduledNotificationsController(ResourceController):
             conn, current_user, user_id=user_id, status=status, cursor=cursor, limit=limit
         )
 
-    get_one = get_route(
-        service.schedules,
-        "schedule_id",
-        summary="A scheduled notification",
-        doc="One scheduled notification (404 if it is someone else's).",
-        module=__name__,
-    )
+    @get_route(service.schedules, "/{schedule_id:uuid}")
+    def get_one(self) -> None:
+        """A scheduled notification
 
-    @post("/{schedule_id:uuid}/cancel", status_code=200, summary="Cancel a scheduled notification")
-    async def cancel(
-        self, schedule_id: FromPath[uuid.UUID], conn: DbConn, current_user: CurrentUser
-    ) -> ScheduledOut:
-        """Cancel a pending one; 409 if it was already sent or cancelled."""
-        return await service.cancel_schedule(conn, current_user, schedule_id)
+        One scheduled notification (404 if it is someone else's).
+        """
 
-    @delete("/{schedule_id:uuid}", summary="Cancel a scheduled notification")
-    async def remove(self, schedule_id: FromPath[uuid.UUID], conn: DbConn, current_user: CurrentUser) -> None:
-        """The same as ``POST .../cancel`` (the row is kept with ``status`` = cancelled)."""
-        await service.cancel_schedule(conn, current_user, schedule_id)
+    @route(post, "/{schedule_id:uuid}/cancel", service.cancel_schedule, None, ScheduledOut, status_code=200)
+    def cancel(self) -> None:
+        """Cancel a scheduled notification
+
+        Cancel a pending one; 409 if it was already sent or cancelled.
+        """
+
+    @route(delete, "/{schedule_id:uuid}", service.cancel_schedule)
+    def remove(self) -> None:
+        """Cancel a scheduled notification
+
+        The same as ``POST .../cancel`` (the row is kept with ``status`` = cancelled).
+        """
 
 
 async def on_startup(app: Litestar) -> None:

@@ -6,8 +6,8 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from core_api.reports.models import Report, ReportSection
-from kernel.owned import OwnedTable, columns
-from kernel.resources import fetch_all
+from kernel.owned import OwnedTable
+from kernel.resources import columns, fetch_all
 
 if TYPE_CHECKING:
     import asyncpg

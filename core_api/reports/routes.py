@@ -7,24 +7,15 @@ import uuid
 from typing import Annotated, Any
 
 from litestar import delete, get, patch, post
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.params import FromQuery, QueryParameter
 
-from core_api.reports import service
-from core_api.reports.schemas import (
-    ReportCreate,
-    ReportFilters,
-    ReportOut,
-    ReportStatus,
-    ReportSummary,
-    ReportUpdate,
-)
+from core_api.reports import schemas, service
 from kernel.deps import CurrentUser, DbConn
+from kernel.owned import route
 from kernel.pagination import DEFAULT_PAGE_SIZE, CursorParam, LimitParam, Page
-from kernel.resources import NO_NUL, ResourceController
+from kernel.resources import QueryStr50, ResourceController
 
 __all__ = ["route_handlers"]
-
-ReportTypeParam = Annotated[str | None, QueryParameter(max_length=50, pattern=NO_NUL)]
 
 
 class ReportsController(ResourceController):
@@ -35,54 +26,52 @@ class ReportsController(ResourceController):
     # Up to 100 sections of up to 50,000 characters each would be 5 MB; 1 MiB bounds a request.
     request_max_body_size = 1024 * 1024
 
-    @post("/", summary="Create a report, optionally with its sections")
-    async def create(
-        self, data: JSONBody[ReportCreate], conn: DbConn, current_user: CurrentUser
-    ) -> ReportOut:
-        """A new report; ``business_id`` must be one of the caller's businesses."""
-        return await service.create_report(conn, current_user, data)
+    @route(post, "/", service.create_report, schemas.ReportCreate, schemas.ReportOut)
+    def create(self) -> None:
+        """Create a report, optionally with its sections
+
+        A new report; ``business_id`` must be one of the caller's businesses.
+        """
 
     @get("/", summary="List reports")
     async def list_all(
         self,
         conn: DbConn,
         current_user: CurrentUser,
-        report_type: ReportTypeParam = None,
-        status: FromQuery[ReportStatus | None] = None,
+        report_type: QueryStr50 = None,
+        status: FromQuery[schemas.ReportStatus | None] = None,
         generated_from: Annotated[dt.date | None, QueryParameter()] = None,
         generated_to: Annotated[dt.date | None, QueryParameter()] = None,
         user_id: FromQuery[uuid.UUID | None] = None,
         cursor: CursorParam = None,
         limit: LimitParam = DEFAULT_PAGE_SIZE,
-    ) -> Page[ReportSummary]:
+    ) -> Page[schemas.ReportSummary]:
         """Most recently generated first; filters on type, status and a ``generated_date`` range."""
-        filters = ReportFilters(report_type, status, generated_from, generated_to)
+        filters = schemas.ReportFilters(report_type, status, generated_from, generated_to)
         return await service.list_reports(
             conn, current_user, user_id=user_id, filters=filters, cursor=cursor, limit=limit
         )
 
-    @get("/{report_id:uuid}", summary="A report with its sections")
-    async def get_one(
-        self, report_id: FromPath[uuid.UUID], conn: DbConn, current_user: CurrentUser
-    ) -> ReportOut:
-        """One report, sections in ``order``."""
-        return await service.get_report(conn, current_user, report_id)
+    @route(get, "/{report_id:uuid}", service.get_report, None, schemas.ReportOut)
+    def get_one(self) -> None:
+        """A report with its sections
 
-    @patch("/{report_id:uuid}", summary="Change a report")
-    async def update(
-        self,
-        report_id: FromPath[uuid.UUID],
-        data: JSONBody[ReportUpdate],
-        conn: DbConn,
-        current_user: CurrentUser,
-    ) -> ReportOut:
-        """Change the given fields; ``sections`` replaces every section."""
-        return await service.update_report(conn, current_user, report_id, data)
+        One report, sections in ``order``.
+        """
 
-    @delete("/{report_id:uuid}", summary="Delete a report")
-    async def remove(self, report_id: FromPath[uuid.UUID], conn: DbConn, current_user: CurrentUser) -> None:
-        """Delete one of the caller's reports and its sections."""
-        await service.reports.delete(conn, current_user, report_id)
+    @route(patch, "/{report_id:uuid}", service.update_report, schemas.ReportUpdate, schemas.ReportOut)
+    def update(self) -> None:
+        """Change a report
+
+        Change the given fields; ``sections`` replaces every section.
+        """
+
+    @route(delete, "/{report_id:uuid}", service.reports.delete)
+    def remove(self) -> None:
+        """Delete a report
+
+        Delete one of the caller's reports and its sections.
+        """
 
 
 route_handlers: list[Any] = [ReportsController]
