@@ -16,7 +16,7 @@ from kernel.db import Base
 __all__ = ["Webhook", "WebhookDelivery", "Workflow", "WorkflowExecution", "WorkflowExecutionStep"]
 
 
-class Webhook(Base):
+class Webhook(col.Timestamps, Base):
     __tablename__ = "webhooks"
     __table_args__ = col.indexes("webhooks", "client_id", "event_type", "status")
 
@@ -27,8 +27,6 @@ class Webhook(Base):
     secret: Mapped[str] = mapped_column(String(255), nullable=False)
     description: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = col.status_column("active")
-    created_at: Mapped[dt.datetime] = col.created_column()
-    updated_at: Mapped[dt.datetime] = col.created_column()
 
 
 class WebhookDelivery(Base):
@@ -49,7 +47,7 @@ class WebhookDelivery(Base):
     failed_at: Mapped[dt.datetime | None] = col.time_column()
 
 
-class Workflow(Base):
+class Workflow(col.Timestamps, Base):
     __tablename__ = "workflows"
     __table_args__ = col.indexes("workflows", "trigger_type", "status")
 
@@ -60,8 +58,6 @@ class Workflow(Base):
     trigger_type: Mapped[str] = mapped_column(String(50), nullable=False)
     trigger_config: Mapped[dict[str, Any]] = col.json_column()
     status: Mapped[str] = col.status_column("active")
-    created_at: Mapped[dt.datetime] = col.created_column()
-    updated_at: Mapped[dt.datetime] = col.created_column()
 
 
 class WorkflowExecution(Base):

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 __all__ = [
     "EMPTY_JSON",
     "NOW",
+    "Timestamps",
     "count_column",
     "created_column",
     "indexes",
@@ -26,6 +27,13 @@ __all__ = [
 
 NOW = func.current_timestamp()
 EMPTY_JSON = text("'{}'::jsonb")
+
+
+class Timestamps:
+    """Mixin: ``created_at`` and ``updated_at``, both ``TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP``."""
+
+    created_at: Mapped[dt.datetime] = mapped_column(TIMESTAMP(), nullable=False, server_default=NOW)
+    updated_at: Mapped[dt.datetime] = mapped_column(TIMESTAMP(), nullable=False, server_default=NOW)
 
 
 def indexes(table: str, *names: str) -> tuple[Index, ...]:

@@ -16,7 +16,7 @@ from kernel.db import Base
 __all__ = ["LoginThrottle", "Subscription", "User", "UserDevice", "UserPreference", "UserTokenVersion"]
 
 
-class User(Base):
+class User(col.Timestamps, Base):
     __tablename__ = "users"
     __table_args__ = (
         *col.indexes("users", "subscription_tier", "status"),
@@ -36,12 +36,10 @@ class User(Base):
     subscription_tier: Mapped[str] = mapped_column(String(20), nullable=False, server_default="free")
     role: Mapped[str] = mapped_column(String(20), nullable=False, server_default="user")
     status: Mapped[str] = col.status_column("active")
-    created_at: Mapped[dt.datetime] = col.created_column()
-    updated_at: Mapped[dt.datetime] = col.created_column()
     last_login_at: Mapped[dt.datetime | None] = col.time_column()
 
 
-class UserDevice(Base):
+class UserDevice(col.Timestamps, Base):
     __tablename__ = "user_devices"
     __table_args__ = (
         *col.indexes("user_devices", "device_token", "platform"),
@@ -57,12 +55,10 @@ class UserDevice(Base):
     os_version: Mapped[str | None] = mapped_column(String(50))
     app_version: Mapped[str | None] = mapped_column(String(50))
     active: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("true"))
-    created_at: Mapped[dt.datetime] = col.created_column()
-    updated_at: Mapped[dt.datetime] = col.created_column()
     last_used_at: Mapped[dt.datetime | None] = col.time_column()
 
 
-class Subscription(Base):
+class Subscription(col.Timestamps, Base):
     __tablename__ = "subscriptions"
     __table_args__ = col.indexes("subscriptions", "plan_id", "status", "end_date")
 
@@ -75,11 +71,9 @@ class Subscription(Base):
     auto_renew: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("true"))
     payment_method: Mapped[str | None] = mapped_column(String(50))
     payment_provider: Mapped[str | None] = mapped_column(String(50))
-    created_at: Mapped[dt.datetime] = col.created_column()
-    updated_at: Mapped[dt.datetime] = col.created_column()
 
 
-class UserPreference(Base):
+class UserPreference(col.Timestamps, Base):
     __tablename__ = "user_preferences"
     __table_args__ = col.indexes("user_preferences", "language")
 
@@ -92,8 +86,6 @@ class UserPreference(Base):
     theme_preferences: Mapped[dict[str, Any]] = col.json_column()
     language: Mapped[str] = mapped_column(String(10), nullable=False, server_default="en")
     timezone: Mapped[str] = mapped_column(String(50), nullable=False, server_default="UTC")
-    created_at: Mapped[dt.datetime] = col.created_column()
-    updated_at: Mapped[dt.datetime] = col.created_column()
 
 
 class LoginThrottle(Base):

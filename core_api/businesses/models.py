@@ -16,7 +16,7 @@ from kernel.db import Base
 __all__ = ["Business", "BusinessAnalysis"]
 
 
-class Business(Base):
+class Business(col.Timestamps, Base):
     __tablename__ = "businesses"
     __table_args__ = col.indexes("businesses", "name", "industry")
 
@@ -31,11 +31,9 @@ class Business(Base):
     logo_url: Mapped[str | None] = mapped_column(String(255))
     website: Mapped[str | None] = mapped_column(String(255))
     description: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[dt.datetime] = col.created_column()
-    updated_at: Mapped[dt.datetime] = col.created_column()
 
 
-class BusinessAnalysis(Base):
+class BusinessAnalysis(col.Timestamps, Base):
     __tablename__ = "business_analyses"
     __table_args__ = col.indexes("business_analyses", "analysis_type")
 
@@ -46,5 +44,3 @@ class BusinessAnalysis(Base):
     summary: Mapped[str | None] = mapped_column(Text)
     detailed_analysis: Mapped[str | None] = mapped_column(Text)
     recommendations: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[dt.datetime] = col.created_column()
-    updated_at: Mapped[dt.datetime] = col.created_column()

@@ -16,7 +16,7 @@ from kernel.db import Base
 __all__ = ["Notification", "ScheduledNotification"]
 
 
-class Notification(Base):
+class Notification(col.Timestamps, Base):
     __tablename__ = "notifications"
     __table_args__ = (
         *col.indexes("notifications", "type", "status", "read", "sent_at"),
@@ -34,11 +34,9 @@ class Notification(Base):
     read: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
     sent_at: Mapped[dt.datetime | None] = col.time_column()
     read_at: Mapped[dt.datetime | None] = col.time_column()
-    created_at: Mapped[dt.datetime] = col.created_column()
-    updated_at: Mapped[dt.datetime] = col.created_column()
 
 
-class ScheduledNotification(Base):
+class ScheduledNotification(col.Timestamps, Base):
     __tablename__ = "scheduled_notifications"
     __table_args__ = (
         *col.indexes("scheduled_notifications", "scheduled_time", "status"),
@@ -57,5 +55,3 @@ class ScheduledNotification(Base):
     data: Mapped[dict[str, Any]] = col.json_column()
     scheduled_time: Mapped[dt.datetime] = mapped_column(TIMESTAMP(), nullable=False)
     status: Mapped[str] = col.status_column("pending")
-    created_at: Mapped[dt.datetime] = col.created_column()
-    updated_at: Mapped[dt.datetime] = col.created_column()

@@ -15,7 +15,7 @@ from kernel.db import Base
 __all__ = ["Report", "ReportSection"]
 
 
-class Report(Base):
+class Report(col.Timestamps, Base):
     __tablename__ = "reports"
     __table_args__ = col.indexes("reports", "report_type", "generated_date", "status")
 
@@ -31,11 +31,9 @@ class Report(Base):
     period_start: Mapped[dt.date | None] = mapped_column(Date)
     period_end: Mapped[dt.date | None] = mapped_column(Date)
     status: Mapped[str] = col.status_column("active")
-    created_at: Mapped[dt.datetime] = col.created_column()
-    updated_at: Mapped[dt.datetime] = col.created_column()
 
 
-class ReportSection(Base):
+class ReportSection(col.Timestamps, Base):
     __tablename__ = "report_sections"
     __table_args__ = col.indexes("report_sections", "order")
 
@@ -44,5 +42,3 @@ class ReportSection(Base):
     title: Mapped[str] = mapped_column(String(255), nullable=False)
     content: Mapped[str] = mapped_column(Text, nullable=False)
     order: Mapped[int] = mapped_column("order", Integer, nullable=False)
-    created_at: Mapped[dt.datetime] = col.created_column()
-    updated_at: Mapped[dt.datetime] = col.created_column()
