@@ -6,15 +6,21 @@ from the embedded PostgreSQL to any PostgreSQL >= 15.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import os
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import Any, TypeVar
+
+S = TypeVar("S")
 
 __all__ = [
     "AuthLimits",
+    "IngestConfig",
     "RetentionPolicy",
     "ServerLimits",
     "Settings",
@@ -22,6 +28,7 @@ __all__ = [
     "env_float",
     "env_int",
     "get_settings",
+    "section_from_env",
 ]
 
 
@@ -43,6 +50,27 @@ def env_float(name: str, default: float) -> float:
     """A float environment variable, ``default`` when unset or empty."""
     raw = os.environ.get(name)
     return default if raw is None or raw == "" else float(raw)
+
+
+def section_from_env(
+    cls: type[S],
+    prefix: str,
+    names: Mapping[str, str] | None = None,
+    defaults: Mapping[str, Any] | None = None,
+) -> S:
+    """A settings section (a dataclass of int and float fields): each field's default, overridden by the
+    variable ``prefix`` + the field's name in upper case (or its name in ``names``), read as the type of
+    its default."""
+    names = names or {}
+    base = {f.name: getattr(cls(), f.name) for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    base.update(defaults or {})
+    values = {
+        name: (env_float if isinstance(default, float) else env_int)(
+            names.get(name, prefix + name.upper()), default
+        )
+        for name, default in base.items()
+    }
+    return cls(**values)
 
 
 def _parse_networks(raw: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
@@ -73,11 +101,7 @@ class AuthLimits:
     @classmethod
     def from_env(cls) -> AuthLimits:
         """Defaults overridden by ``CORP_ASTRO_AUTH_<FIELD>`` (upper case)."""
-        d = cls()
-        values = {
-            name: env_int(f"CORP_ASTRO_AUTH_{name.upper()}", getattr(d, name)) for name in cls.__slots__
-        }
-        return cls(**values)
+        return section_from_env(cls, "CORP_ASTRO_AUTH_")
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,14 +117,7 @@ class ServerLimits:
     @classmethod
     def from_env(cls) -> ServerLimits:
         """Defaults overridden by ``CORP_ASTRO_<FIELD>`` (upper case)."""
-        d = cls()
-        return cls(
-            max_head_bytes=env_int("CORP_ASTRO_MAX_HEAD_BYTES", d.max_head_bytes),
-            head_timeout=env_float("CORP_ASTRO_HEAD_TIMEOUT", d.head_timeout),
-            read_timeout=env_float("CORP_ASTRO_READ_TIMEOUT", d.read_timeout),
-            body_timeout=env_float("CORP_ASTRO_BODY_TIMEOUT", d.body_timeout),
-            max_connections_per_ip=env_int("CORP_ASTRO_MAX_CONNECTIONS_PER_IP", d.max_connections_per_ip),
-        )
+        return section_from_env(cls, "CORP_ASTRO_")
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,12 +135,16 @@ class RetentionPolicy:
     @classmethod
     def from_env(cls) -> RetentionPolicy:
         """Windows from ``CORP_ASTRO_RETENTION_*`` variables, else the seed's defaults."""
-        return cls(
-            aggregate_after_months=env_int("CORP_ASTRO_RETENTION_AGGREGATE_MONTHS", 12),
-            raw_retention_months=env_int("CORP_ASTRO_RETENTION_RAW_MONTHS", 24),
-            log_retention_months=env_int("CORP_ASTRO_RETENTION_LOG_MONTHS", 6),
-            premake_months=env_int("CORP_ASTRO_PARTITION_PREMAKE_MONTHS", 3),
-            purge_batch_size=env_int("CORP_ASTRO_RETENTION_PURGE_BATCH", 5_000),
+        return section_from_env(
+            cls,
+            "CORP_ASTRO_RETENTION_",
+            names={
+                "aggregate_after_months": "CORP_ASTRO_RETENTION_AGGREGATE_MONTHS",
+                "raw_retention_months": "CORP_ASTRO_RETENTION_RAW_MONTHS",
+                "log_retention_months": "CORP_ASTRO_RETENTION_LOG_MONTHS",
+                "premake_months": "CORP_ASTRO_PARTITION_PREMAKE_MONTHS",
+                "purge_batch_size": "CORP_ASTRO_RETENTION_PURGE_BATCH",
+            },
         )
 
     def __post_init__(self) -> None:
@@ -169,28 +190,9 @@ class IngestConfig:
     @classmethod
     def from_env(cls) -> IngestConfig:
         """Defaults overridden by ``CORP_ASTRO_INGEST_<FIELD>`` (upper case)."""
-        d = cls()
-        return cls(
-            max_body_bytes=env_int("CORP_ASTRO_INGEST_MAX_BODY_BYTES", d.max_body_bytes),
-            max_event_bytes=env_int("CORP_ASTRO_INGEST_MAX_EVENT_BYTES", d.max_event_bytes),
-            max_batch_events=env_int("CORP_ASTRO_INGEST_MAX_BATCH_EVENTS", d.max_batch_events),
-            max_future_seconds=env_float("CORP_ASTRO_INGEST_MAX_FUTURE_SECONDS", d.max_future_seconds),
-            max_past_months=env_int(
-                "CORP_ASTRO_INGEST_MAX_PAST_MONTHS",
-                # The variable retention.schemas.RetentionPolicy reads, so the two windows agree by default.
-                env_int("CORP_ASTRO_RETENTION_RAW_MONTHS", d.max_past_months),
-            ),
-            flush_max_events=env_int("CORP_ASTRO_INGEST_FLUSH_MAX_EVENTS", d.flush_max_events),
-            flush_linger_ms=env_float("CORP_ASTRO_INGEST_FLUSH_LINGER_MS", d.flush_linger_ms),
-            flushers=env_int("CORP_ASTRO_INGEST_FLUSHERS", d.flushers),
-            max_pending_events=env_int("CORP_ASTRO_INGEST_MAX_PENDING_EVENTS", d.max_pending_events),
-            ack_timeout_seconds=env_float("CORP_ASTRO_INGEST_ACK_TIMEOUT_SECONDS", d.ack_timeout_seconds),
-            flush_timeout_seconds=env_float(
-                "CORP_ASTRO_INGEST_FLUSH_TIMEOUT_SECONDS", d.flush_timeout_seconds
-            ),
-            retry_after_seconds=env_int("CORP_ASTRO_INGEST_RETRY_AFTER_SECONDS", d.retry_after_seconds),
-            dedupe_days=env_int("CORP_ASTRO_INGEST_DEDUPE_DAYS", d.dedupe_days),
-        )
+        # The past window defaults to retention's raw window, so the two agree unless told otherwise.
+        raw_months = env_int("CORP_ASTRO_RETENTION_RAW_MONTHS", cls().max_past_months)
+        return section_from_env(cls, "CORP_ASTRO_INGEST_", defaults={"max_past_months": raw_months})
 
 
 @dataclass(frozen=True, slots=True)
