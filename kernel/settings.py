@@ -97,6 +97,7 @@ class AuthLimits:
     register_global_attempts: int = 600  # registrations in all per window
     hash_workers: int = 0  # argon2id hashes at once; 0 means the core count
     hash_queue: int = 32  # hashes waiting for a worker before new ones get 429
+    refresh_ttl_seconds: int = 30 * 86_400  # a refresh token's lifetime (each refresh issues a new one)
 
     @classmethod
     def from_env(cls) -> AuthLimits:

@@ -17,6 +17,7 @@ __all__ = [
     "DeviceTokenTakenError",
     "EmailTakenError",
     "InvalidCredentialsError",
+    "InvalidRefreshTokenError",
     "LoginRateLimitedError",
     "RegistrationRateLimitedError",
     "SubscriptionNotFoundError",
@@ -29,6 +30,12 @@ class InvalidCredentialsError(AuthenticationError):
     """Unknown email or wrong password (never saying which)."""
 
     code = "invalid_credentials"
+
+
+class InvalidRefreshTokenError(AuthenticationError):
+    """The refresh token is unknown, expired, revoked or was already used (then its family is revoked)."""
+
+    code = "invalid_refresh_token"
 
 
 class AccountDisabledError(PermissionDeniedError):

@@ -6,14 +6,22 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from sqlalchemy import Boolean, Date, ForeignKey, Index, Integer, String, Time, func, text
+from sqlalchemy import Boolean, Date, ForeignKey, Index, Integer, LargeBinary, String, Time, func, text
 from sqlalchemy.dialects.postgresql import TIMESTAMP, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from kernel import columns as col
 from kernel.db import Base
 
-__all__ = ["LoginThrottle", "Subscription", "User", "UserDevice", "UserPreference", "UserTokenVersion"]
+__all__ = [
+    "LoginThrottle",
+    "RefreshToken",
+    "Subscription",
+    "User",
+    "UserDevice",
+    "UserPreference",
+    "UserTokenVersion",
+]
 
 
 class User(col.Timestamps, Base):
@@ -117,3 +125,28 @@ class UserTokenVersion(Base):
     )
     token_version: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
     updated_at: Mapped[dt.datetime] = col.created_column()
+
+
+class RefreshToken(Base):
+    """One refresh token, stored as its SHA-256 (the token is 32 random bytes, shown once). Tokens of one
+    login form a family: each refresh marks its token used and issues the next; presenting a used token
+    again revokes the whole family (OAuth 2.0 refresh-token rotation with reuse detection)."""
+
+    __tablename__ = "refresh_tokens"
+    __table_args__ = (
+        Index("ix_refresh_tokens_user_id", "user_id"),
+        Index("ix_refresh_tokens_family_id", "family_id"),
+    )
+
+    token_id: Mapped[uuid.UUID] = col.pk_column()
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("users.user_id", ondelete="CASCADE"), nullable=False
+    )
+    family_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), nullable=False, unique=True)
+    # The account's token generation when issued: a later password change, status change or logout ends it.
+    token_version: Mapped[int] = mapped_column(Integer, nullable=False)
+    issued_at: Mapped[dt.datetime] = col.created_column()
+    expires_at: Mapped[dt.datetime] = mapped_column(TIMESTAMP(), nullable=False)
+    used_at: Mapped[dt.datetime | None] = mapped_column(TIMESTAMP())
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(TIMESTAMP())

@@ -24,9 +24,13 @@ __all__ = [
     "get_preferences",
     "get_user_by_email",
     "insert_preferences",
+    "insert_refresh_token",
+    "lock_refresh_token",
     "lock_throttle",
+    "mark_refresh_used",
     "purge_throttle",
     "release_throttle",
+    "revoke_refresh_family",
     "set_last_login",
     "subscriptions",
     "token_version",
@@ -63,12 +67,64 @@ async def email_taken(conn: asyncpg.Connection, email: str) -> bool:
 
 
 async def bump_token_version(conn: asyncpg.Connection, user_id: uuid.UUID) -> None:
-    """End every access token issued to ``user_id`` so far."""
+    """End every access and refresh token issued to ``user_id`` so far."""
     await conn.execute(
         f"""INSERT INTO user_token_versions AS v (user_id, token_version) VALUES ($1, 1)
             ON CONFLICT (user_id) DO UPDATE SET token_version = v.token_version + 1, updated_at = {_NOW}""",
         user_id,
     )
+    await conn.execute(
+        f"UPDATE refresh_tokens SET revoked_at = {_NOW} WHERE user_id = $1 AND revoked_at IS NULL", user_id
+    )
+
+
+async def insert_refresh_token(
+    conn: asyncpg.Connection,
+    user_id: uuid.UUID,
+    family_id: uuid.UUID,
+    token_hash: bytes,
+    version: int,
+    expires_at: dt.datetime,
+) -> None:
+    """Store a new refresh token (its hash only)."""
+    await conn.execute(
+        """INSERT INTO refresh_tokens (user_id, family_id, token_hash, token_version, expires_at)
+           VALUES ($1, $2, $3, $4, $5)""",
+        user_id,
+        family_id,
+        token_hash,
+        version,
+        expires_at,
+    )
+
+
+async def lock_refresh_token(conn: asyncpg.Connection, token_hash: bytes) -> Row | None:
+    """The refresh token with this hash, row-locked, with its account's role, status and current token
+    generation; None if unknown. Concurrent refreshes of one token queue here, so only one can use it."""
+    return await conn.fetchrow(
+        """SELECT t.token_id, t.user_id, t.family_id, t.token_version, t.expires_at, t.used_at,
+                  t.revoked_at, u.role, u.status, coalesce(v.token_version, 0) AS current_version
+           FROM refresh_tokens t
+           JOIN users u ON u.user_id = t.user_id
+           LEFT JOIN user_token_versions v ON v.user_id = t.user_id
+           WHERE t.token_hash = $1
+           FOR UPDATE OF t""",
+        token_hash,
+    )
+
+
+async def mark_refresh_used(conn: asyncpg.Connection, token_id: uuid.UUID) -> None:
+    """A refresh token has been exchanged; presenting it again is reuse."""
+    await conn.execute(f"UPDATE refresh_tokens SET used_at = {_NOW} WHERE token_id = $1", token_id)
+
+
+async def revoke_refresh_family(conn: asyncpg.Connection, family_id: uuid.UUID) -> int:
+    """Revoke every token of one login's family; how many were still live."""
+    status = await conn.execute(
+        f"UPDATE refresh_tokens SET revoked_at = {_NOW} WHERE family_id = $1 AND revoked_at IS NULL",
+        family_id,
+    )
+    return int(status.rsplit(" ", 1)[-1])
 
 
 async def token_version(conn: asyncpg.Connection, user_id: uuid.UUID) -> int:

@@ -8,7 +8,7 @@ from typing import Any
 from litestar import Litestar, Request, Response, delete, get, patch, post, put
 from litestar.params import FromPath, JSONBody
 
-from core_api.accounts import owned, repository, service
+from core_api.accounts import owned, repository, service, sessions
 from core_api.accounts.schemas import (
     AdminUserUpdate,
     DeviceOut,
@@ -17,6 +17,7 @@ from core_api.accounts.schemas import (
     LoginRequest,
     PreferencesOut,
     PreferencesUpdate,
+    RefreshRequest,
     RegisterRequest,
     SubscriptionCreate,
     SubscriptionOut,
@@ -76,9 +77,23 @@ class AuthController(ResourceController):
         assert outcome.token is not None
         return outcome.token
 
+    @post("/refresh", status_code=200, summary="Exchange a refresh token for a new token pair")
+    async def refresh(
+        self, data: JSONBody[RefreshRequest], db: Db, request: Request[Any, Any, Any]
+    ) -> TokenResponse:
+        """Rotate the refresh token: a new access token and the next refresh token; the old one is spent.
+        Presenting a spent token again revokes every token of that login (401 ``invalid_refresh_token``)."""
+        async with db.transaction() as conn:
+            outcome = await sessions.refresh(conn, request.app.state.settings, data.refresh_token)
+        # Raised after the commit, so that a reuse's revocation is kept.
+        if outcome.error is not None:
+            raise outcome.error
+        assert outcome.token is not None
+        return outcome.token
+
     @post("/logout", status_code=204, summary="End every access token of the caller")
     async def logout(self, conn: DbConn, current_user: CurrentUser, request: Request[Any, Any, Any]) -> None:
-        """Sign out everywhere: every access token issued to the caller so far stops working."""
+        """Sign out everywhere: every access and refresh token issued to the caller so far stops working."""
         await service.logout(conn, current_user, request_ip(request))
 
 

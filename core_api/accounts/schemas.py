@@ -94,13 +94,21 @@ class LoginRequest(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class TokenResponse(msgspec.Struct):
-    """A bearer access token and its lifetime in seconds."""
+    """A bearer access token and its lifetime in seconds, with the refresh token that renews it."""
 
     access_token: str
     expires_in: int
     user_id: uuid.UUID
     role: str
+    refresh_token: str
+    refresh_expires_in: int
     token_type: str = "bearer"  # noqa: S105 (the OAuth token type, not a secret)
+
+
+class RefreshRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """``POST /v1/auth/refresh``."""
+
+    refresh_token: Annotated[str, Meta(min_length=1, max_length=200)]
 
 
 class UserOut(msgspec.Struct):

@@ -17,7 +17,7 @@ import asyncpg
 
 from core_api import notifications
 from core_api.accounts import repository as repo
-from core_api.accounts import throttle
+from core_api.accounts import sessions, throttle
 from core_api.accounts.emails import normalize_email
 from core_api.accounts.errors import (
     AccountDisabledError,
@@ -34,7 +34,7 @@ from core_api.accounts.schemas import (
     UserUpdate,
 )
 from kernel import audit
-from kernel.auth import AuthUser, create_access_token, needs_rehash, require_role
+from kernel.auth import AuthUser, needs_rehash, require_role
 from kernel.db import uuid7
 from kernel.errors import ConflictError, DomainError, ValidationError
 from kernel.owned import OwnedResource
@@ -230,15 +230,11 @@ async def complete_login(
     await audit.record(
         conn, "login", actor_user_id=user["user_id"], subject_id=str(user["user_id"]), ip_address=ip
     )
-    version = await repo.token_version(conn, user["user_id"])
-    token, ttl = create_access_token(settings, user["user_id"], user["role"], version)
-    return LoginOutcome(
-        token=TokenResponse(access_token=token, expires_in=ttl, user_id=user["user_id"], role=user["role"])
-    )
+    return LoginOutcome(token=await sessions.issue(conn, settings, user["user_id"], user["role"]))
 
 
 async def logout(conn: asyncpg.Connection, user: AuthUser, ip: str | None) -> None:
-    """End every access token of the caller (all devices): the token generation moves on."""
+    """End every access and refresh token of the caller (all devices): the token generation moves on."""
     await repo.bump_token_version(conn, user.user_id)
     await _audit_own(conn, "logout", user, ip)
 
