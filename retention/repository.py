@@ -29,6 +29,7 @@ __all__ = [
     "finalised_rows",
     "list_partitions",
     "partition_name",
+    "partition_rows",
     "purge_actions",
     "record_action",
     "scan_partitions",
@@ -241,6 +242,12 @@ async def detach_and_drop(conn: asyncpg.Connection, partition: Partition, *, loc
     await _set_lock_timeout(conn, lock_timeout_ms)
     await conn.execute(f"ALTER TABLE {partition.parent} DETACH PARTITION {partition.name}")
     await conn.execute(f"DROP TABLE {partition.name}")
+
+
+async def partition_rows(conn: asyncpg.Connection, partition: Partition) -> int:
+    """The rows one partition holds (an exact count: ``plan`` shows what a drop would remove)."""
+    n: int = await conn.fetchval(f'SELECT count(*) FROM "{partition.name}"')
+    return n
 
 
 async def finalised_rows(conn: asyncpg.Connection, start: dt.date, end: dt.date) -> int:

@@ -174,11 +174,12 @@ async def _month_plan(
         why = "past the raw window; every day finalised"
         if pending:
             why = f"past the raw window; dropped only if its {len(pending)} pending days reconcile"
-        rows = await repo.finalised_rows(conn, month, end)
-        actions.extend(
-            Action("drop_partition", p.name, rows if p.parent == repo.EVENT_PARENT else None, why)
-            for p in parts
-        )
+        finalised = await repo.finalised_rows(conn, month, end)
+        for part in parts:
+            # The raw rows the drop would remove, beside what the rollups counted for the month's events.
+            raw = await repo.partition_rows(conn, part)
+            counted = f"; {finalised:,} events finalised" if part.parent == repo.EVENT_PARENT else ""
+            actions.append(Action("drop_partition", part.name, raw, why + counted))
     return actions
 
 

@@ -162,3 +162,16 @@ async def test_only_one_runner_at_a_time(rdb: Database) -> None:
 def test_policy_rejects_raw_window_shorter_than_aggregation() -> None:
     with pytest.raises(ValueError, match="raw data"):
         RetentionPolicy(aggregate_after_months=12, raw_retention_months=6)
+
+
+async def test_plan_shows_each_partitions_raw_rows_beside_the_finalised_count(rdb: Database) -> None:
+    """A month past the raw window whose days were never finalised: the plan says how many rows the drop
+    would remove (it said 0, the finalised count, for a partition holding 2,020 events)."""
+    await jobs.run(rdb, dt.date(2030, 7, 1), POLICY, upkeep_only=True)
+    await insert_events(rdb, [dt.datetime(2030, 7, d) for d in (1, 2, 3)], props=2)
+    actions = await jobs.plan(rdb, dt.date(2032, 9, 10), POLICY)
+    drops = {a.target: a for a in actions if a.action == "drop_partition"}
+    events = drops["analytics_events_p2030_07"]
+    assert events.rows == 3
+    assert "0 events finalised" in events.reason
+    assert drops["event_properties_p2030_07"].rows == 6
