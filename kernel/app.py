@@ -15,14 +15,11 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
-from litestar import Litestar, Request, Router, get
+from litestar import Litestar, Request
 from litestar.config.compression import CompressionConfig
 from litestar.datastructures import State
-from litestar.exceptions import NotFoundException
-from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 
-from kernel import health
+from kernel import docs, health
 from kernel.auth import AuthUser
 from kernel.db import Database, resolve_database_url
 from kernel.deps import SKIP_COMPRESSION, dependencies
@@ -92,12 +89,6 @@ class App(Litestar):
         await super().__call__(scope, receive, send)
 
 
-@get("/{path:str}", include_in_schema=False, sync_to_thread=False)
-def _schema_not_found() -> None:
-    """Unknown paths under /schema: Litestar's own handler answers with an HTML page, not our JSON error."""
-    raise NotFoundException("No such documentation page; see /schema or /schema/openapi.json.")
-
-
 def domain_modules(domains: Sequence[str], kind: str) -> list[ModuleType]:
     """Each domain's ``kind`` module (``routes``, ``jobs``, ``cli``, ``hooks``) that exists, in order."""
     return [m for m in (_optional_module(f"{d}.{kind}") for d in domains) if m]
@@ -152,7 +143,7 @@ def create_app(settings: Settings | None, domains: Sequence[str]) -> App:
     settings = settings or get_settings()
     configure_logging(settings.log_level, json=settings.log_json)
 
-    route_handlers: list[Any] = list(health.route_handlers)
+    route_handlers: list[Any] = [*health.route_handlers, docs.assets_router()]
     routes_modules = domain_modules(domains, "routes")
     fast_routes: list[FastRoute] = []
     for module in routes_modules:
@@ -165,13 +156,7 @@ def create_app(settings: Settings | None, domains: Sequence[str]) -> App:
         exception_handlers=exception_handlers,
         middleware=[RequestIdMiddleware],
         lifespan=[_lifespan(settings, domains, routes_modules)],
-        openapi_config=OpenAPIConfig(
-            title="Corp Astro analytics API",
-            version="0.1.0",
-            path="/schema",
-            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
-            openapi_router=Router("/schema", route_handlers=[_schema_not_found], include_in_schema=False),
-        ),
+        openapi_config=docs.openapi_config("Corp Astro analytics API", "0.1.0"),
         # Hot handlers whose bodies are always under minimum_size opt out (``opt={SKIP_COMPRESSION: True}``):
         # they would never be compressed, and the middleware's header parsing costs on every request.
         compression_config=CompressionConfig(
