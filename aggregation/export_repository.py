@@ -9,7 +9,14 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import asyncpg
 
-__all__ = ["count_unfinished_exports", "expire_exports", "get_export", "insert_export", "update_export"]
+__all__ = [
+    "count_unfinished_exports",
+    "expire_exports",
+    "get_export",
+    "insert_export",
+    "list_exports",
+    "update_export",
+]
 
 
 async def insert_export(
@@ -62,3 +69,23 @@ async def expire_exports(conn: asyncpg.Connection, finished_before: dt.datetime)
         finished_before,
     )
     return [r["export_id"] for r in rows]
+
+
+async def list_exports(
+    conn: asyncpg.Connection,
+    owner: uuid.UUID | None,
+    after: tuple[dt.datetime, uuid.UUID] | None,
+    limit: int,
+) -> list[asyncpg.Record]:
+    """Exports newest first (``owner``: only that user's), after the keyset ``after``, at most ``limit``."""
+    rows: list[asyncpg.Record] = await conn.fetch(
+        """SELECT * FROM exports
+           WHERE ($1::uuid IS NULL OR requested_by = $1)
+             AND ($2::timestamp IS NULL OR (created_at, export_id) < ($2, $3))
+           ORDER BY created_at DESC, export_id DESC LIMIT $4""",
+        owner,
+        after[0] if after else None,
+        after[1] if after else None,
+        limit,
+    )
+    return rows

@@ -32,7 +32,10 @@ import pyarrow.parquet as pq
 from aggregation import export_repository as repo
 from aggregation.errors import BadRange, ExportNotFound, ExportNotReady, TooManyExports
 from aggregation.export_rows import EXPORT_SCHEMA, export_table, properties_json, slice_tables
+from aggregation.schemas import ExportOut, export_out
 from kernel.auth import utcnow
+from kernel.pagination import Page, decode_cursor, make_page
+from kernel.resources import naive
 
 if TYPE_CHECKING:
     import asyncpg
@@ -243,6 +246,15 @@ async def create_export(
             f"At most {MAX_UNFINISHED_PER_USER} exports may be pending or running at once.", retry_after=30
         )
     return await repo.insert_export(conn, uuid.uuid4(), user.user_id, start, end)
+
+
+async def list_exports(
+    conn: asyncpg.Connection, owner: uuid.UUID | None, cursor: str | None, limit: int
+) -> Page[ExportOut]:
+    """Exports newest first (``owner``: only that user's; None: everyone's, for admins)."""
+    after = decode_cursor(cursor, tuple[dt.datetime, uuid.UUID])
+    rows = await repo.list_exports(conn, owner, after, limit + 1)
+    return make_page([export_out(r) for r in rows], limit, lambda e: (naive(e.created_at), e.id))
 
 
 async def get_export(

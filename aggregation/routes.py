@@ -155,6 +155,18 @@ class ExportController(Controller):
         )
         return Response(export_out(row), status_code=202, background=task)
 
+    @get("/", summary="The caller's exports (an admin's: everyone's)")
+    async def list_exports(
+        self,
+        conn: DbConn,
+        current_user: CurrentUser,
+        limit: LimitParam = DEFAULT_PAGE_SIZE,
+        cursor: CursorParam = None,
+    ) -> Page[ExportOut]:
+        """Newest first, keyset-paginated: ``{items, next_cursor}``."""
+        require_role(current_user, "analyst")
+        return await exports.list_exports(conn, read_scope(current_user), cursor, limit)
+
     @get("/{export_id:uuid}", summary="An export's status")
     async def status(
         self, export_id: FromPath[uuid.UUID], conn: DbConn, current_user: CurrentUser

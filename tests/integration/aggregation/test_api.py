@@ -325,3 +325,35 @@ async def test_old_export_files_expire_and_dead_exports_are_reported(
         row = await get_export(c, dead)
     assert row["status"] == "failed"
     assert "interrupted" in row["error"]
+
+
+async def test_export_list_is_yours_newest_first_and_an_admins_is_everyones(
+    client: Client, analyst: dict[str, str], conn: asyncpg.Connection, settings: Settings
+) -> None:
+    """``GET /v1/exports`` (it answered 405): your own exports, keyset-paginated; admins see all."""
+    mine_id = await conn.fetchval("SELECT user_id FROM users WHERE role = 'analyst'")
+    other_id = await create_user(conn, "analyst")
+    made = []
+    for i, owner in enumerate((mine_id, other_id, mine_id, mine_id)):
+        made.append(
+            await conn.fetchval(
+                """INSERT INTO exports (requested_by, date_from, date_to, created_at)
+                   VALUES ($1, '2026-03-01', '2026-03-02', timestamp '2026-03-10' + $2 * interval '1 hour')
+                   RETURNING export_id""",
+                owner,
+                i,
+            )
+        )
+    r = await client.get("/v1/exports?limit=2", headers=analyst)
+    assert r.status_code == 200, r.text
+    page = r.json()
+    assert [e["id"] for e in page["items"]] == [str(made[3]), str(made[2])]
+    r = await client.get(f"/v1/exports?limit=2&cursor={page['next_cursor']}", headers=analyst)
+    assert [e["id"] for e in r.json()["items"]] == [str(made[0])]
+    assert r.json()["next_cursor"] is None
+    admin = auth_header(settings, await create_user(conn, "admin"), "admin")
+    r = await client.get("/v1/exports", headers=admin)
+    assert {e["id"] for e in r.json()["items"]} == {str(e) for e in made}
+    user = auth_header(settings, await create_user(conn, "user"), "user")
+    assert (await client.get("/v1/exports", headers=user)).status_code == 403
+    assert (await client.get("/v1/exports?cursor=!!", headers=analyst)).status_code == 400
