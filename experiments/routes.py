@@ -37,6 +37,7 @@ from kernel.auth import AuthUser, Source, authenticate_caller, require_role
 from kernel.deps import SKIP_COMPRESSION, CurrentUser, DbConn
 from kernel.errors import AuthenticationError
 from kernel.fastpath import FastRequest, FastResponse, FastRoute
+from kernel.pagination import DEFAULT_PAGE_SIZE, CursorParam, LimitParam, Page
 
 __all__ = ["fast_routes", "on_shutdown", "on_startup", "route_handlers"]
 
@@ -109,10 +110,16 @@ class ExperimentController(Controller):
         return service.experiment_out(exp)
 
     @get("/")
-    async def list_all(self, conn: DbConn, current_user: CurrentUser) -> list[ExperimentOut]:
-        """Every experiment (admin)."""
+    async def list_all(
+        self,
+        conn: DbConn,
+        current_user: CurrentUser,
+        limit: LimitParam = DEFAULT_PAGE_SIZE,
+        cursor: CursorParam = None,
+    ) -> Page[ExperimentOut]:
+        """Every experiment by name (admin), ``{items, next_cursor}`` like every list (it was a bare array)."""
         require_role(current_user, "admin")
-        return [service.experiment_out(e) for e in await service.list_experiments(conn)]
+        return await service.experiment_page(conn, cursor, limit)
 
     @get("/{name:str}")
     async def get_one(self, name: FromPath[str], conn: DbConn, current_user: CurrentUser) -> ExperimentOut:

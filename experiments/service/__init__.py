@@ -16,6 +16,7 @@ from experiments.service.conversions import convert_for, convert_goal_events, re
 from experiments.service.management import (
     create_experiment,
     experiment_out,
+    experiment_page,
     get_experiment,
     list_experiments,
     update_experiment,
@@ -34,6 +35,7 @@ __all__ = [
     "convert_goal_events",
     "create_experiment",
     "experiment_out",
+    "experiment_page",
     "get_experiment",
     "list_experiments",
     "may_act_for",

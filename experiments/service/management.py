@@ -23,8 +23,16 @@ from experiments.schemas import ExperimentCreate, ExperimentOut, ExperimentPatch
 from experiments.service.common import utc
 from kernel import audit
 from kernel.auth import AuthUser, utcnow
+from kernel.pagination import Page, decode_cursor, make_page
 
-__all__ = ["create_experiment", "experiment_out", "get_experiment", "list_experiments", "update_experiment"]
+__all__ = [
+    "create_experiment",
+    "experiment_out",
+    "experiment_page",
+    "get_experiment",
+    "list_experiments",
+    "update_experiment",
+]
 
 _HUNDRED = decimal.Decimal("100.00")
 _CENT = decimal.Decimal("0.01")
@@ -113,6 +121,15 @@ async def create_experiment(conn: asyncpg.Connection, data: ExperimentCreate, ac
 async def list_experiments(conn: asyncpg.Connection) -> list[Experiment]:
     """Every experiment."""
     return await repo.fetch_experiments(conn)
+
+
+async def experiment_page(conn: asyncpg.Connection, cursor: str | None, limit: int) -> Page[ExperimentOut]:
+    """A page of experiments in name order, after the cursor's name."""
+    after = decode_cursor(cursor, tuple[str])
+    rows = sorted(await repo.fetch_experiments(conn), key=lambda e: e.name)
+    if after is not None:
+        rows = [e for e in rows if e.name > after[0]]
+    return make_page([experiment_out(e) for e in rows[: limit + 1]], limit, lambda e: (e.name,))
 
 
 async def get_experiment(conn: asyncpg.Connection, name: str) -> Experiment:

@@ -45,7 +45,20 @@ async def test_create_and_read(client: Client, actors: Actors, conn: asyncpg.Con
     assert r.status_code == 200
     assert r.json() == body
     r = await client.get("/v1/experiments", headers=actors.admin)
-    assert [e["name"] for e in r.json()] == ["checkout"]
+    assert [e["name"] for e in r.json()["items"]] == ["checkout"]
+    assert r.json()["next_cursor"] is None
+
+
+async def test_the_experiment_list_is_paginated_by_name(client: Client, actors: Actors) -> None:
+    for name in ("gamma", "alpha", "beta"):
+        r = await client.post("/v1/experiments", json=definition(name), headers=actors.admin)
+        assert r.status_code == 201, r.text
+    r = await client.get("/v1/experiments?limit=2", headers=actors.admin)
+    page = r.json()
+    assert [e["name"] for e in page["items"]] == ["alpha", "beta"]
+    r = await client.get(f"/v1/experiments?limit=2&cursor={page['next_cursor']}", headers=actors.admin)
+    assert [e["name"] for e in r.json()["items"]] == ["gamma"]
+    assert r.json()["next_cursor"] is None
 
 
 async def test_control_defaults_to_first_variant(client: Client, actors: Actors) -> None:
