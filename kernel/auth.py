@@ -40,6 +40,7 @@ __all__ = [
     "SourceLookup",
     "WriteKeyCache",
     "authenticate_caller",
+    "bearer_from_header",
     "client_ip",
     "create_access_token",
     "decode_access_token",
@@ -49,6 +50,7 @@ __all__ = [
     "hash_write_key",
     "needs_rehash",
     "require_role",
+    "secret_digest",
     "verify_password",
     "write_key_from_basic",
 ]
@@ -121,11 +123,15 @@ def decode_access_token(settings: Settings, token: str) -> dict[str, Any]:
     return claims
 
 
+def bearer_from_header(header: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header, if that is what it holds."""
+    scheme, _, value = (header or "").strip().partition(" ")
+    return value.strip() or None if scheme.lower() == "bearer" else None
+
+
 def bearer_token(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
     """The Bearer token of a request, if any."""
-    header = connection.headers.get("authorization", "")
-    scheme, _, value = header.partition(" ")
-    return value.strip() or None if scheme.lower() == "bearer" else None
+    return bearer_from_header(connection.headers.get("authorization"))
 
 
 # The owning domain's lookup of an account for authentication (accounts owns users): a record with
@@ -173,9 +179,15 @@ def generate_write_key() -> str:
     return WRITE_KEY_PREFIX + secrets.token_urlsafe(32)
 
 
+def secret_digest(secret: str) -> bytes:
+    """SHA-256 of a high-entropy secret (a write key, a refresh token): its stored form. A fast hash is
+    right for random secrets, unlike passwords."""
+    return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).digest()
+
+
 def hash_write_key(key: str) -> bytes:
     """The stored form of a write key."""
-    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()
+    return secret_digest(key)
 
 
 # The owning domain's query for a write key's hash: the active source, or None (ingest owns api_sources).
@@ -248,11 +260,8 @@ async def authenticate_caller(
     if key is not None:
         source: Source = await state.write_keys.authenticate(pool, key)
         return source
-    if bearer and authorization:
-        scheme, _, value = authorization.strip().partition(" ")
-        if scheme.lower() == "bearer" and value.strip():
-            return await load_auth_user(pool, state, value.strip())
-    return None
+    token = bearer_from_header(authorization) if bearer else None
+    return await load_auth_user(pool, state, token) if token else None
 
 
 # --- Client address ------------------------------------------------------------------------------

@@ -11,7 +11,6 @@ the account's token generation, and so end with a password change, a status chan
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from core_api.accounts import repository as repo
 from core_api.accounts.errors import InvalidRefreshTokenError
 from core_api.accounts.schemas import TokenResponse
 from kernel import audit
-from kernel.auth import create_access_token, utcnow
+from kernel.auth import create_access_token, secret_digest, utcnow
 
 if TYPE_CHECKING:
     from kernel.settings import Settings
@@ -31,10 +30,6 @@ if TYPE_CHECKING:
 __all__ = ["RefreshOutcome", "issue", "refresh"]
 
 REFRESH_PREFIX = "ca_rt_"
-
-
-def _hash(token: str) -> bytes:
-    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
 
 
 async def issue(
@@ -57,7 +52,7 @@ async def issue(
         conn,
         user_id,
         family_id or uuid.uuid4(),
-        _hash(refresh_token),
+        secret_digest(refresh_token),
         version,
         utcnow() + dt.timedelta(seconds=refresh_ttl),
     )
@@ -84,7 +79,7 @@ _REFUSED = "The refresh token is invalid, expired or revoked; log in again."
 
 async def refresh(conn: asyncpg.Connection, settings: Settings, token: str) -> RefreshOutcome:
     """Rotate ``token``: the next token of its family and a new access token, or a refusal."""
-    row = await repo.lock_refresh_token(conn, _hash(token))
+    row = await repo.lock_refresh_token(conn, secret_digest(token))
     if row is None or row["revoked_at"] is not None:
         return RefreshOutcome(error=InvalidRefreshTokenError(_REFUSED))
     if row["used_at"] is not None:
