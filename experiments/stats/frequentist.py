@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from scipy.stats import t as student_t
 
-from experiments.stats.statistics import SampleMeanStats
+from experiments.stats.statistics import Statistic, adjust_pair
 
 __all__ = ["TestResult", "sequential_test", "welch_test"]
 
@@ -27,36 +27,45 @@ class TestResult:
     std_error: float
 
 
-def _usable(a: SampleMeanStats, b: SampleMeanStats) -> bool:
+def _usable(a: Statistic, b: Statistic) -> bool:
     # gbstats returns an uninformative default for a zero baseline or a zero variance; n >= 2 keeps the
     # Welch-Satterthwaite degrees of freedom finite.
-    return a.n >= 2 and b.n >= 2 and a.mean != 0 and a.variance > 0 and b.variance > 0
+    return (
+        a.n >= 2 and b.n >= 2 and a.mean != 0 and a.unadjusted_mean != 0 and a.variance > 0 and b.variance > 0
+    )
 
 
-def _estimate(a: SampleMeanStats, b: SampleMeanStats, relative: bool) -> tuple[float, float]:
-    """Difference and its variance; the relative variance is the delta-method one."""
+def _estimate(a: Statistic, b: Statistic, relative: bool) -> tuple[float, float]:
+    """Difference and its variance; the relative variance is the delta-method one.
+
+    Relative lifts divide by the control's unadjusted mean, and their variance uses unadjusted means
+    with the (CUPED-adjusted, if any) variances, as gbstats does.
+    """
     if relative:
-        diff = (b.mean - a.mean) / a.mean
-        var = b.variance / (a.mean**2 * b.n) + a.variance * b.mean**2 / (a.mean**4 * a.n)
+        mu_a, mu_b = a.unadjusted_mean, b.unadjusted_mean
+        diff = (b.mean - a.mean) / mu_a
+        var = b.variance / (mu_a**2 * b.n) + a.variance * mu_b**2 / (mu_a**4 * a.n)
     else:
         diff = b.mean - a.mean
         var = b.variance / b.n + a.variance / a.n
     return diff, var
 
 
-def _welch_dof(a: SampleMeanStats, b: SampleMeanStats) -> float:
+def _welch_dof(a: Statistic, b: Statistic) -> float:
     num = (b.variance / b.n + a.variance / a.n) ** 2
     den = b.variance**2 / (b.n**2 * (b.n - 1)) + a.variance**2 / (a.n**2 * (a.n - 1))
     return num / den
 
 
 def welch_test(
-    control: SampleMeanStats, treatment: SampleMeanStats, *, alpha: float = 0.05, relative: bool = False
+    control: Statistic, treatment: Statistic, *, alpha: float = 0.05, relative: bool = False
 ) -> TestResult | None:
     """Two-sided Welch t-test of ``treatment - control`` (or its ratio to control when ``relative``).
 
     None when the comparison is undefined (fewer than two users, a zero baseline, zero variance).
+    CUPED statistics get their pooled theta here (``adjust_pair``).
     """
+    control, treatment = adjust_pair(control, treatment)
     if not _usable(control, treatment):
         return None
     diff, var = _estimate(control, treatment, relative)
@@ -68,8 +77,8 @@ def welch_test(
 
 
 def sequential_test(
-    control: SampleMeanStats,
-    treatment: SampleMeanStats,
+    control: Statistic,
+    treatment: Statistic,
     *,
     alpha: float = 0.05,
     relative: bool = False,
@@ -80,6 +89,7 @@ def sequential_test(
     ``tuning`` is the sample size at which the sequence is tightest (gbstats'
     ``sequential_tuning_parameter``, default 5000).
     """
+    control, treatment = adjust_pair(control, treatment)
     if not _usable(control, treatment):
         return None
     diff, var = _estimate(control, treatment, relative)
