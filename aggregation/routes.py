@@ -136,7 +136,7 @@ class ExportController(Controller):
     # The request is two dates: anything bigger is refused (413) while it is read.
     request_max_body_size = 4 * 1024
 
-    @post("/", summary="Start an export of raw events to Parquet")
+    @post("/", status_code=202, summary="Start an export of raw events to Parquet")
     async def create(
         self,
         data: JSONBody[ExportRequest],

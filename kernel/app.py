@@ -27,6 +27,7 @@ from kernel.fastpath import FastRoute, FastRouter
 from kernel.hashing import PasswordHashing
 from kernel.http_errors import exception_handlers
 from kernel.observability import RequestIdMiddleware, configure_logging
+from kernel.openapi import merge_operations
 from kernel.scheduler import create_scheduler
 from kernel.settings import Settings, get_settings
 
@@ -156,7 +157,11 @@ def create_app(settings: Settings | None, domains: Sequence[str]) -> App:
         exception_handlers=exception_handlers,
         middleware=[RequestIdMiddleware],
         lifespan=[_lifespan(settings, domains, routes_modules)],
-        openapi_config=docs.openapi_config("Corp Astro analytics API", "0.1.0"),
+        openapi_config=docs.openapi_config(
+            "Corp Astro analytics API",
+            "0.1.0",
+            merge_operations(domain_modules(domains, "openapi")),
+        ),
         # Hot handlers whose bodies are always under minimum_size opt out (``opt={SKIP_COMPRESSION: True}``):
         # they would never be compressed, and the middleware's header parsing costs on every request.
         compression_config=CompressionConfig(
