@@ -47,4 +47,4 @@ def register_jobs(scheduler: Any, app: Any) -> None:
     async def run() -> None:
         await prune_message_ids(app.state.db, days)
 
-    scheduler.add_job(run, "interval", hours=1, id="ingest_prune_message_ids", replace_existing=True)
+    scheduler.add_job(run, "interval", hours=1, id="ingest.prune_message_ids", replace_existing=True)

@@ -142,7 +142,7 @@ def create_app(settings: Settings | None, domains: Sequence[str]) -> App:
     """Build the app over ``domains`` (the registry's). The database pool opens in the lifespan, so the
     factory itself does no I/O."""
     settings = settings or get_settings()
-    configure_logging(settings.log_level, json=settings.log_json)
+    configure_logging(settings.log_level, fmt=settings.log_format, access=settings.access_log)
 
     route_handlers: list[Any] = [*health.route_handlers, docs.assets_router()]
     routes_modules = domain_modules(domains, "routes")
@@ -176,7 +176,7 @@ def create_app(settings: Settings | None, domains: Sequence[str]) -> App:
             "Settings": Settings,
             "State": State,
         },
-        # Our JSON logging (configure_logging) stays in charge instead of Litestar's default config.
+        # Our logging (configure_logging) stays in charge instead of Litestar's default config.
         logging_config=None,
         debug=False,
     )

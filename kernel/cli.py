@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
 from kernel.db import Database, resolve_database_url
-from kernel.settings import get_settings
+from kernel.settings import LOG_FORMATS, AccessLog, get_settings
 
 __all__ = ["main", "with_database"]
 
@@ -111,7 +111,31 @@ def db_url() -> None:
 @click.option("--migrate/--no-migrate", default=True, show_default=True, help="Upgrade to head first.")
 @click.option("--scheduler/--no-scheduler", default=None, help="Run scheduled jobs in this process.")
 @click.option("--workers", default=1, show_default=True, type=int)
-def serve(host: str, port: int, migrate: bool, scheduler: bool | None, workers: int) -> None:
+@click.option(
+    "--log-format",
+    type=click.Choice(LOG_FORMATS),
+    help="Logs as text lines or JSON lines; auto (default, CORP_ASTRO_LOG_FORMAT): text on a terminal.",
+)
+@click.option(
+    "--access-log",
+    type=click.Choice(AccessLog.MODES),
+    help="Log every request (on, the default), none (off), or a sample plus all errors and slow ones.",
+)
+@click.option(
+    "--access-log-sample",
+    type=click.FloatRange(0.0, 1.0),
+    help="Share of ordinary requests logged when sampling (default 0.01); implies --access-log sample.",
+)
+def serve(
+    host: str,
+    port: int,
+    migrate: bool,
+    scheduler: bool | None,
+    workers: int,
+    log_format: str | None,
+    access_log: str | None,
+    access_log_sample: float | None,
+) -> None:
     """Serve the HTTP API."""
     import os
 
@@ -128,6 +152,7 @@ def serve(host: str, port: int, migrate: bool, scheduler: bool | None, workers: 
     os.environ["DATABASE_URL"] = url
     if scheduler is not None:
         os.environ["CORP_ASTRO_SCHEDULER"] = "1" if scheduler else "0"
+    _logging_env(os.environ, log_format, access_log, access_log_sample)
     get_settings.cache_clear()
     # uvicorn re-raises SIGTERM after its graceful shutdown; with the default action the process would die
     # without running atexit handlers, leaving the embedded PostgreSQL running. Exiting normally lets
@@ -151,6 +176,19 @@ def serve(host: str, port: int, migrate: bool, scheduler: bool | None, workers: 
         # httptools, writing each response with one system call instead of two.
         http=CoalescingHttpToolsProtocol,
     )
+
+
+def _logging_env(
+    env: MutableMapping[str, str], log_format: str | None, access_log: str | None, sample: float | None
+) -> None:
+    """The logging options as the variables the settings read, so uvicorn's workers see them too."""
+    if log_format is not None:
+        env["CORP_ASTRO_LOG_FORMAT"] = log_format
+    if sample is not None:
+        env["CORP_ASTRO_ACCESS_LOG_SAMPLE"] = repr(sample)
+        env["CORP_ASTRO_ACCESS_LOG"] = access_log or "sample"
+    elif access_log is not None:
+        env["CORP_ASTRO_ACCESS_LOG"] = access_log
 
 
 @main.group()

@@ -19,6 +19,8 @@ from typing import Any, TypeVar
 S = TypeVar("S")
 
 __all__ = [
+    "LOG_FORMATS",
+    "AccessLog",
     "AuthLimits",
     "IngestConfig",
     "RetentionPolicy",
@@ -196,6 +198,55 @@ class IngestConfig:
         return section_from_env(cls, "CORP_ASTRO_INGEST_", defaults={"max_past_months": raw_months})
 
 
+LOG_FORMATS = ("auto", "text", "json")
+
+
+@dataclass(frozen=True, slots=True)
+class AccessLog:
+    """Which requests the access log records (docs/operations-logging.md).
+
+    ``on``: every request; ``off``: none; ``sample``: a ``rate`` share (0..1) of ordinary requests, and
+    always those answered 4xx/5xx or slower than ``slow_ms``.
+    """
+
+    mode: str = "on"
+    rate: float = 0.01
+    slow_ms: float = 1000.0
+
+    MODES = ("on", "off", "sample")
+
+    def __post_init__(self) -> None:
+        if self.mode not in self.MODES:
+            raise ValueError(f"the access log is one of {', '.join(self.MODES)}, not {self.mode!r}")
+        if not 0.0 <= self.rate <= 1.0:
+            raise ValueError(f"the access log's sample rate is between 0 and 1, not {self.rate}")
+        if self.slow_ms < 0:
+            raise ValueError("the access log's slow-request threshold must not be negative")
+
+    @classmethod
+    def from_env(cls) -> AccessLog:
+        """``CORP_ASTRO_ACCESS_LOG`` (on/off/sample), ``CORP_ASTRO_ACCESS_LOG_SAMPLE`` (a rate; setting it
+        alone means ``sample``) and ``CORP_ASTRO_ACCESS_LOG_SLOW_MS``."""
+        rate = os.environ.get("CORP_ASTRO_ACCESS_LOG_SAMPLE", "")
+        mode = os.environ.get("CORP_ASTRO_ACCESS_LOG", "").strip().lower() or ("sample" if rate else "on")
+        return cls(
+            mode=mode,
+            rate=env_float("CORP_ASTRO_ACCESS_LOG_SAMPLE", cls().rate),
+            slow_ms=env_float("CORP_ASTRO_ACCESS_LOG_SLOW_MS", cls().slow_ms),
+        )
+
+
+def _log_format() -> str:
+    """``CORP_ASTRO_LOG_FORMAT``; else the older ``CORP_ASTRO_LOG_JSON`` (1: json, 0: text); else auto."""
+    fmt = os.environ.get("CORP_ASTRO_LOG_FORMAT", "").strip().lower()
+    if not fmt and os.environ.get("CORP_ASTRO_LOG_JSON"):
+        fmt = "json" if env_bool("CORP_ASTRO_LOG_JSON", True) else "text"
+    fmt = fmt or "auto"
+    if fmt not in LOG_FORMATS:
+        raise ValueError(f"CORP_ASTRO_LOG_FORMAT is one of {', '.join(LOG_FORMATS)}, not {fmt!r}")
+    return fmt
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Resolved configuration for one process."""
@@ -203,7 +254,8 @@ class Settings:
     database_url: str | None
     data_dir: Path
     log_level: str = "INFO"
-    log_json: bool = True
+    log_format: str = "auto"  # auto: text on a terminal, JSON lines otherwise
+    access_log: AccessLog = field(default_factory=AccessLog)
     db_pool_min: int = 2
     db_pool_max: int = 10
     jwt_secret_override: str | None = None
@@ -225,7 +277,8 @@ class Settings:
             database_url=os.environ.get("DATABASE_URL") or None,
             data_dir=data_dir,
             log_level=os.environ.get("CORP_ASTRO_LOG_LEVEL", "INFO").upper(),
-            log_json=env_bool("CORP_ASTRO_LOG_JSON", True),
+            log_format=_log_format(),
+            access_log=AccessLog.from_env(),
             db_pool_min=env_int("CORP_ASTRO_DB_POOL_MIN", 2),
             db_pool_max=env_int("CORP_ASTRO_DB_POOL_MAX", 10),
             jwt_secret_override=os.environ.get("CORP_ASTRO_JWT_SECRET") or None,

@@ -250,8 +250,8 @@ def register_jobs(scheduler: AsyncIOScheduler, app: Litestar) -> None:
     """Partition upkeep at :10 every hour; the full policy daily at 03:30 UTC."""
     args = {"db": app.state.db, "policy": app.state.settings.retention}
     scheduler.add_job(
-        _scheduled, "cron", minute=10, kwargs={**args, "upkeep_only": True}, id="partition-upkeep"
+        _scheduled, "cron", minute=10, kwargs={**args, "upkeep_only": True}, id="retention.partition_upkeep"
     )
     scheduler.add_job(
-        _scheduled, "cron", hour=3, minute=30, kwargs={**args, "upkeep_only": False}, id="retention"
+        _scheduled, "cron", hour=3, minute=30, kwargs={**args, "upkeep_only": False}, id="retention.policy"
     )
