@@ -155,7 +155,7 @@ async def test_cli_results_table(
         check=False,
     )
     assert out.returncode == 0, out.stderr
-    for text in ("checkout", "control", "10,000", "0.0211", "SRM", "Holm", "+10.00%"):
+    for text in ("checkout", "control", "10,000", "0.042", "SRM", "Holm", "+10.0"):
         assert text in out.stdout, (text, out.stdout)
     missing = await asyncio.to_thread(
         subprocess.run,
