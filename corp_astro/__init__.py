@@ -18,4 +18,5 @@ DOMAINS = (
     "experiments",
     "aggregation",
     "retention",
+    "integrations",
 )

@@ -1,4 +1,4 @@
-"""Tables of the integrations domain: the seed's webhooks and workflows (filled by later issues)."""
+"""Tables of the integrations domain: the seed's webhooks (with delivery state) and workflows (tables only)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from sqlalchemy import Integer, String, Text
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import Index, Integer, String, Text, text
+from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from kernel import columns as col
@@ -27,11 +27,27 @@ class Webhook(col.Timestamps, Base):
     secret: Mapped[str] = mapped_column(String(255), nullable=False)
     description: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = col.status_column("active")
+    # Additions (docs/schema.md, "Webhooks"): ``secret`` holds the Fernet token of the signing secret;
+    # during a rotation the previous one signs too until it expires; ``failing_since`` is the first
+    # failure since the last success (the endpoint is disabled when it is 5 days old).
+    previous_secret: Mapped[str | None] = mapped_column(String(255))
+    previous_secret_expires_at: Mapped[dt.datetime | None] = col.time_column()
+    failing_since: Mapped[dt.datetime | None] = col.time_column()
 
 
 class WebhookDelivery(Base):
     __tablename__ = "webhook_deliveries"
-    __table_args__ = col.indexes("webhook_deliveries", "event_type", "status", "queued_at")
+    __table_args__ = (
+        *col.indexes("webhook_deliveries", "event_type", "status", "queued_at"),
+        Index("ix_webhook_deliveries_due", "next_attempt_at", postgresql_where=text("status = 'pending'")),
+        Index(
+            "ix_webhook_deliveries_leased",
+            "webhook_id",
+            "locked_until",
+            postgresql_where=text("status = 'processing'"),
+        ),
+        Index("ix_webhook_deliveries_webhook_id_queued_at", "webhook_id", "queued_at", "delivery_id"),
+    )
 
     delivery_id: Mapped[uuid.UUID] = col.pk_column()
     webhook_id: Mapped[uuid.UUID] = col.ref_column("webhooks.webhook_id")
@@ -45,6 +61,12 @@ class WebhookDelivery(Base):
     processing_started_at: Mapped[dt.datetime | None] = col.time_column()
     delivered_at: Mapped[dt.datetime | None] = col.time_column()
     failed_at: Mapped[dt.datetime | None] = col.time_column()
+    # Additions: the event (its id is the ``webhook-id`` of every attempt), attempts made, when the
+    # next is due, and the sending process's lease (expired: the attempt is retried).
+    event_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
+    next_attempt_at: Mapped[dt.datetime] = col.created_column()
+    locked_until: Mapped[dt.datetime | None] = col.time_column()
 
 
 class Workflow(col.Timestamps, Base):

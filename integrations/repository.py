@@ -1,8 +1,9 @@
-"""SQL of the integrations domain. Never commits: callers own the transaction.
+"""SQL of the integrations domain's logs. Never commits: callers own the transaction.
 
-For now only the purges the retention policy asks of this domain's logs (6 months): webhook deliveries,
-workflow execution steps and workflow executions. Each deletes one bounded batch, so that the caller can
-commit batch by batch (short locks, bounded WAL per commit).
+The purges the retention policy asks of this domain's logs (6 months): webhook deliveries, workflow
+execution steps and workflow executions. Each deletes one bounded batch, so that the caller can commit
+batch by batch (short locks, bounded WAL per commit). Subscriptions are in ``webhooks_sql``, the
+delivery queue in ``queue``.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Tables the kernel owns: the audit log every domain appends to through ``kernel.audit``."""
+"""Tables the kernel owns: the audit log every domain appends to through ``kernel.audit``, and the event
+outbox every domain emits to through ``kernel.events``."""
 
 from __future__ import annotations
 
@@ -6,14 +7,14 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from sqlalchemy import String
+from sqlalchemy import String, Text
 from sqlalchemy.dialects.postgresql import INET, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from kernel import columns as col
 from kernel.db import Base
 
-__all__ = ["AuditLog"]
+__all__ = ["AuditLog", "EventOutbox"]
 
 
 class AuditLog(Base):
@@ -29,4 +30,17 @@ class AuditLog(Base):
     action: Mapped[str] = mapped_column(String(50), nullable=False)
     ip_address: Mapped[str | None] = mapped_column(INET)
     details: Mapped[dict[str, Any]] = col.json_column()
+    created_at: Mapped[dt.datetime] = col.created_column()
+
+
+class EventOutbox(Base):
+    """Events recorded in the transaction of the change that caused them (``kernel.events.emit``), until
+    the webhook dispatcher takes them (``kernel.events.take``): a transactional outbox."""
+
+    __tablename__ = "event_outbox"
+
+    event_id: Mapped[uuid.UUID] = col.pk_column()
+    event_type: Mapped[str] = mapped_column(String(100), nullable=False)
+    # The exact JSON body receivers get: {"type", "timestamp", "data"}.
+    payload: Mapped[str] = mapped_column(Text, nullable=False)
     created_at: Mapped[dt.datetime] = col.created_column()

@@ -33,6 +33,8 @@ ADDED_COLUMNS = {
     "ab_tests": {"goal_event", "phase"},
     "ab_test_variants": {"position", "is_control"},
     "ab_test_assignments": {"phase"},
+    "webhooks": {"previous_secret", "previous_secret_expires_at", "failing_since"},
+    "webhook_deliveries": {"event_id", "attempts", "next_attempt_at", "locked_until"},
 }
 ADDED_TABLES = {"alembic_version", "audit_log", "api_sources"}
 # Seed UUID primary keys have no default; ours default to gen_random_uuid(), except the event tables,
