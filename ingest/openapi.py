@@ -62,11 +62,11 @@ _BATCH: dict[str, Any] = {
     "additionalProperties": True,
 }
 
-# Every ingest route: the write key (HTTP Basic, or ``writeKey`` in the body),
-# 400 for an unreadable body or when every event is rejected, 413 over 500 KB or 2,500 events, 503 when
-# nothing could be committed (Segment SDKs retry).
+# Every ingest route: the write key (HTTP Basic, or ``writeKey`` in the body); 400 for a body that is not
+# JSON or when every event is rejected, 422 for one that is not a batch, 413 over 500 KB or 2,500 events,
+# 503 when nothing could be committed (Segment SDKs retry); a message sent again is a duplicate, not a 409.
 _BATCH_SUMMARY = "Send a batch of Segment messages (up to 2,500, 500 KB)"
-_INGEST: dict[str, Any] = {"response": IngestResponse, "security": ("writeKey",), "without": (409, 422)}
+_INGEST: dict[str, Any] = {"response": IngestResponse, "security": ("writeKey",), "without": (409,)}
 
 operations: dict[str, Operation] = {
     "POST /v1/batch": Operation(summary=_BATCH_SUMMARY, body=_BATCH, **_INGEST),

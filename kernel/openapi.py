@@ -101,7 +101,7 @@ class Operation:
     Struct ...) or a JSON Schema dict, ``media_type`` the response's; ``status``: the success
     status when it is not the handler's; ``security``: the schemes accepted (any one of them), ``()`` for
     a public route, None to derive it; ``errors``: statuses beyond the derived ones; ``without``: derived
-    statuses the route never answers (ingest rejects bad events in its 200 or 400, never with a 422).
+    statuses the route never answers (ingest never answers 409: a message sent twice is a duplicate).
     """
 
     summary: str | None = None
@@ -193,11 +193,12 @@ def _error_statuses(
         statuses.add(401)
     if _BEARER in security:
         statuses.add(403)
-    if any(p.get("in") == "path" for p in params):
+    # A path's id that names nothing (or someone else's), and an admin's ``?user_id=`` of no account.
+    if any(p.get("in") == "path" or p.get("name") == "user_id" for p in params):
         statuses.add(404)
     if has_body:
         statuses |= {413, 422}
-    if any(p.get("in") == "query" for p in params):
+    if any(p.get("in") in ("path", "query") for p in params):
         statuses.add(422)
     return statuses - set(decl.without)
 

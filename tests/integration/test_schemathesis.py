@@ -1,0 +1,211 @@
+"""The API answers as its OpenAPI document says: schemathesis over every operation of a real server.
+
+A ``corp-astro serve`` process on 127.0.0.1 serves the document it is tested against. Schemathesis
+generates valid and invalid requests for each operation (a few per operation, derandomized, so a run is
+bounded and repeatable), sends each with every credential the operation accepts (an admin's and a
+user's Bearer token, an app's write key as HTTP Basic), and checks that no answer is a 5xx and that
+each one's status, content type and body are documented.
+
+Operations that end a session (logout, erasing or changing one's own account) get a fresh user per
+request, so that the shared credentials stay valid for every other operation. Half the requests to an
+experiment's routes name a running experiment (and a known user), so the success answers are checked
+too, not only the 404s of random names.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import itertools
+import tempfile
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+import schemathesis
+from schemathesis import checks
+
+from corp_astro.app import create_app
+from kernel.auth import create_access_token, generate_write_key, hash_password, hash_write_key
+from kernel.db import uuid7
+from tests.conftest import make_settings
+from tests.support import LiveServer, truncate_all
+
+EXAMPLES_PER_OPERATION = 12
+CHECKS = [
+    checks.not_a_server_error,
+    checks.status_code_conformance,
+    checks.content_type_conformance,
+    checks.response_schema_conformance,
+]
+_CONFIG = {
+    "seed": 14,
+    "generation": {
+        "mode": "all",
+        "max-examples": EXAMPLES_PER_OPERATION,
+        "deterministic": True,
+        "database": "none",
+        "with-security-parameters": False,
+    },
+    # Examples and fuzzing; the coverage phase's boundary cases would multiply the run time.
+    "phases": {"coverage": {"enabled": False}, "stateful": {"enabled": False}},
+    "cache": {"enabled": False},
+}
+_SESSION_ENDING = {
+    ("POST", "/v1/auth/logout"),
+    ("DELETE", "/v1/users/me"),
+    ("PATCH", "/v1/users/me"),
+}
+_EXPERIMENT = "checkout-button"
+_PASSWORD_HASH = hash_password("correct horse battery")
+
+
+@dataclass
+class Credentials:
+    """Who calls: Bearer headers per role, the write key's Basic header, and how to mint a new user."""
+
+    database_url: str
+    secret: str
+    admin: dict[str, str]
+    user: dict[str, str]
+    user_id: uuid.UUID
+    app: dict[str, str]
+
+    def bearer(self, user_id: uuid.UUID, role: str) -> dict[str, str]:
+        settings = make_settings(self.database_url, Path("."), jwt_secret_override=self.secret)
+        token, _ = create_access_token(settings, user_id, role)
+        return {"Authorization": f"Bearer {token}"}
+
+    def fresh_user(self) -> dict[str, str]:
+        """A new account's Bearer header, for an operation that ends the caller's session."""
+        user_id = asyncio.run(_insert_user(self.database_url, "user"))
+        return self.bearer(user_id, "user")
+
+
+async def _insert_user(url: str, role: str) -> uuid.UUID:
+    user_id = uuid7()
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(
+            """INSERT INTO users (user_id, email, password_hash, first_name, last_name, role)
+               VALUES ($1, $2, $3, 'Schema', 'Thesis', $4)""",
+            user_id,
+            f"{role}-{user_id.hex[:12]}@example.com",
+            _PASSWORD_HASH,
+            role,
+        )
+    finally:
+        await conn.close()
+    return user_id
+
+
+async def _seed(url: str) -> tuple[uuid.UUID, uuid.UUID, str]:
+    """An admin, a user, a write key and a running experiment, on empty tables."""
+    await truncate_all(url)
+    admin_id = await _insert_user(url, "admin")
+    user_id = await _insert_user(url, "user")
+    key = generate_write_key()
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(
+            "INSERT INTO api_sources (name, key_hash, key_prefix) VALUES ('schemathesis', $1, $2)",
+            hash_write_key(key),
+            key[:12],
+        )
+    finally:
+        await conn.close()
+    return admin_id, user_id, key
+
+
+@pytest.fixture(scope="module")
+def server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    data_dir = tmp_path_factory.mktemp("schemathesis-data")
+    with LiveServer(database_url, env={"CORP_ASTRO_DATA_DIR": str(data_dir)}) as live:
+        yield live
+
+
+@pytest.fixture(scope="module")
+def credentials(server: LiveServer, database_url: str) -> Credentials:
+    admin_id, user_id, key = asyncio.run(_seed(database_url))
+    secret = server._env["CORP_ASTRO_JWT_SECRET"]
+    creds = Credentials(database_url, secret, {}, {}, user_id, {})
+    creds.admin = creds.bearer(admin_id, "admin")
+    creds.user = creds.bearer(user_id, "user")
+    creds.app = {"Authorization": "Basic " + base64.b64encode(f"{key}:".encode()).decode()}
+    r = httpx.post(
+        f"{server.base_url}/v1/experiments",
+        headers=creds.admin,
+        json={
+            "name": _EXPERIMENT,
+            "start_date": "2020-01-01",
+            "goal_event": "purchase",
+            "variants": [
+                {"name": "control", "traffic_percentage": 50},
+                {"name": "b", "traffic_percentage": 50},
+            ],
+        },
+    )
+    assert r.status_code == 201, r.text
+    return creds
+
+
+def _document() -> dict[str, Any]:
+    """The document as the app serves it at /schema/openapi.json (no database needed to serve it).
+
+    It is read at collection, since schemathesis makes one test per operation from it; the server under
+    test runs the same code (``test_openapi.py`` checks the served document itself).
+    """
+    app = create_app(make_settings("postgresql://127.0.0.1/unused", Path(tempfile.gettempdir())))
+
+    async def fetch() -> dict[str, Any]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+            r = await client.get("/schema/openapi.json")
+            assert r.status_code == 200
+            document: dict[str, Any] = r.json()
+            return document
+
+    return asyncio.run(fetch())
+
+
+schema = schemathesis.openapi.from_dict(_document(), config=schemathesis.Config.from_dict(_CONFIG))
+_turn = itertools.count()
+
+
+def _callers(case: Any, creds: Credentials) -> list[dict[str, str]]:
+    """Every credential the operation accepts (none for a public one)."""
+    operation = case.operation
+    if (operation.method.upper(), operation.path) in _SESSION_ENDING:
+        return [creds.fresh_user()]
+    schemes = {name for requirement in operation.definition.raw.get("security", []) for name in requirement}
+    callers = []
+    if "writeKey" in schemes:
+        callers.append(creds.app)
+    if "bearerAuth" in schemes:
+        callers += [creds.admin, creds.user]
+    return callers or [{}]
+
+
+def _known_names(case: Any, creds: Credentials) -> None:
+    """Every other request to an experiment's routes names the running experiment and a known user."""
+    if next(_turn) % 2:
+        return
+    params = case.path_parameters or {}
+    if "name" in params:
+        params["name"] = _EXPERIMENT
+    if "user_id" in params and case.operation.path.endswith("/assignments"):
+        params["user_id"] = str(creds.user_id)
+    if isinstance(case.body, dict) and "user_id" in case.body:
+        case.body["user_id"] = str(creds.user_id)
+
+
+@schema.parametrize()
+def test_every_answer_is_documented(case: Any, server: LiveServer, credentials: Credentials) -> None:
+    _known_names(case, credentials)
+    for headers in _callers(case, credentials):
+        case.call_and_validate(base_url=server.base_url, headers=headers, checks=CHECKS, timeout=30)
