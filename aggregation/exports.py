@@ -33,6 +33,7 @@ from aggregation import export_repository as repo
 from aggregation.errors import BadRange, ExportNotFound, ExportNotReady, TooManyExports
 from aggregation.export_rows import EXPORT_SCHEMA, export_table, properties_json, slice_tables
 from aggregation.schemas import ExportOut, export_out
+from kernel import events
 from kernel.auth import utcnow
 from kernel.pagination import Page, decode_cursor, make_page
 from kernel.resources import naive
@@ -274,6 +275,7 @@ async def get_export(
             error="interrupted: the exporting process stopped",
             finished_at=utcnow(),
         )
+        await events.emit(conn, "export.failed", {"export_id": export_id, "error": "interrupted"})
         row = await repo.get_export(conn, export_id)
     assert row is not None
     return row

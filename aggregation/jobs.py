@@ -26,6 +26,7 @@ from aggregation import exports, memory, periods
 from aggregation import repository as repo
 from aggregation.periods import PeriodResult
 from aggregation.repository import HOUR, day_start
+from kernel import events
 from kernel.auth import utcnow
 from kernel.scheduler import try_job_lock
 
@@ -261,11 +262,14 @@ async def run_export(db: Database, data_dir: Path, export_id: uuid.UUID, gate: a
             )
             async with db.transaction() as conn:
                 await exports.finish_export(conn, export_id, rows, size)
+                await events.emit(conn, "export.completed", {"export_id": export_id, "rows": rows})
         except Exception as exc:
             _log.exception("export failed", extra={"export_id": str(export_id)})
             try:
                 async with db.transaction() as conn:
                     await exports.record_failure(conn, export_id, exc)
+                    failed = {"export_id": export_id, "error": type(exc).__name__}
+                    await events.emit(conn, "export.failed", failed)
             except Exception:
                 _log.exception("could not record the failed export")
 

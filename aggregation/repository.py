@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from kernel import events
+
 if TYPE_CHECKING:
     import asyncpg
 
@@ -271,13 +273,15 @@ async def finalise_day(conn: asyncpg.Connection, day: dt.date) -> tuple[int, int
     )
     if raw != rolled:
         return raw, rolled, False
-    await conn.execute(
+    status: str = await conn.execute(
         """INSERT INTO rollup_finalisations (day, raw_events, rollup_events) VALUES ($1, $2, $3)
            ON CONFLICT (day) DO NOTHING""",
         day,
         raw,
         rolled,
     )
+    if status.endswith(" 1"):  # finalised now, not before
+        await events.emit(conn, "aggregation.day_finalised", {"day": day})
     return raw, rolled, True
 
 

@@ -32,7 +32,7 @@ CATALOGUE: dict[str, dict[str, Any]] = {
     "user.registered": _obj("An account was created.", user_id=_UUID, role=_STR),
     "user.erased": _obj("An account and its data were erased.", user_id=_UUID),
     "experiment.created": _obj(
-        "An experiment was defined.", experiment_id=_UUID, name=_STR, status=_STR, start_date=_TIME
+        "An experiment was defined.", experiment_id=_UUID, name=_STR, status=_STR, start_date=_DATE
     ),
     "experiment.status_changed": _obj(
         "An experiment's status changed.",
@@ -46,6 +46,7 @@ CATALOGUE: dict[str, dict[str, Any]] = {
         experiment_id=_UUID,
         name=_STR,
         p_value=_NUM,
+        phase=_INT,
     ),
     "export.completed": _obj("A Parquet export finished.", export_id=_UUID, rows=_INT),
     "export.failed": _obj("A Parquet export failed.", export_id=_UUID, error=_STR),

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -23,7 +24,17 @@ from kernel.db import uuid7
 if TYPE_CHECKING:
     import asyncpg
 
-__all__ = ["CHANNEL", "Event", "emit", "event_body", "pending_count", "take", "wake"]
+__all__ = [
+    "CHANNEL",
+    "Event",
+    "emit",
+    "emit_many",
+    "emit_once",
+    "event_body",
+    "pending_count",
+    "take",
+    "wake",
+]
 
 # One channel for "there is work for the webhook dispatcher": new events and new or retried deliveries.
 CHANNEL = "corp_astro_webhooks"
@@ -58,6 +69,32 @@ async def emit(conn: asyncpg.Connection, event_type: str, data: dict[str, Any]) 
         CHANNEL,
     )
     return event_id
+
+
+async def emit_many(conn: asyncpg.Connection, items: Sequence[tuple[str, dict[str, Any]]]) -> None:
+    """``emit`` for several ``(event_type, data)`` at once, in one statement."""
+    if not items:
+        return
+    await conn.execute(
+        """WITH e AS (INSERT INTO event_outbox (event_id, event_type, payload)
+                      SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[]))
+           SELECT pg_notify($4, '')""",
+        [uuid7() for _ in items],
+        [t for t, _ in items],
+        [event_body(t, d) for t, d in items],
+        CHANNEL,
+    )
+
+
+async def emit_once(conn: asyncpg.Connection, key: str, event_type: str, data: dict[str, Any]) -> bool:
+    """``emit`` unless an event with ``key`` was emitted before (e.g. one SRM alert per experiment
+    phase, however often the results are computed); True when it emitted."""
+    first = await conn.fetchval(
+        "INSERT INTO event_keys (key) VALUES ($1) ON CONFLICT DO NOTHING RETURNING true", key[:255]
+    )
+    if first:
+        await emit(conn, event_type, data)
+    return bool(first)
 
 
 async def take(conn: asyncpg.Connection, limit: int) -> list[Event]:

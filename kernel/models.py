@@ -14,7 +14,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from kernel import columns as col
 from kernel.db import Base
 
-__all__ = ["AuditLog", "EventOutbox"]
+__all__ = ["AuditLog", "EventKey", "EventOutbox"]
 
 
 class AuditLog(Base):
@@ -43,4 +43,13 @@ class EventOutbox(Base):
     event_type: Mapped[str] = mapped_column(String(100), nullable=False)
     # The exact JSON body receivers get: {"type", "timestamp", "data"}.
     payload: Mapped[str] = mapped_column(Text, nullable=False)
+    created_at: Mapped[dt.datetime] = col.created_column()
+
+
+class EventKey(Base):
+    """Keys of events emitted at most once (``kernel.events.emit_once``): one small row per key, kept."""
+
+    __tablename__ = "event_keys"
+
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
     created_at: Mapped[dt.datetime] = col.created_column()

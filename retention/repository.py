@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from kernel import events
 from retention.schemas import Action, month_label
 
 __all__ = [
@@ -242,6 +243,8 @@ async def detach_and_drop(conn: asyncpg.Connection, partition: Partition, *, loc
     await _set_lock_timeout(conn, lock_timeout_ms)
     await conn.execute(f"ALTER TABLE {partition.parent} DETACH PARTITION {partition.name}")
     await conn.execute(f"DROP TABLE {partition.name}")
+    dropped = {"table": partition.parent, "partition": partition.name}
+    await events.emit(conn, "retention.partition_dropped", dropped)
 
 
 async def partition_rows(conn: asyncpg.Connection, partition: Partition) -> int:

@@ -33,7 +33,7 @@ from core_api.accounts.schemas import (
     UserOut,
     UserUpdate,
 )
-from kernel import audit
+from kernel import audit, events
 from kernel.auth import AuthUser, needs_rehash, require_role
 from kernel.db import uuid7
 from kernel.errors import ConflictError, DomainError, ValidationError
@@ -118,6 +118,7 @@ async def create_account(
         # The boundary (the request or the command) rolls the transaction back and answers 409.
         raise EmailTakenError("An account with this email already exists.") from exc
     await repo.insert_preferences(conn, uuid7(), user_id)
+    await events.emit(conn, "user.registered", {"user_id": user_id, "role": role})
     return to_struct(UserOut, row)
 
 
@@ -286,6 +287,7 @@ async def erase_account(
         raise UserNotFoundError("No such user.")
     await throttle.forget_account(conn, user.email)
     await _audit_own(conn, "account_erased", user, ip, counts)
+    await events.emit(conn, "user.erased", {"user_id": user.user_id})
     return counts
 
 

@@ -17,6 +17,7 @@ from core_api.notifications.errors import (
 )
 from core_api.notifications.push import PushMessage, PushProvider, PushTarget
 from core_api.notifications.schemas import NotificationOut, ScheduledOut
+from kernel import events
 from kernel.auth import AuthUser, utcnow
 from kernel.db import uuid7
 from kernel.owned import OwnedResource
@@ -174,5 +175,9 @@ async def deliver_batch(conn: asyncpg.Connection, provider: PushProvider, limit:
             )
         )
     await repo.insert_notifications(conn, notifications)
+    delivered = [n for n in notifications if n[6] == "sent"]
+    await events.emit_many(
+        conn, [("notification.delivered", {"notification_id": n[0], "user_id": n[1]}) for n in delivered]
+    )
     await repo.mark_schedules_sent(conn, [r["schedule_id"] for r in rows])
     return len(rows)

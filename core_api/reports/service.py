@@ -19,6 +19,7 @@ from core_api.reports.schemas import (
     SectionIn,
     SectionOut,
 )
+from kernel import events
 from kernel.auth import AuthUser
 from kernel.db import uuid7
 from kernel.errors import ValidationError
@@ -60,6 +61,8 @@ async def create_report(conn: asyncpg.Connection, user: AuthUser, data: ReportCr
     values.setdefault("generated_date", dt.datetime.now(dt.UTC).date())
     report_id = uuid7()
     row = await repo.reports.insert(conn, {"report_id": report_id, "user_id": user.user_id, **values})
+    created = {"report_id": report_id, "user_id": user.user_id, "report_type": data.report_type}
+    await events.emit(conn, "report.created", created)
     sections = await repo.replace_sections(conn, report_id, _section_rows(data.sections))
     return _with_sections(row, sections)
 

@@ -21,7 +21,7 @@ from experiments.errors import (
 )
 from experiments.schemas import ExperimentCreate, ExperimentOut, ExperimentPatch, VariantOut
 from experiments.service.common import utc
-from kernel import audit
+from kernel import audit, events
 from kernel.auth import AuthUser, utcnow
 from kernel.pagination import Page, decode_cursor, make_page
 
@@ -115,6 +115,8 @@ async def create_experiment(conn: asyncpg.Connection, data: ExperimentCreate, ac
     )
     exp = await repo.fetch_experiment(conn, data.name)
     assert exp is not None
+    created = {"experiment_id": exp.test_id, "name": exp.name, "status": exp.status}
+    await events.emit(conn, "experiment.created", {**created, "start_date": exp.start_date})
     return exp
 
 
@@ -209,4 +211,7 @@ async def update_experiment(
         )
     updated = await repo.fetch_experiment(conn, name)
     assert updated is not None
+    if updated.status != exp.status:
+        change = {"experiment_id": exp.test_id, "name": exp.name, "previous_status": exp.status}
+        await events.emit(conn, "experiment.status_changed", {**change, "status": updated.status})
     return updated

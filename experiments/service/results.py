@@ -14,6 +14,7 @@ from experiments import stats
 from experiments.definitions import Experiment, Variant
 from experiments.schemas import Comparison, PowerOut, ResultsOut, SrmOut, VariantResult
 from experiments.service.management import get_experiment
+from kernel import events
 from kernel.errors import ValidationError
 
 __all__ = ["MDE_RANGE", "MIN_ALPHA", "results"]
@@ -139,6 +140,9 @@ async def results(
     srm_p = stats.srm_p_value(
         [per_variant[v.variant_id].n for v in exp.variants], [expected[v.variant_id] for v in exp.variants]
     )
+    if srm_p < stats.SRM_THRESHOLD:  # announced once per experiment phase, however often computed
+        srm = {"experiment_id": exp.test_id, "name": exp.name, "p_value": srm_p, "phase": exp.phase}
+        await events.emit_once(conn, f"srm:{exp.test_id}:{exp.phase}", "experiment.srm_detected", srm)
     return ResultsOut(
         experiment=exp.name,
         status=exp.status,

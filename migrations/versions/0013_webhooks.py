@@ -37,6 +37,12 @@ def upgrade() -> None:
         sa.Column("created_at", postgresql.TIMESTAMP(), server_default=_NOW, nullable=False),
         sa.PrimaryKeyConstraint("event_id", name=op.f("pk_event_outbox")),
     )
+    op.create_table(
+        "event_keys",
+        sa.Column("key", sa.String(length=255), nullable=False),
+        sa.Column("created_at", postgresql.TIMESTAMP(), server_default=_NOW, nullable=False),
+        sa.PrimaryKeyConstraint("key", name=op.f("pk_event_keys")),
+    )
     op.add_column("webhooks", sa.Column("previous_secret", sa.String(length=255), nullable=True))
     op.add_column("webhooks", sa.Column("previous_secret_expires_at", postgresql.TIMESTAMP(), nullable=True))
     op.add_column("webhooks", sa.Column("failing_since", postgresql.TIMESTAMP(), nullable=True))
@@ -80,4 +86,5 @@ def downgrade() -> None:
         op.drop_column("webhook_deliveries", column)
     for column in ("failing_since", "previous_secret_expires_at", "previous_secret"):
         op.drop_column("webhooks", column)
+    op.drop_table("event_keys")
     op.drop_table("event_outbox")
