@@ -19,6 +19,7 @@ import base64
 import itertools
 import tempfile
 import uuid
+from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -200,12 +201,31 @@ def _known_names(case: Any, creds: Credentials) -> None:
         params["name"] = _EXPERIMENT
     if "user_id" in params and case.operation.path.endswith("/assignments"):
         params["user_id"] = str(creds.user_id)
-    if isinstance(case.body, dict) and "user_id" in case.body:
-        case.body["user_id"] = str(creds.user_id)
+    if isinstance(case.body, dict) and case.operation.path.endswith(("/assignments", "/conversions")):
+        case.body = {"user_id": str(creds.user_id)}
+
+
+# The statuses each operation answered, for the check that the run reached the handlers at all.
+_SEEN: dict[str, set[int]] = defaultdict(set)
 
 
 @schema.parametrize()
 def test_every_answer_is_documented(case: Any, server: LiveServer, credentials: Credentials) -> None:
     _known_names(case, credentials)
     for headers in _callers(case, credentials):
-        case.call_and_validate(base_url=server.base_url, headers=headers, checks=CHECKS, timeout=30)
+        response = case.call_and_validate(
+            base_url=server.base_url, headers=headers, checks=CHECKS, timeout=30
+        )
+        _SEEN[case.operation.label].add(response.status_code)
+
+
+def test_the_run_got_past_authentication() -> None:
+    """Conformance alone would pass if every answer were a documented 401: the credentials must work."""
+    if not _SEEN:
+        pytest.skip("no schemathesis case ran in this session (deselected)")
+    print({label: sorted(statuses) for label, statuses in sorted(_SEEN.items())})
+    only_401 = sorted(label for label, statuses in _SEEN.items() if statuses <= {401})
+    assert only_401 == []
+    succeeded = [label for label, statuses in _SEEN.items() if any(200 <= s < 300 for s in statuses)]
+    # Most of the rest are a random id's 404 or a generated body's 422 (measured: 40 of 83 reach a 2xx).
+    assert len(succeeded) >= len(_SEEN) // 3, sorted(set(_SEEN) - set(succeeded))
