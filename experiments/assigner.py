@@ -22,13 +22,16 @@ from typing import Any
 import asyncpg
 
 from experiments import repository as repo
+from experiments import unit_repository as unit_repo
 
 __all__ = ["AssignmentBatcher"]
 
 _log = logging.getLogger("corp_astro.experiments.assigner")
 
-BatchRunner = Callable[[Sequence[repo.AssignRequest]], Awaitable[Sequence[Any]]]
-OneRunner = Callable[[repo.AssignRequest], Awaitable[Any]]
+# (test_id, unit: a user's UUID or a Segment id, variant_id, phase, new assignment id).
+Request = tuple[uuid.UUID, Any, uuid.UUID, int, uuid.UUID]
+BatchRunner = Callable[[Sequence[Request]], Awaitable[Sequence[Any]]]
+OneRunner = Callable[[Request], Awaitable[Any]]
 
 # Not worth retrying row by row: the connection or server is gone, every row would fail the same way.
 _FATAL: tuple[type[BaseException], ...] = (
@@ -39,14 +42,15 @@ _FATAL: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.OperatorInterventionError,
 )
 
-_Pending = tuple[repo.AssignRequest, "asyncio.Future[Any]"]
+_Pending = tuple[Request, "asyncio.Future[Any]"]
 
 
 class AssignmentBatcher:
     """Coalesces concurrent first-time assignments into shared ``assign_batch`` statements.
 
     ``submit`` answers the same row ``repository.assign_one`` would for the request. Requests for the
-    same (test, user) in one batch share one row of the statement (and its answer).
+    same (test, user) in one batch share one row of the statement (and its answer). One batcher serves
+    users (``for_pool``), another anonymous and external units (``for_units``).
     """
 
     def __init__(
@@ -77,8 +81,20 @@ class AssignmentBatcher:
 
         return cls(run_batch, run_one, **kwargs)
 
+    @classmethod
+    def for_units(cls, pool: asyncpg.Pool, **kwargs: Any) -> AssignmentBatcher:
+        """A batcher of anonymous and external units' assignments (``experiment_unit_assignments``)."""
+
+        async def run_batch(wanted: Sequence[unit_repo.UnitAssignRequest]) -> list[asyncpg.Record]:
+            return await unit_repo.assign_unit_batch(pool, wanted)
+
+        async def run_one(w: unit_repo.UnitAssignRequest) -> asyncpg.Record:
+            return await unit_repo.assign_unit_one(pool, w)
+
+        return cls(run_batch, run_one, **kwargs)
+
     async def submit(
-        self, test_id: uuid.UUID, user_id: uuid.UUID, variant_id: uuid.UUID, phase: int, new_id: uuid.UUID
+        self, test_id: uuid.UUID, user_id: uuid.UUID | str, variant_id: uuid.UUID, phase: int, new_id: uuid.UUID
     ) -> Any:
         """The assignment row for this request, once its batch's statement has run."""
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -106,8 +122,8 @@ class AssignmentBatcher:
 
     async def _flush(self, batch: list[_Pending]) -> None:
         # One statement row per (test, user): ON CONFLICT cannot see a row its own statement inserted.
-        keys: dict[tuple[uuid.UUID, uuid.UUID], int] = {}
-        wanted: list[repo.AssignRequest] = []
+        keys: dict[tuple[uuid.UUID, Any], int] = {}
+        wanted: list[Request] = []
         slot: list[int] = []
         for w, _ in batch:
             i = keys.setdefault((w[0], w[1]), len(wanted))
@@ -143,7 +159,7 @@ class AssignmentBatcher:
             if not fut.done():
                 fut.set_result(row)
 
-    async def _one_by_one(self, wanted: list[repo.AssignRequest]) -> list[Any]:
+    async def _one_by_one(self, wanted: list[Request]) -> list[Any]:
         out: list[Any] = []
         for w in wanted:
             try:

@@ -13,24 +13,39 @@ from typing import NamedTuple, TypeAlias
 
 import asyncpg
 
-__all__ = ["GoalScan", "convert", "convert_goal_events", "convertible_tests", "save_watermarks"]
+__all__ = [
+    "GoalScan",
+    "convert",
+    "convert_goal_events",
+    "convert_sql",
+    "convertible_tests",
+    "save_watermarks",
+]
 
 Executor: TypeAlias = asyncpg.Pool | asyncpg.Connection
 
-# First conversion wins: the UPDATE only touches an unconverted row. ``converted_at`` of the existing
-# row (old_at) is read from the statement's snapshot; a conversion committed concurrently shows as
-# assigned with neither timestamp, and the caller re-reads.
-_CONVERT = """
+
+def convert_sql(table: str, key: str) -> str:
+    """The explicit conversion of the assignment (test $1, ``key`` $2) in ``table``: first conversion wins.
+
+    The UPDATE only touches an unconverted row. ``converted_at`` of the existing row (old_at) is read
+    from the statement's snapshot; a conversion committed concurrently shows as assigned with neither
+    timestamp, and the caller re-reads. Users' assignments and other units' share it.
+    """
+    return f"""
 WITH upd AS (
-    UPDATE ab_test_assignments SET converted = true, converted_at = CURRENT_TIMESTAMP
-    WHERE test_id = $1 AND user_id = $2 AND NOT converted
+    UPDATE {table} SET converted = true, converted_at = CURRENT_TIMESTAMP
+    WHERE test_id = $1 AND {key} = $2 AND NOT converted
     RETURNING converted_at
 )
 SELECT a.variant_id, a.variant_id IS NOT NULL AS assigned, (SELECT converted_at FROM upd) AS new_at,
        a.converted_at AS old_at
 FROM (SELECT 1) AS one
-LEFT JOIN ab_test_assignments a ON a.test_id = $1 AND a.user_id = $2
+LEFT JOIN {table} a ON a.test_id = $1 AND a.{key} = $2
 """
+
+
+_CONVERT = convert_sql("ab_test_assignments", "user_id")
 
 
 async def convert(db: Executor, test_id: uuid.UUID, user_id: uuid.UUID) -> asyncpg.Record:
@@ -48,14 +63,20 @@ class GoalScan(NamedTuple):
     # Event time bounds: the test's earliest assignment, and the end of its end_date (None: open).
     earliest: dt.datetime
     until: dt.datetime | None
+    # The test's unit: ``user`` tests are read by ``convert_goal_events`` below, the others by
+    # ``identity_repository.convert_unit_goal_events``.
+    unit: str = "user"
 
 
 # Tests that still convert, with their watermark (only if it was read for the current goal) and their
 # earliest assignment: min() over (test_id, assigned_at) is one index probe, not a scan.
 _CONVERTIBLE = """
-SELECT t.test_id, t.goal_event, t.end_date,
+SELECT t.test_id, t.goal_event, t.end_date, t.unit,
        CASE WHEN w.goal_event = t.goal_event THEN w.ingested_through END AS ingested_through,
-       (SELECT min(a.assigned_at) FROM ab_test_assignments a WHERE a.test_id = t.test_id) AS earliest
+       CASE WHEN t.unit = 'user'
+            THEN (SELECT min(a.assigned_at) FROM ab_test_assignments a WHERE a.test_id = t.test_id)
+            ELSE (SELECT min(a.assigned_at) FROM experiment_unit_assignments a WHERE a.test_id = t.test_id)
+       END AS earliest
 FROM ab_tests t
 LEFT JOIN experiment_conversion_watermarks w ON w.test_id = t.test_id
 WHERE t.goal_event IS NOT NULL AND t.status IN ('active', 'paused')

@@ -58,6 +58,8 @@ class Experiment:
     created_at: dt.datetime
     updated_at: dt.datetime
     variants: tuple[Variant, ...]
+    # What is assigned (docs/experiment-units.md): ``user``, ``anonymous`` or ``external``.
+    unit: str = "user"
     ranges: tuple[tuple[float, float], ...] = field(init=False)
 
     def __post_init__(self) -> None:

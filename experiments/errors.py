@@ -11,6 +11,7 @@ __all__ = [
     "ExperimentNotRunning",
     "InvalidExperiment",
     "NotAssigned",
+    "UnitNotLinked",
     "UserNotFound",
 ]
 
@@ -64,6 +65,19 @@ class NotAssigned(ConflictError):
 
     def __init__(self, name: str, user_id: object) -> None:
         super().__init__(f"User {user_id} was never assigned to experiment {name!r}.")
+
+
+class UnitNotLinked(ConflictError):
+    """An anonymous experiment asked by a user or Segment userId that no identify/alias linked to any of
+    its anonymous assignments (docs/experiment-units.md)."""
+
+    code = "unit_not_linked"
+
+    def __init__(self, name: str, field: str) -> None:
+        super().__init__(
+            f"Experiment {name!r} assigns anonymous ids, and no anonymous assignment in it is linked to this "
+            f"{field} (by an identify or alias call); send the visitor's anonymous_id."
+        )
 
 
 class InvalidExperiment(ValidationError):

@@ -6,11 +6,14 @@ import uuid
 
 import asyncpg
 
-from experiments import repository
+from experiments import repository, unit_repository
 
 __all__ = ["on_user_erased"]
 
 
 async def on_user_erased(conn: asyncpg.Connection, user_id: uuid.UUID) -> dict[str, int]:
-    """Delete the erased user's assignments, in the caller's transaction."""
-    return {"ab_test_assignments": await repository.delete_user_assignments(conn, user_id)}
+    """Delete the erased user's assignments and identity links, in the caller's transaction."""
+    return {
+        "ab_test_assignments": await repository.delete_user_assignments(conn, user_id),
+        "experiment_identity_links": await unit_repository.delete_user_links(conn, user_id),
+    }

@@ -32,6 +32,9 @@ __all__ = [
     "AbTestVariant",
     "AbTestVariantWeight",
     "ConversionWatermark",
+    "ExperimentWatermark",
+    "IdentityLink",
+    "UnitAssignment",
 ]
 
 
@@ -58,6 +61,9 @@ class AbTest(Base):
     # Addition (experiments): the traffic phase, bumped whenever the split changes. Assignments record
     # the phase whose weights chose them, so SRM compares each phase with its own split.
     phase: Mapped[int] = mapped_column(SmallInteger, nullable=False, server_default=text("1"))
+    # Addition (experiment units, docs/schema.md): what is assigned: ``user`` (ab_test_assignments),
+    # ``anonymous`` or ``external`` (Segment ids, experiment_unit_assignments). Fixed at creation.
+    unit: Mapped[str] = mapped_column(String(20), nullable=False, server_default=text("'user'"))
 
 
 class AbTestVariant(Base):
@@ -152,6 +158,76 @@ class ConversionWatermark(Base):
         UUID(as_uuid=True), ForeignKey("ab_tests.test_id", ondelete="CASCADE"), primary_key=True
     )
     goal_event: Mapped[str] = mapped_column(String(100), nullable=False)
+    ingested_through: Mapped[dt.datetime] = mapped_column(TIMESTAMP(), nullable=False)
+    updated_at: Mapped[dt.datetime] = mapped_column(
+        TIMESTAMP(), nullable=False, server_default=func.current_timestamp()
+    )
+
+
+class UnitAssignment(Base):
+    """Addition: sticky assignments of the units that are not registered accounts (docs/schema.md).
+
+    ``unit_type`` is the experiment's unit (``anonymous``: a Segment ``anonymousId``; ``external``: a
+    Segment ``userId`` that need not be an account); ``unit_id`` is the id as the app sends it, the hash
+    input. The seed's ``ab_test_assignments`` keeps its NOT NULL foreign key to ``users``.
+    """
+
+    __tablename__ = "experiment_unit_assignments"
+    __table_args__ = (
+        # One unit per test (ab_tests.unit is fixed at creation), so (test, id) is the sticky key.
+        UniqueConstraint("test_id", "unit_id", name="uq_experiment_unit_assignments_test_id_unit_id"),
+        Index("ix_experiment_unit_assignments_test_id_assigned_at", "test_id", "assigned_at"),
+    )
+
+    assignment_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), primary_key=True, server_default=func.gen_random_uuid()
+    )
+    test_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("ab_tests.test_id", ondelete="CASCADE"), nullable=False
+    )
+    variant_id: Mapped[uuid.UUID] = col.ref_column("ab_test_variants.variant_id")
+    unit_type: Mapped[str] = mapped_column(String(20), nullable=False)
+    unit_id: Mapped[str] = mapped_column(String(255), nullable=False)
+    assigned_at: Mapped[dt.datetime] = mapped_column(
+        TIMESTAMP(), nullable=False, server_default=func.current_timestamp()
+    )
+    converted: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
+    converted_at: Mapped[dt.datetime | None] = col.time_column()
+    phase: Mapped[int] = mapped_column(SmallInteger, nullable=False, server_default=text("1"))
+
+
+class IdentityLink(Base):
+    """Addition: an anonymous id and the Segment ``userId`` an ``identify`` or ``alias`` tied it to.
+
+    Written only by the experiments job that reads ingested identify/alias events (ingest does not know
+    about it). ``user_id`` is the account the event was linked to by ingest, if any (no foreign key: the
+    job copies it; erasure deletes the user's links by name). ``linked_at`` is the earliest event time
+    seen for the pair.
+    """
+
+    __tablename__ = "experiment_identity_links"
+    __table_args__ = (
+        PrimaryKeyConstraint("anonymous_id", "external_user_id", name="pk_experiment_identity_links"),
+        Index("ix_experiment_identity_links_external_user_id", "external_user_id"),
+        Index("ix_experiment_identity_links_user_id", "user_id"),
+    )
+
+    anonymous_id: Mapped[str] = mapped_column(String(255), nullable=False)
+    external_user_id: Mapped[str] = mapped_column(String(255), nullable=False)
+    user_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    source: Mapped[str] = mapped_column(String(20), nullable=False)
+    linked_at: Mapped[dt.datetime] = mapped_column(TIMESTAMP(), nullable=False)
+    created_at: Mapped[dt.datetime] = mapped_column(
+        TIMESTAMP(), nullable=False, server_default=func.current_timestamp()
+    )
+
+
+class ExperimentWatermark(Base):
+    """Addition: how far (``analytics_events.created_at``) an experiments job has read, per job name."""
+
+    __tablename__ = "experiment_watermarks"
+
+    job: Mapped[str] = mapped_column(String(50), primary_key=True)
     ingested_through: Mapped[dt.datetime] = mapped_column(TIMESTAMP(), nullable=False)
     updated_at: Mapped[dt.datetime] = mapped_column(
         TIMESTAMP(), nullable=False, server_default=func.current_timestamp()

@@ -37,7 +37,7 @@ Executor: TypeAlias = asyncpg.Pool | asyncpg.Connection
 
 _SELECT = """
 SELECT t.test_id, t.name, t.description, t.status, t.start_date, t.end_date, t.phase, t.goal_event,
-       t.created_at, t.updated_at,
+       t.created_at, t.updated_at, t.unit,
        array_agg(v.variant_id ORDER BY v.position) AS v_ids,
        array_agg(v.name ORDER BY v.position) AS v_names,
        array_agg(v.description ORDER BY v.position) AS v_descriptions,
@@ -48,6 +48,8 @@ FROM ab_tests t JOIN ab_test_variants v ON v.test_id = t.test_id
 """
 
 _RUNNING = "t.status = 'active' AND t.start_date <= CURRENT_DATE AND (t.end_date IS NULL OR t.end_date >= CURRENT_DATE)"
+# The user statements below write ab_test_assignments: only for experiments whose unit is ``user``.
+_USER_RUNNING = _RUNNING + " AND t.unit = 'user'"
 
 
 def _experiment(row: asyncpg.Record) -> Experiment:
@@ -75,6 +77,7 @@ def _experiment(row: asyncpg.Record) -> Experiment:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         variants=variants,
+        unit=row["unit"],
     )
 
 
@@ -110,19 +113,21 @@ async def insert_experiment(
     end_date: dt.date | None,
     goal_event: str | None,
     variants: Sequence[tuple[str, str | None, decimal.Decimal, bool]],
+    unit: str = "user",
 ) -> uuid.UUID | None:
     """Insert a test, its variants (in order) and their phase-1 weights; None if the name is taken.
 
     ON CONFLICT rather than a caught error: the request's transaction stays usable without a savepoint.
     """
     test_id: uuid.UUID | None = await conn.fetchval(
-        """INSERT INTO ab_tests (name, description, start_date, end_date, goal_event)
-           VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING test_id""",
+        """INSERT INTO ab_tests (name, description, start_date, end_date, goal_event, unit)
+           VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING test_id""",
         name,
         description,
         start_date,
         end_date,
         goal_event,
+        unit,
     )
     if test_id is None:
         return None
@@ -193,7 +198,7 @@ async def update_traffic(
 # statement's snapshot): the caller repeats the statement, which then sees that row.
 _ASSIGN_ONE = f"""
 WITH t AS (
-    SELECT t.test_id FROM ab_tests t WHERE t.test_id = $1 AND t.phase = $4 AND {_RUNNING}
+    SELECT t.test_id FROM ab_tests t WHERE t.test_id = $1 AND t.phase = $4 AND {_USER_RUNNING}
 ), u AS (
     SELECT user_id FROM users WHERE user_id = $2
 ), ins AS (
@@ -223,7 +228,7 @@ _ASSIGN_MANY = f"""
 WITH req AS (
     SELECT * FROM unnest($2::uuid[], $3::uuid[], $4::smallint[], $5::uuid[]) AS r(test_id, variant_id, phase, new_id)
 ), t AS (
-    SELECT req.* FROM req JOIN ab_tests t ON t.test_id = req.test_id AND t.phase = req.phase AND {_RUNNING}
+    SELECT req.* FROM req JOIN ab_tests t ON t.test_id = req.test_id AND t.phase = req.phase AND {_USER_RUNNING}
 ), u AS (
     SELECT user_id FROM users WHERE user_id = $1
 ), ins AS (
@@ -265,7 +270,7 @@ WITH req AS (
     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::smallint[], $5::uuid[])
         WITH ORDINALITY AS r(test_id, user_id, variant_id, phase, new_id, ord)
 ), t AS (
-    SELECT req.ord FROM req JOIN ab_tests t ON t.test_id = req.test_id AND t.phase = req.phase AND {_RUNNING}
+    SELECT req.ord FROM req JOIN ab_tests t ON t.test_id = req.test_id AND t.phase = req.phase AND {_USER_RUNNING}
 ), u AS (
     SELECT req.ord FROM req JOIN users u ON u.user_id = req.user_id
 ), ins AS (
@@ -311,11 +316,17 @@ async def user_exists(db: Executor, user_id: uuid.UUID) -> bool:
 
 
 async def aggregate_assignments(db: Executor, test_id: uuid.UUID) -> list[asyncpg.Record]:
-    """Users and conversions per (variant, phase), counted by PostgreSQL: no row reaches Python."""
+    """Units and conversions per (variant, phase), counted by PostgreSQL: no row reaches Python.
+
+    A test's assignments are in one of the two tables (its unit's); the other contributes no row.
+    """
     return list(
         await db.fetch(
             """SELECT variant_id, phase, count(*) AS users, count(*) FILTER (WHERE converted) AS conversions
-               FROM ab_test_assignments WHERE test_id = $1 GROUP BY variant_id, phase""",
+               FROM ab_test_assignments WHERE test_id = $1 GROUP BY variant_id, phase
+               UNION ALL
+               SELECT variant_id, phase, count(*), count(*) FILTER (WHERE converted)
+               FROM experiment_unit_assignments WHERE test_id = $1 GROUP BY variant_id, phase""",
             test_id,
         )
     )

@@ -52,9 +52,9 @@ def _cache(state: State) -> ExperimentCache:
     return cache
 
 
-def _batcher(state: State) -> AssignmentBatcher:
-    batcher: AssignmentBatcher = state.assignment_batcher
-    return batcher
+def _batchers(state: State) -> tuple[AssignmentBatcher, AssignmentBatcher]:
+    """The group commits of user assignments and of anonymous/external units' assignments."""
+    return state.assignment_batcher, state.unit_assignment_batcher
 
 
 def _hot_pool(state: State) -> asyncpg.Pool:
@@ -79,9 +79,7 @@ async def _assign(state: State, name: str, authorization: str, body: bytes) -> A
     """Both stacks' assignment: authenticate, decode, then one call into the service."""
     caller = await _caller(state, authorization)
     ref = decode(body, UserRef)
-    return await service.assign_for(
-        _hot_pool(state), _cache(state), _batcher(state), caller, name, ref.user_id
-    )
+    return await service.assign_for(_hot_pool(state), _cache(state), _batchers(state), caller, name, ref)
 
 
 async def _assign_fast(request: FastRequest) -> FastResponse:
@@ -158,7 +156,7 @@ class ExperimentController(Controller):
         caller = await _request_caller(request)
         ref = decode(await request.body(), UserRef)
         state = request.app.state
-        return await service.convert_for(_hot_pool(state), _cache(state), caller, name, ref.user_id)
+        return await service.convert_for(_hot_pool(state), _cache(state), caller, name, ref)
 
     @get("/{name:str}/results")
     async def results(
@@ -188,13 +186,15 @@ async def on_startup(app: Any) -> None:
     """The process's experiment-definition cache and assignment group commit."""
     app.state.experiments = ExperimentCache()
     app.state.assignment_batcher = AssignmentBatcher.for_pool(_hot_pool(app.state))
+    app.state.unit_assignment_batcher = AssignmentBatcher.for_units(_hot_pool(app.state))
 
 
 async def on_shutdown(app: Any) -> None:
     """Answer the assignments whose statement is running."""
-    batcher: AssignmentBatcher | None = getattr(app.state, "assignment_batcher", None)
-    if batcher is not None:
-        await batcher.close()
+    for attr in ("assignment_batcher", "unit_assignment_batcher"):
+        batcher: AssignmentBatcher | None = getattr(app.state, attr, None)
+        if batcher is not None:
+            await batcher.close()
 
 
 route_handlers: list[Any] = [ExperimentController, user_assignments]

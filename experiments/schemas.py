@@ -43,6 +43,10 @@ VariantName = Annotated[str, Meta(min_length=1, max_length=100)]
 Description = Annotated[str, Meta(max_length=10_000)]
 EventName = Annotated[str, Meta(min_length=1, max_length=100)]
 Status = Literal["active", "paused", "completed"]
+# What an experiment assigns (docs/experiment-units.md); fixed at creation.
+Unit = Literal["user", "anonymous", "external"]
+# A Segment anonymousId or userId, as ingest stores them (analytics_events, VARCHAR(255)).
+SegmentId = Annotated[str, Meta(min_length=1, max_length=255)]
 
 
 class VariantIn(Struct, forbid_unknown_fields=True):
@@ -63,6 +67,7 @@ class ExperimentCreate(Struct, forbid_unknown_fields=True):
     end_date: dt.date | None = None
     control: VariantName | None = None
     goal_event: EventName | None = None
+    unit: Unit = "user"
 
 
 class VariantTraffic(Struct, forbid_unknown_fields=True):
@@ -83,9 +88,13 @@ class ExperimentPatch(Struct, forbid_unknown_fields=True):
 
 
 class UserRef(Struct):
-    """``{user_id}`` of an assignment or conversion; parsed as a UUID by the service (422 otherwise)."""
+    """The unit of an assignment or conversion: exactly one of ``user_id`` (a registered account, parsed
+    as a UUID), ``anonymous_id`` or ``external_user_id`` (Segment ids), matching the experiment's unit.
+    The service checks the choice (422 ``validation_error`` otherwise)."""
 
-    user_id: str
+    user_id: str | None = None
+    anonymous_id: SegmentId | None = None
+    external_user_id: SegmentId | None = None
 
 
 class VariantOut(Struct):
@@ -113,6 +122,7 @@ class ExperimentOut(Struct):
     variants: list[VariantOut]
     created_at: dt.datetime
     updated_at: dt.datetime
+    unit: str = "user"
 
 
 class AssignmentOut(Struct):

@@ -10,9 +10,9 @@ The names below are the domain's service API; callers import them from here.
 
 from __future__ import annotations
 
-from experiments.service.assignment import Assignment, assign, assign_for, assign_running, assignments_for
+from experiments.service.assignment import Assignment, assign, assign_running, assignments_for
 from experiments.service.common import may_act_for, parse_user_id
-from experiments.service.conversions import convert_for, convert_goal_events, record_conversion
+from experiments.service.conversions import convert_goal_events, record_conversion
 from experiments.service.management import (
     create_experiment,
     experiment_out,
@@ -22,6 +22,7 @@ from experiments.service.management import (
     update_experiment,
 )
 from experiments.service.results import MDE_RANGE, MIN_ALPHA, results
+from experiments.service.units import assign_for, convert_for, requested_unit
 
 __all__ = [
     "MDE_RANGE",
@@ -41,6 +42,7 @@ __all__ = [
     "may_act_for",
     "parse_user_id",
     "record_conversion",
+    "requested_unit",
     "results",
     "update_experiment",
 ]

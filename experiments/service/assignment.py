@@ -23,7 +23,7 @@ from experiments.service.common import ATTEMPTS, Caller, definition, may_act_for
 from kernel.auth import utcnow
 from kernel.db import uuid7
 
-__all__ = ["Assignment", "assign", "assign_for", "assign_running", "assignments_for"]
+__all__ = ["Assignment", "assign", "assign_running", "assignments_for"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,9 +50,13 @@ def _stored(exp: Experiment, row: asyncpg.Record) -> Assignment | None:
 
 
 async def assign(
-    pool: asyncpg.Pool, cache: ExperimentCache, batcher: AssignmentBatcher, name: str, user_id: uuid.UUID
+    pool: asyncpg.Pool, cache: ExperimentCache, batcher: AssignmentBatcher, name: str, user_id: uuid.UUID | str
 ) -> Assignment:
-    """The user's variant: the stored one, else GrowthBook's choice under the current split (stored).
+    """The unit's variant: the stored one, else GrowthBook's choice under the current split (stored).
+
+    ``user_id`` is a registered user's UUID (``batcher`` writes ab_test_assignments) or, for an
+    anonymous or external experiment, the Segment id (a ``for_units`` batcher); either way the hash
+    input is the id as a string.
 
     Normally one statement, shared with concurrent requests (``batcher``). A definition found stale by
     the statement (another process paused it or changed its traffic) is reloaded and the statement
@@ -83,29 +87,12 @@ async def assign(
     raise ExperimentNotRunning(f"Experiment {name!r} changed while assigning; retry.")
 
 
-async def assign_for(
-    pool: asyncpg.Pool,
-    cache: ExperimentCache,
-    batcher: AssignmentBatcher,
-    caller: Caller,
-    name: str,
-    raw_user_id: str,
-) -> AssignmentOut:
-    """``POST /v1/experiments/{name}/assignments`` for an authenticated caller: authorise, assign, view.
-
-    Both the Litestar route and the kernel's fast path call this, so they cannot drift apart.
-    """
-    user_id = may_act_for(caller, raw_user_id)
-    assignment = await assign(pool, cache, batcher, name, user_id)
-    return assignment.out()
-
-
 async def _reload_stale(
     pool: asyncpg.Pool, cache: ExperimentCache, pending: dict[uuid.UUID, Experiment], stale: list[uuid.UUID]
 ) -> None:
     """Put the fresh definitions of the ``stale`` experiments back in ``pending`` if still running."""
     cache.invalidate()
-    fresh = {e.test_id: e for e in await repo.fetch_running(pool)}
+    fresh = {e.test_id: e for e in await repo.fetch_running(pool) if e.unit == "user"}
     pending.update({test_id: fresh[test_id] for test_id in stale if test_id in fresh})
 
 
@@ -144,7 +131,8 @@ async def assign_running(pool: asyncpg.Pool, cache: ExperimentCache, user_id: uu
     Experiments that stopped running since the cached list was loaded are left out: their definitions
     are reloaded once, and an experiment found stale again is dropped.
     """
-    running = await cache.running(lambda: repo.fetch_running(pool))
+    # Only experiments that assign users: anonymous and external ones are asked with their own ids.
+    running = [e for e in await cache.running(lambda: repo.fetch_running(pool)) if e.unit == "user"]
     pending = {e.test_id: e for e in running if e.not_running_reason(utcnow().date()) is None}
     out: dict[uuid.UUID, Assignment] = {}
     reloaded = False

@@ -9,14 +9,15 @@ import uuid
 import asyncpg
 
 from experiments import conversion_repository as conv_repo
+from experiments import identity_repository as id_repo
 from experiments import repository as repo
 from experiments.definitions import ExperimentCache
 from experiments.errors import ExperimentNotRunning, NotAssigned, UserNotFound
 from experiments.schemas import ConversionOut
-from experiments.service.common import ATTEMPTS, Caller, definition, may_act_for, utc
+from experiments.service.common import ATTEMPTS, definition, utc
 from kernel.auth import utcnow
 
-__all__ = ["INGEST_OVERLAP", "convert_for", "convert_goal_events", "goal_scans", "record_conversion"]
+__all__ = ["INGEST_OVERLAP", "convert_goal_events", "goal_scans", "record_conversion"]
 
 # How far before its watermark a run reads again. created_at is the start of ingest's flush
 # transaction, so rows of a transaction that began before the last run but committed after it carry an
@@ -50,13 +51,6 @@ async def record_conversion(
     raise ExperimentNotRunning(f"Conversion of user {user_id} in {name!r} kept racing; retry.")
 
 
-async def convert_for(
-    pool: asyncpg.Pool, cache: ExperimentCache, caller: Caller, name: str, raw_user_id: str
-) -> ConversionOut:
-    """``POST /v1/experiments/{name}/conversions`` for an authenticated caller: authorise, convert."""
-    return await record_conversion(pool, cache, name, may_act_for(caller, raw_user_id))
-
-
 def _scan(row: asyncpg.Record) -> conv_repo.GoalScan:
     since: dt.datetime | None = row["ingested_through"]
     end: dt.date | None = row["end_date"]
@@ -67,6 +61,7 @@ def _scan(row: asyncpg.Record) -> conv_repo.GoalScan:
         earliest=row["earliest"],
         # Conversions stop with the experiment's last day, as the API's do.
         until=None if end is None else dt.datetime.combine(end + dt.timedelta(days=1), dt.time()),
+        unit=row["unit"],
     )
 
 
@@ -84,11 +79,17 @@ async def goal_scans(
 async def convert_goal_events(conn: asyncpg.Connection) -> int:
     """One incremental run of the goal-event rule; the number of assignments converted or moved earlier.
 
-    Runs in ``conn``'s transaction: the conversions and the new watermarks commit together, so a failed
-    run leaves the old watermarks and the next run reads the same events again.
+    First the identify/alias events ingested since the last run become identity links
+    (docs/experiment-units.md), so that this run's conversions of anonymous and external units see
+    them. Runs in ``conn``'s transaction: the links, the conversions and the new watermarks commit
+    together, so a failed run leaves the old watermarks and the next run reads the same events again.
     """
+    since = await id_repo.link_watermark(conn)
+    relinked = await id_repo.link_identities(conn, None if since is None else since - INGEST_OVERLAP)
+    await id_repo.save_link_watermark(conn)
     scans, tests = await goal_scans(conn)
-    changed = await conv_repo.convert_goal_events(conn, scans)
+    changed = await conv_repo.convert_goal_events(conn, [s for s in scans if s.unit == "user"])
+    changed += await id_repo.convert_unit_goal_events(conn, [s for s in scans if s.unit != "user"], relinked)
     if tests:
         await conv_repo.save_watermarks(conn, tests)
     return changed

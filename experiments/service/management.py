@@ -51,6 +51,7 @@ def experiment_out(exp: Experiment, today: dt.date | None = None) -> ExperimentO
         control=exp.control.name,
         phase=exp.phase,
         goal_event=exp.goal_event,
+        unit=exp.unit,
         running=exp.not_running_reason(today or utcnow().date()) is None,
         variants=[
             VariantOut(
@@ -103,6 +104,7 @@ async def create_experiment(conn: asyncpg.Connection, data: ExperimentCreate, ac
         end_date=data.end_date,
         goal_event=data.goal_event,
         variants=[(v.name, v.description, v.traffic_percentage, v.name == control) for v in data.variants],
+        unit=data.unit,
     )
     if test_id is None:
         raise DuplicateExperiment(data.name)

@@ -30,7 +30,7 @@ DROPPED_FOREIGN_KEYS = {("event_properties", ("event_id",))}
 ADDED_COLUMNS = {
     "event_properties": {"timestamp"},
     "analytics_events": {"source_id", "message_id", "external_user_id", "anonymous_id", "received_at"},
-    "ab_tests": {"goal_event", "phase"},
+    "ab_tests": {"goal_event", "phase", "unit"},
     "ab_test_variants": {"position", "is_control"},
     "ab_test_assignments": {"phase"},
     "webhooks": {"previous_secret", "previous_secret_expires_at", "failing_since"},

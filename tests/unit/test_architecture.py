@@ -35,8 +35,10 @@ DECLARED_READS: dict[str, set[str]] = {
         "ab_test_variants",
         "users",
     },
-    # Conversions are goal events of the assigned users; assignment checks that the user exists.
-    "experiments": {"analytics_events", "users"},
+    # Conversions are goal events of the assigned users; assignment checks that the user exists. The
+    # identity-link job reads identify/alias events and an alias's `$previousId` property
+    # (docs/experiment-units.md); experiment_unit_assignments and experiment_identity_links are its own.
+    "experiments": {"analytics_events", "event_properties", "users"},
     # Ingest keeps a userId only if that account exists.
     "ingest": {"users"},
     # Retention counts what it drops and checks which days the rollups have finalised.
