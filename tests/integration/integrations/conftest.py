@@ -22,13 +22,14 @@ from tests.integration.integrations.receiver import Receiver
 
 LOCAL = (ipaddress.ip_network("127.0.0.0/8"),)
 ENV = {
+    "CORP_ASTRO_SECRET_KEY": "test-key-for-webhook-secrets-0123456789abcdef",
     "CORP_ASTRO_WEBHOOK_ALLOW_HTTP": "1",
     "CORP_ASTRO_WEBHOOK_ALLOW_NETS": "127.0.0.0/8",
     "CORP_ASTRO_WEBHOOK_RETRY_SCHEDULE": "0,0.2,0.2",
 }
 
 
-def test_config(**numbers: Any) -> WebhookConfig:
+def hook_config(**numbers: Any) -> WebhookConfig:
     """http:// and 127.0.0.0/8 allowed, retries after 0.2 s, 2 s timeout, no jitter."""
     values: dict[str, Any] = {"timeout_seconds": 2.0, "jitter": 0.0, "poll_seconds": 0.1, **numbers}
     return WebhookConfig(
@@ -53,7 +54,6 @@ async def hooks(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> AsyncIte
     """The app (no scheduler: the tests drive the dispatcher) with local http:// targets allowed."""
     for name, value in ENV.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.delenv("CORP_ASTRO_SECRET_KEY", raising=False)
     async with AsyncTestClient(app=create_app(settings)) as c:
         yield c
 
@@ -64,7 +64,7 @@ async def dispatcher(settings: Settings, hooks: AsyncTestClient[Any]) -> AsyncIt
     call ``run_once`` or ``start`` themselves."""
     db = Database(settings.database_url or "", max_size=4)
     await db.open()
-    d = Dispatcher(db, test_config(), SecretBox(secret_key(settings.data_dir)))
+    d = Dispatcher(db, hook_config(), SecretBox(secret_key(settings.data_dir)))
     try:
         yield d
     finally:

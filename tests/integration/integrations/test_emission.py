@@ -34,10 +34,13 @@ async def test_rolled_back_change_emits_nothing(
     class Boom(Exception):
         pass
 
-    with pytest.raises(Boom):
+    async def change_then_fail() -> None:
         async with conn.transaction():
             await events.emit(conn, "report.created", {"report_id": "x"})
             raise Boom
+
+    with pytest.raises(Boom):
+        await change_then_fail()
     # A domain change that fails after its event was recorded: the registration of a taken email.
     body = {"email": admin.email, "password": "a long enough password 1", "first_name": "A", "last_name": "B"}
     assert (await hooks.post("/v1/auth/register", json=body)).status_code == 409
