@@ -6,7 +6,7 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from sqlalchemy import Index, Integer, String, Text, text
+from sqlalchemy import Index, Integer, String, Text, func, text
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -63,7 +63,9 @@ class WebhookDelivery(Base):
     failed_at: Mapped[dt.datetime | None] = col.time_column()
     # Additions: the event (its id is the ``webhook-id`` of every attempt), attempts made, when the
     # next is due, and the sending process's lease (expired: the attempt is retried).
-    event_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    event_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), nullable=False, server_default=func.gen_random_uuid()
+    )
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
     next_attempt_at: Mapped[dt.datetime] = col.created_column()
     locked_until: Mapped[dt.datetime | None] = col.time_column()

@@ -19,6 +19,7 @@ from integrations.schemas import (
     DeliveryOut,
     DeliveryStatus,
     EventTypesOut,
+    StatsOut,
     WebhookCreate,
     WebhookOut,
     WebhookStatus,
@@ -85,6 +86,16 @@ class WebhooksController(ResourceController):
         """The event catalogue, with the JSON schema of each body."""
         require_role(current_user, "admin")
         return service.event_types()
+
+    @get("/stats")
+    async def stats(
+        self, request: Request[Any, Any, Any], conn: DbConn, current_user: CurrentUser
+    ) -> StatsOut:
+        """Deliveries waiting and in flight, the oldest due one's age, events not yet fanned out, and
+        this process's attempts by outcome with latency quantiles."""
+        require_role(current_user, "admin")
+        dispatcher = getattr(request.app.state, "webhook_dispatcher", None)
+        return await service.stats(conn, dispatcher.metrics.snapshot() if dispatcher else None)
 
     @get("/{webhook_id:uuid}")
     async def get_one(

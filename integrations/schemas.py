@@ -16,6 +16,7 @@ __all__ = [
     "DeliveryStatus",
     "EventTypeOut",
     "EventTypesOut",
+    "StatsOut",
     "WebhookCreate",
     "WebhookOut",
     "WebhookStatus",
@@ -93,6 +94,17 @@ class EventTypeOut(msgspec.Struct):
     name: str
     description: str
     schema: dict[str, Any]
+
+
+class StatsOut(msgspec.Struct):
+    """``GET /v1/webhooks/stats``: the queue (all processes) and this process's dispatcher counters
+    (None when it runs no dispatcher): attempts by outcome and latency quantiles in seconds."""
+
+    pending: int
+    processing: int
+    oldest_due_seconds: float
+    outbox_events: int
+    process: dict[str, Any] | None
 
 
 class EventTypesOut(msgspec.Struct):

@@ -25,6 +25,7 @@ from integrations.schemas import (
     DeliveryOut,
     EventTypeOut,
     EventTypesOut,
+    StatsOut,
     WebhookCreate,
     WebhookOut,
     WebhookUpdate,
@@ -56,6 +57,7 @@ __all__ = [
     "retry",
     "rotate",
     "send_test",
+    "stats",
     "update",
 ]
 
@@ -212,3 +214,16 @@ def event_types() -> EventTypesOut:
         for name, schema in sorted(catalogue.CATALOGUE.items())
     ]
     return EventTypesOut(items=items)
+
+
+async def stats(conn: asyncpg.Connection, process: dict[str, Any] | None) -> StatsOut:
+    """Queue depth and age from the database, with ``process``'s own counters."""
+    row = await queue.queue_stats(conn)
+    outbox = await events.pending_count(conn)
+    return StatsOut(
+        pending=row["pending"],
+        processing=row["processing"],
+        oldest_due_seconds=row["oldest_due_seconds"],
+        outbox_events=outbox,
+        process=process,
+    )

@@ -46,7 +46,11 @@ def upgrade() -> None:
     op.add_column("webhooks", sa.Column("previous_secret", sa.String(length=255), nullable=True))
     op.add_column("webhooks", sa.Column("previous_secret_expires_at", postgresql.TIMESTAMP(), nullable=True))
     op.add_column("webhooks", sa.Column("failing_since", postgresql.TIMESTAMP(), nullable=True))
-    op.add_column("webhook_deliveries", sa.Column("event_id", sa.UUID(), nullable=False))
+    # Existing rows (and any inserted without an event) get an id of their own.
+    op.add_column(
+        "webhook_deliveries",
+        sa.Column("event_id", sa.UUID(), server_default=sa.text("gen_random_uuid()"), nullable=False),
+    )
     op.add_column(
         "webhook_deliveries",
         sa.Column("attempts", sa.Integer(), server_default=sa.text("0"), nullable=False),

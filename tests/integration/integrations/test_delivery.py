@@ -190,3 +190,21 @@ async def test_test_event_and_manual_retry_keep_the_webhook_id(
         f"/v1/webhooks/{hook['webhook_id']}/deliveries/{uuid.uuid4()}/retry", headers=admin.headers
     )
     assert r.status_code == 404
+
+
+async def test_stats_show_queue_and_outcomes(
+    hooks: Client, admin: Actor, receiver: Receiver, dispatcher: Dispatcher, conn: asyncpg.Connection
+) -> None:
+    await subscribe(hooks, admin, receiver.url)
+    receiver.script.extend([500, 200])
+    await emit(conn, "report.created", {"report_id": uuid.uuid4()})
+    r = await hooks.get("/v1/webhooks/stats", headers=admin.headers)
+    assert r.json()["outbox_events"] == 1
+    await drain(dispatcher, conn)
+    r = await hooks.get("/v1/webhooks/stats", headers=admin.headers)
+    body = r.json()
+    assert (body["pending"], body["processing"], body["outbox_events"], body["process"]) == (0, 0, 0, None)
+    snapshot = dispatcher.metrics.snapshot()
+    assert snapshot["outcomes"] == {"retrying": 1, "delivered": 1}
+    assert 0 < snapshot["attempt_seconds_p99"] < 2
+    assert 0 <= snapshot["first_attempt_wait_seconds_p99"] < 2
