@@ -479,3 +479,40 @@ async def test_the_sql_fragments_for_every_unit(
             test_id,
         )
         assert {r["message_id"]: r["unit_id"] for r in rows} == expected[name], name
+
+
+async def test_concurrent_first_calls_and_a_failing_row(db: Any, client: Client, actors: Actors) -> None:
+    """As for users: concurrent first calls for one anonymous id (as if from several processes) make one
+    row and one answer; a row the database refuses fails its own request only."""
+    exp = await create(client, actors.admin, "race", unit="anonymous")
+    app = Source(uuid.uuid4(), "app")
+    for n in range(3):
+        got = await asyncio.gather(
+            *(
+                service.assign_for(
+                    db.pool,
+                    ExperimentCache(),
+                    (AssignmentBatcher.for_pool(db.pool), AssignmentBatcher.for_units(db.pool)),
+                    app,
+                    "race",
+                    UserRef(anonymous_id=f"same-{n}"),
+                )
+                for _ in range(20)
+            )
+        )
+        assert len({(a.variant, a.assigned_at) for a in got}) == 1
+        assert [a.new for a in got].count(True) == 1
+    batcher = AssignmentBatcher.for_units(db.pool, max_inflight=1)
+    test_id = uuid.UUID(exp["test_id"])
+    good = uuid.UUID(exp["variants"][0]["variant_id"])
+    wanted = [(f"ok-{i}", good) for i in range(8)]
+    wanted.insert(3, ("bad", uuid.uuid4()))  # no such variant: the foreign key refuses the row
+    rows = await asyncio.gather(
+        *(batcher.submit(test_id, u, v, 1, uuid.uuid4()) for u, v in wanted), return_exceptions=True
+    )
+    assert isinstance(rows[3], asyncpg.ForeignKeyViolationError)
+    assert all(
+        not isinstance(r, BaseException) and r["new_variant"] == good for i, r in enumerate(rows) if i != 3
+    )
+    async with db.pool.acquire() as c:
+        assert await c.fetchval("SELECT count(*) FROM experiment_unit_assignments") == 3 + 8
