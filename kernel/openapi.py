@@ -22,6 +22,7 @@ The result is the dict served at ``/schema/openapi.json`` and embedded in the Sw
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +34,7 @@ from litestar.routes import HTTPRoute
 __all__ = ["ERROR_SCHEMA", "Operation", "complete", "merge_operations"]
 
 _REF = "#/components/schemas/{name}"
+_CODE = re.compile(r"``([^`]*)``")
 _BEARER = "bearerAuth"
 _WRITE_KEY = "writeKey"
 
@@ -167,14 +169,14 @@ def _handlers(app: Litestar) -> dict[tuple[str, str], Any]:
 
 
 def _describe(op: dict[str, Any], handler: Any, summary: str | None) -> None:
-    """Summary: declared, the handler's own, else its docstring's first sentence up to any code or
-    semicolon; description: the docstring."""
+    """Summary: declared, the handler's own, else its docstring's first sentence (up to a semicolon,
+    code marks dropped); description: the docstring."""
     doc = inspect.cleandoc(getattr(handler.fn, "__doc__", None) or "")
     if summary:
         op["summary"] = summary
     elif not handler.summary and doc:
-        first = " ".join(doc.partition("\n\n")[0].split()).split(". ")[0]
-        op["summary"] = first.split("``")[0].split("; ")[0].rstrip(" .,:")
+        first = _CODE.sub(r"\1", " ".join(doc.partition("\n\n")[0].split()))
+        op["summary"] = first.split(". ")[0].split("; ")[0].rstrip(" .,:")
     op["description"] = op.get("description") or doc or op.get("summary", "")
 
 
