@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import IO
 
 import click
 
@@ -31,7 +32,13 @@ class ServeProcess:
     Stopped by its process group id (SIGTERM, then SIGKILL after ``grace`` seconds), never by name.
     """
 
-    def __init__(self, database_url: str, env: dict[str, str] | None = None, workers: int = 1) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        env: dict[str, str] | None = None,
+        workers: int = 1,
+        stderr: IO[bytes] | None = None,
+    ) -> None:
         self.port = free_port()
         cmd = [sys.executable, "-m", "corp_astro.cli", "serve", "--no-migrate", "--no-scheduler"]
         cmd += ["--host", "127.0.0.1", "--port", str(self.port), "--workers", str(workers)]
@@ -43,7 +50,7 @@ class ServeProcess:
             "CORP_ASTRO_MAX_CONNECTIONS_PER_IP": "100000",
             **(env or {}),
         }
-        self.proc = subprocess.Popen(cmd, cwd=_ROOT, env=full_env, start_new_session=True)
+        self.proc = subprocess.Popen(cmd, cwd=_ROOT, env=full_env, stderr=stderr, start_new_session=True)
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         """Block until ``/health`` answers 200; ``ClickException`` if the server exits or never does."""

@@ -104,10 +104,17 @@ class TextFormatter(logging.Formatter):
     Access records read ``200 GET /v1/batch 3.1 ms 127.0.0.1``; a traceback follows on its own lines.
     """
 
+    _second = -1
+    _hms = ""
+
     def format(self, record: logging.LogRecord) -> str:
-        stamp = time.strftime("%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}"
+        second = int(record.created)
+        if second != self._second:  # one strftime a second, not one a record
+            self._second, self._hms = second, time.strftime("%H:%M:%S", time.gmtime(second))
+        stamp = f"{self._hms}.{int(record.msecs):03d}"
         name = record.name.removeprefix("corp_astro.")
         extras = _extras(record)
+        extras.pop("color_message", None)  # uvicorn's message again, with terminal colour codes
         if record.name == ACCESS_LOGGER:
             message = access_line(extras)
         else:
@@ -144,8 +151,15 @@ def configure_logging(
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # The logging HOWTO's "Optimization": no caller lookup and no thread or process names per record
+    # (neither format prints them); a few microseconds of every access line (docs/operations-logging.md).
+    logging._srcfile = None
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     for noisy in ("uvicorn.access", "apscheduler.executors.default", "pgserver"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # "Adding job tentatively": once per job before the scheduler starts; "Added job <name>" follows.
+    scheduler_log = logging.getLogger("apscheduler.scheduler")
+    scheduler_log.filters[:] = [lambda r: not str(r.msg).startswith("Adding job tentatively")]
     _access_policy = access or AccessLog()
 
 
