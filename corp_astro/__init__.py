@@ -19,4 +19,5 @@ DOMAINS = (
     "aggregation",
     "retention",
     "integrations",
+    "operations",
 )

@@ -22,6 +22,7 @@ PACKAGES = (
     "aggregation",
     "retention",
     "integrations",
+    "operations",
 )
 MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 60

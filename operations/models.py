@@ -1,0 +1,1 @@
+"""The operations domain owns no table: its state is the backup directory (base backups, WAL, JSON)."""
