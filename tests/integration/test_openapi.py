@@ -168,3 +168,11 @@ async def test_every_list_is_items_and_next_cursor(client: AsyncTestClient[Any])
         assert set(page["properties"]) == {"items", "next_cursor"}, path
         assert page["properties"]["items"]["type"] == "array", path
     assert lists >= 12
+
+
+async def test_swagger_ui_embeds_the_completed_document(client: AsyncTestClient[Any]) -> None:
+    """Swagger UI renders the document inline: it must be the completed one (security, Error bodies)."""
+    page = (await client.get("/schema")).text
+    assert '"bearerAuth"' in page
+    assert '"writeKey"' in page
+    assert '"#/components/schemas/Error"' in page
