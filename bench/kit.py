@@ -38,9 +38,11 @@ class ServeProcess:
         env: dict[str, str] | None = None,
         workers: int = 1,
         stderr: IO[bytes] | None = None,
+        scheduler: bool = False,
     ) -> None:
         self.port = free_port()
-        cmd = [sys.executable, "-m", "corp_astro.cli", "serve", "--no-migrate", "--no-scheduler"]
+        cmd = [sys.executable, "-m", "corp_astro.cli", "serve", "--no-migrate"]
+        cmd += ["--scheduler" if scheduler else "--no-scheduler"]
         cmd += ["--host", "127.0.0.1", "--port", str(self.port), "--workers", str(workers)]
         full_env = {
             **os.environ,
