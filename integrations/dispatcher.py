@@ -148,16 +148,23 @@ class Dispatcher:
             if row["webhook_status"] != "active":
                 attempt = Attempt(None, None, "endpoint disabled", 0.0)
             else:
-                now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-                body = row["payload"].encode()
-                headers = signed_headers(secrets_in_use(self.box, row, now), f"msg_{row['event_id']}", body)
-                self.metrics.started(row)
-                attempt = await post(self.client, self.config, row["target_url"], headers, body)
+                attempt = await self._attempt(row)
             await self._record(row, attempt)
         except asyncio.CancelledError:
             raise
         except Exception:  # the database may be down: the lease expires and the attempt is made again
             _log.exception("webhook attempt not recorded", extra={"delivery_id": str(row["delivery_id"])})
+
+    async def _attempt(self, row: Row) -> Attempt:
+        now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        try:
+            secrets = secrets_in_use(self.box, row, now)
+        except ValueError:  # sealed under another CORP_ASTRO_SECRET_KEY: a failure, never a crash loop
+            return Attempt(None, None, "the signing secret cannot be decrypted: rotate it", 0.0)
+        body = row["payload"].encode()
+        headers = signed_headers(secrets, f"msg_{row['event_id']}", body)
+        self.metrics.started(row)
+        return await post(self.client, self.config, row["target_url"], headers, body)
 
     def _retry_delay(self, attempts: int) -> float | None:
         schedule = self.config.retry_schedule

@@ -208,3 +208,19 @@ async def test_stats_show_queue_and_outcomes(
     assert snapshot["outcomes"] == {"retrying": 1, "delivered": 1}
     assert 0 < snapshot["attempt_seconds_p99"] < 2
     assert 0 <= snapshot["first_attempt_wait_seconds_p99"] < 2
+
+
+async def test_a_secret_sealed_under_another_key_fails_the_attempt_without_sending(
+    hooks: Client, admin: Actor, receiver: Receiver, dispatcher: Dispatcher, conn: asyncpg.Connection
+) -> None:
+    from kernel.crypto import SecretBox
+
+    await subscribe(hooks, admin, receiver.url)
+    await conn.execute("UPDATE webhooks SET secret = $1", SecretBox("another key").seal("whsec_AAAA"))
+    await emit(conn, "report.created", {"report_id": uuid.uuid4()})
+    await drain(dispatcher, conn)
+    row = await conn.fetchrow("SELECT status, attempts, error_message FROM webhook_deliveries")
+    assert row["status"] == "failed"
+    assert row["attempts"] == 3
+    assert "cannot be decrypted" in row["error_message"]
+    assert receiver.received == []
