@@ -59,7 +59,7 @@ _UA_MAX = 255
 def _identify(msg: dict[str, Any], forced_type: str | None) -> tuple[str, str, str | None, str | None, str]:
     """The call type, event name, userId, anonymousId and messageId (generated if absent)."""
     call = forced_type or msg.get("type")
-    if call not in VALID_TYPES:
+    if type(call) is not str or call not in VALID_TYPES:  # an object or a list is unhashable
         raise Invalid("invalid_type")
     user_id = identity(msg.get("userId"), "invalid_user_id")
     anonymous_id = identity(msg.get("anonymousId"), "invalid_anonymous_id")

@@ -301,3 +301,14 @@ def test_context_ip_is_stored_only_when_it_is_an_address() -> None:
         assert ip == "10.0.0.9", bad  # the request's peer, as Segment does
         assert "context.ip" not in props, bad
         assert props["context.locale"] == "en"
+
+
+def test_a_type_that_is_not_a_string_is_rejected_alone() -> None:
+    # Found by schemathesis: {"type": {}} raised TypeError (unhashable) and the request answered 500.
+    msgs = [
+        {"type": "track", "event": "ok", "userId": "u"},
+        *({"type": bad, "event": "e", "userId": "u"} for bad in ({}, [], ["track"], 1, None, True)),
+    ]
+    batch = map_events(_raw(*msgs), _info())
+    assert batch.indexes == [0]
+    assert [(r.index, r.reason) for r in batch.rejected] == [(i, "invalid_type") for i in range(1, 7)]
