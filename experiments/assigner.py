@@ -94,7 +94,12 @@ class AssignmentBatcher:
         return cls(run_batch, run_one, **kwargs)
 
     async def submit(
-        self, test_id: uuid.UUID, user_id: uuid.UUID | str, variant_id: uuid.UUID, phase: int, new_id: uuid.UUID
+        self,
+        test_id: uuid.UUID,
+        user_id: uuid.UUID | str,
+        variant_id: uuid.UUID,
+        phase: int,
+        new_id: uuid.UUID,
     ) -> Any:
         """The assignment row for this request, once its batch's statement has run."""
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()

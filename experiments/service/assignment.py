@@ -50,7 +50,11 @@ def _stored(exp: Experiment, row: asyncpg.Record) -> Assignment | None:
 
 
 async def assign(
-    pool: asyncpg.Pool, cache: ExperimentCache, batcher: AssignmentBatcher, name: str, user_id: uuid.UUID | str
+    pool: asyncpg.Pool,
+    cache: ExperimentCache,
+    batcher: AssignmentBatcher,
+    name: str,
+    user_id: uuid.UUID | str,
 ) -> Assignment:
     """The unit's variant: the stored one, else GrowthBook's choice under the current split (stored).
 
