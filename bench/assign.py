@@ -4,12 +4,15 @@
   POST first-time assignments for users that have none (write-key auth, the apps' path).
 - **Baseline**: the same K clients doing only the bare ``INSERT ... ON CONFLICT DO NOTHING`` round trip
   through asyncpg, one connection each: the least any assignment can cost.
+- **Anonymous ids** (issue 15): the same two paths for an experiment whose unit is ``anonymous``:
+  ``{"anonymous_id": ...}`` over HTTP, against the bare ``INSERT ... ON CONFLICT`` into
+  ``experiment_unit_assignments``; the anonymous HTTP rate is also compared with the users' bare INSERT.
 - **Results**: ``GET /v1/experiments/{name}/results`` for an experiment with N (1,000,000) assignments.
 
 Each K (32 and 64 by default) gets its own users and rounds; the best HTTP rate over the Ks is compared
 with the best baseline rate, the way ingest compares its best raw COPY. Everything happens in a scratch
-database on the configured server, dropped at the end. Rounds alternate (baseline, HTTP, baseline, HTTP)
-so that background load on a shared machine hits both.
+database on the configured server, dropped at the end. Rounds alternate (baseline, HTTP, anonymous
+baseline, anonymous HTTP, and again) so that background load on a shared machine hits every path.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 import click
@@ -64,11 +68,19 @@ class Phase:
 
 @dataclass
 class _Users:
-    """New users for one K: warm-up, then one list per round for each path."""
+    """New users for one K: warm-up, then one list per round for each path; the same for anonymous ids."""
 
     warm: list[uuid.UUID]
     http: list[list[uuid.UUID]]
     base: list[list[uuid.UUID]]
+    anon_warm: list[str]
+    anon_http: list[list[str]]
+    anon_base: list[list[str]]
+
+
+def _anonymous_ids(n: int) -> list[str]:
+    """New anonymous ids as analytics.js makes them (a UUID string)."""
+    return [str(uuid.uuid4()) for _ in range(n)]
 
 
 @dataclass
@@ -83,6 +95,8 @@ class _Summary:
 
     @classmethod
     def of(cls, phases: list[tuple[Phase, Phase]]) -> _Summary:
+        """``phases``: (baseline, HTTP) per round."""
+
         def pooled(sel: int) -> Phase:
             ps = [pair[sel] for pair in phases]
             return Phase(
@@ -117,7 +131,7 @@ async def _new_users(conn: asyncpg.Connection, n: int, tag: str) -> list[uuid.UU
 
 
 async def _create_experiment(
-    conn: asyncpg.Connection, admin_id: uuid.UUID, name: str
+    conn: asyncpg.Connection, admin_id: uuid.UUID, name: str, unit: str = "user"
 ) -> tuple[uuid.UUID, list[uuid.UUID]]:
     from experiments import service
     from experiments.schemas import ExperimentCreate, VariantIn
@@ -129,10 +143,36 @@ async def _create_experiment(
             name=name,
             start_date=dt.date(2020, 1, 1),
             variants=[VariantIn("control", decimal.Decimal(50)), VariantIn("treatment", decimal.Decimal(50))],
+            unit=unit,  # type: ignore[arg-type]
         ),
         AuthUser(admin_id, "admin", "bench@bench.invalid"),
     )
     return exp.test_id, [v.variant_id for v in exp.variants]
+
+
+def _report_anonymous(summary: dict[int, _Summary], user_base_rate: float) -> None:
+    """The anonymous-id figures: per K, then best against best (and against the users' bare INSERT)."""
+    click.echo("")
+    for k, sm in summary.items():
+        click.echo(
+            f"anonymous K={k}: HTTP {sm.http_rate:,.0f}/s (p99 {sm.http_p99:.2f} ms), bare INSERT into "
+            f"experiment_unit_assignments {sm.base_rate:,.0f}/s (p99 {sm.base_p99:.2f} ms): ratio "
+            f"{sm.http_rate / sm.base_rate:.2f}; CPU per request, us: baseline {sm.cpu_text(0)}; "
+            f"HTTP {sm.cpu_text(1)}"
+        )
+    best_http = max(summary.items(), key=lambda kv: kv[1].http_rate)
+    best_base = max(summary.items(), key=lambda kv: kv[1].base_rate)
+    ratio = best_http[1].http_rate / best_base[1].base_rate
+    click.echo(
+        f"\nfirst-time anonymous-id assignments over HTTP, best K ({best_http[0]}): "
+        f"{best_http[1].http_rate:,.0f}/s (p99 {best_http[1].http_p99:.2f} ms); bare asyncpg INSERT ... ON "
+        f"CONFLICT into experiment_unit_assignments, best K ({best_base[0]}): {best_base[1].base_rate:,.0f}/s"
+    )
+    click.echo(
+        f"ratio best anonymous HTTP / best anonymous baseline = {ratio:.2f} "
+        f"(goal >= 0.70: {'met' if ratio >= 0.7 else 'NOT met'}); against the users' bare INSERT "
+        f"({user_base_rate:,.0f}/s): {best_http[1].http_rate / user_base_rate:.2f}"
+    )
 
 
 def _cpu(server_pid: int) -> tuple[float, float, float]:
@@ -140,7 +180,7 @@ def _cpu(server_pid: int) -> tuple[float, float, float]:
     return server, backends, own_cpu_seconds()
 
 
-async def _run_clients(k: int, users: Iterator[uuid.UUID], one: object, label: str, server_pid: int) -> Phase:
+async def _run_clients(k: int, users: Iterator[Any], one: object, label: str, server_pid: int) -> Phase:
     """K concurrent workers draining ``users``; ``one(worker, user)`` does one timed request."""
     latencies: list[float] = []
     errors = 0
@@ -189,20 +229,27 @@ async def run(
                 )
                 await _create_experiment(conn, admin_id, "bench-http")
                 base_test, base_variants = await _create_experiment(conn, admin_id, "bench-baseline")
+                await _create_experiment(conn, admin_id, "bench-anon", "anonymous")
+                anon_test, anon_variants = await _create_experiment(
+                    conn, admin_id, "bench-anon-baseline", "anonymous"
+                )
                 users = {
                     k: _Users(
                         await _new_users(conn, 2 * max(10_000, k * 100), f"w{k}-"),
                         [await _new_users(conn, n_users, f"h{k}-{r}-") for r in range(rounds)],
                         [await _new_users(conn, n_users, f"b{k}-{r}-") for r in range(rounds)],
+                        _anonymous_ids(2 * max(10_000, k * 100)),
+                        [_anonymous_ids(n_users) for _ in range(rounds)],
+                        [_anonymous_ids(n_users) for _ in range(rounds)],
                     )
                     for k in ks
                 }
             # A bulk-loaded table as production never has it: set hint bits and statistics now, so that
-            # neither path pays for them. Autovacuum is off on the two tables the rounds touch and each
+            # neither path pays for them. Autovacuum is off on the tables the rounds touch and each
             # phase starts after an explicit VACUUM instead: otherwise it wakes up mid-phase (the tables
             # grow by 20k rows a phase) and whichever path it overlaps looks up to 2x slower (measured).
             async with setup_db.pool.acquire() as conn:
-                for table in ("users", "ab_test_assignments"):
+                for table in ("users", "ab_test_assignments", "experiment_unit_assignments"):
                     await conn.execute(f"ALTER TABLE {table} SET (autovacuum_enabled = off)")
                 await conn.execute("VACUUM (ANALYZE) users")
         finally:
@@ -226,14 +273,23 @@ async def run(
         }
         insert = """INSERT INTO ab_test_assignments (assignment_id, test_id, variant_id, user_id, phase)
                     VALUES ($1, $2, $3, $4, 1) ON CONFLICT (test_id, user_id) DO NOTHING"""
+        insert_anon = """INSERT INTO experiment_unit_assignments
+                             (assignment_id, test_id, variant_id, unit_type, unit_id, phase)
+                         VALUES ($1, $2, $3, 'anonymous', $4, 1) ON CONFLICT (test_id, unit_id) DO NOTHING"""
 
-        async def measure(k: int, u: _Users) -> list[tuple[Phase, Phase]]:
+        async def measure(k: int, u: _Users) -> list[tuple[Phase, Phase, Phase, Phase]]:
             clients = [await HttpClient.open(port) for _ in range(k)]
             pgs = [await asyncpg.connect(url, server_settings={"timezone": "UTC"}) for _ in range(k)]
 
-            async def run_phase(users: list[uuid.UUID], one: object, label: str) -> Phase:
-                await pgs[0].execute("VACUUM (ANALYZE) ab_test_assignments")
+            async def run_phase(users: list[Any], one: object, label: str, table: str) -> Phase:
+                await pgs[0].execute(f"VACUUM (ANALYZE) {table}")
                 return await _run_clients(k, iter(users), one, label, pid)
+
+            async def fresh_clients() -> None:
+                # Fresh keep-alive connections: the server closes those left idle during a baseline.
+                for c in clients:
+                    c.close()
+                clients[:] = [await HttpClient.open(port) for _ in range(k)]
 
             async def http_one(i: int, user: uuid.UUID) -> bool:
                 status, body = await clients[i].request(
@@ -248,20 +304,40 @@ async def run(
                 await pgs[i].execute(insert, uuid7(), base_test, base_variants[user.int & 1], user)
                 return True
 
+            async def http_anon(i: int, anon: str) -> bool:
+                status, body = await clients[i].request(
+                    "POST",
+                    "/v1/experiments/bench-anon/assignments",
+                    auth,
+                    b'{"anonymous_id":"%s"}' % anon.encode(),
+                )
+                return status == 200 and b'"new":true' in body
+
+            async def base_anon(i: int, anon: str) -> bool:
+                await pgs[i].execute(insert_anon, uuid7(), anon_test, anon_variants[ord(anon[0]) & 1], anon)
+                return True
+
             # Warm-up (measured: the server needs about a second of load before it reaches its pace):
             # connections, prepared statements, the definition and write-key caches.
             half = len(u.warm) // 2
             await _run_clients(k, iter(u.warm[:half]), http_one, "warm-up", pid)
             await _run_clients(k, iter(u.warm[half:]), base_one, "warm-up", pid)
-            phases: list[tuple[Phase, Phase]] = []
+            half = len(u.anon_warm) // 2
+            await _run_clients(k, iter(u.anon_warm[:half]), http_anon, "warm-up", pid)
+            await _run_clients(k, iter(u.anon_warm[half:]), base_anon, "warm-up", pid)
+            phases: list[tuple[Phase, Phase, Phase, Phase]] = []
             for r in range(rounds):
-                base = await run_phase(u.base[r], base_one, f"K={k} baseline {r + 1}")
-                # Fresh keep-alive connections: the server closes those left idle during the baseline.
-                for c in clients:
-                    c.close()
-                clients[:] = [await HttpClient.open(port) for _ in range(k)]
-                http = await run_phase(u.http[r], http_one, f"K={k} HTTP {r + 1}")
-                phases.append((base, http))
+                base = await run_phase(u.base[r], base_one, f"K={k} baseline {r + 1}", "ab_test_assignments")
+                await fresh_clients()
+                http = await run_phase(u.http[r], http_one, f"K={k} HTTP {r + 1}", "ab_test_assignments")
+                anon_base = await run_phase(
+                    u.anon_base[r], base_anon, f"K={k} anon base {r + 1}", "experiment_unit_assignments"
+                )
+                await fresh_clients()
+                anon_http = await run_phase(
+                    u.anon_http[r], http_anon, f"K={k} anon HTTP {r + 1}", "experiment_unit_assignments"
+                )
+                phases.append((base, http, anon_base, anon_http))
             for c in clients:
                 c.close()
             for pg in pgs:
@@ -269,6 +345,7 @@ async def run(
             return phases
 
         by_k = {k: await measure(k, users[k]) for k in ks}
+        anon_by_k = {k: [(p[2], p[3]) for p in phases] for k, phases in by_k.items()}
 
         click.echo("")
         click.echo(f"{'phase':<20}{'requests':>10}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}")
@@ -280,7 +357,7 @@ async def run(
                         f"{p.pct(0.99):>9.2f}{p.errors:>8}"
                     )
         click.echo("")
-        summary = {k: _Summary.of(phases) for k, phases in by_k.items()}
+        summary = {k: _Summary.of([(p[0], p[1]) for p in phases]) for k, phases in by_k.items()}
         for k, sm in summary.items():
             click.echo(
                 f"K={k}: HTTP {sm.http_rate:,.0f}/s (p99 {sm.http_p99:.2f} ms), baseline {sm.base_rate:,.0f}/s "
@@ -299,6 +376,7 @@ async def run(
         click.echo(
             f"ratio best HTTP / best baseline = {ratio:.2f} (goal >= 0.70: {'met' if ratio >= 0.7 else 'NOT met'})"
         )
+        _report_anonymous({k: _Summary.of(p) for k, p in anon_by_k.items()}, best_base[1].base_rate)
 
         # --- results over N assignments --------------------------------------------------------------
         setup_db = Database(url, max_size=1)
