@@ -6,10 +6,13 @@ from kernel.errors import ConflictError, NotFoundError, ValidationError
 
 __all__ = [
     "DuplicateExperiment",
+    "DuplicateMetric",
     "DuplicateVariant",
     "ExperimentNotFound",
     "ExperimentNotRunning",
     "InvalidExperiment",
+    "InvalidMetric",
+    "MetricNotFound",
     "NotAssigned",
     "UnitNotLinked",
     "UserNotFound",
@@ -84,3 +87,23 @@ class InvalidExperiment(ValidationError):
     """A definition or update whose values are not acceptable (percentages, dates, names)."""
 
     code = "invalid_experiment"
+
+
+class MetricNotFound(NotFoundError):
+    """No metric has this name."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"No metric is named {name!r}.")
+
+
+class DuplicateMetric(ConflictError):
+    """A metric with this name exists already."""
+
+    code = "duplicate_metric"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"A metric named {name!r} exists already.")
+
+
+class InvalidMetric(ValidationError):
+    """A metric definition, or an experiment's metrics, that do not fit together (``details`` says where)."""

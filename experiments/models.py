@@ -9,8 +9,10 @@ import uuid
 from sqlalchemy import (
     Boolean,
     Date,
+    Float,
     ForeignKey,
     Index,
+    Integer,
     Numeric,
     PrimaryKeyConstraint,
     SmallInteger,
@@ -32,6 +34,9 @@ __all__ = [
     "AbTestVariant",
     "AbTestVariantWeight",
     "ConversionWatermark",
+    "ExperimentAnalysis",
+    "ExperimentMetric",
+    "ExperimentMetricLink",
     "ExperimentWatermark",
     "IdentityLink",
     "UnitAssignment",
@@ -232,3 +237,74 @@ class ExperimentWatermark(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(
         TIMESTAMP(), nullable=False, server_default=func.current_timestamp()
     )
+
+
+class ExperimentMetric(Base):
+    """Addition: a metric computed from ingested events, defined once and used by any experiment.
+
+    ``kind`` is binomial, count, sum, mean, ratio or retention (docs/experiments-metrics.md); a ratio
+    names two other metrics and no event. ``direction`` is the way that counts as good.
+    """
+
+    __tablename__ = "experiment_metrics"
+    # "Is this metric a ratio's part?" before a change of kind (and the FKs' own checks on delete).
+    __table_args__ = col.indexes("experiment_metrics", "numerator_id", "denominator_id")
+
+    metric_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), primary_key=True, server_default=func.gen_random_uuid()
+    )
+    name: Mapped[str] = mapped_column(String(100), nullable=False, unique=True)
+    kind: Mapped[str] = mapped_column(String(20), nullable=False)
+    event_name: Mapped[str | None] = mapped_column(String(100))
+    property_name: Mapped[str | None] = mapped_column(String(100))
+    numerator_id: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("experiment_metrics.metric_id", ondelete="RESTRICT")
+    )
+    denominator_id: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("experiment_metrics.metric_id", ondelete="RESTRICT")
+    )
+    window_hours: Mapped[int | None] = mapped_column(Integer)
+    retention_from_day: Mapped[int | None] = mapped_column(SmallInteger)
+    retention_to_day: Mapped[int | None] = mapped_column(SmallInteger)
+    cap_percentile: Mapped[float | None] = mapped_column(Float)
+    direction: Mapped[str] = mapped_column(String(10), nullable=False)
+    description: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(
+        TIMESTAMP(), nullable=False, server_default=func.current_timestamp()
+    )
+    updated_at: Mapped[dt.datetime] = mapped_column(
+        TIMESTAMP(), nullable=False, server_default=func.current_timestamp()
+    )
+
+
+class ExperimentMetricLink(Base):
+    """Addition: an experiment's metrics, each with its role (primary, secondary, guardrail) and order."""
+
+    __tablename__ = "experiment_metric_links"
+    __table_args__ = (
+        PrimaryKeyConstraint("test_id", "metric_id", name="pk_experiment_metric_links"),
+        Index("ix_experiment_metric_links_metric_id", "metric_id"),
+    )
+
+    test_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("ab_tests.test_id", ondelete="CASCADE"), nullable=False
+    )
+    metric_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("experiment_metrics.metric_id", ondelete="RESTRICT"), nullable=False
+    )
+    role: Mapped[str] = mapped_column(String(20), nullable=False)
+    position: Mapped[int] = mapped_column(SmallInteger, nullable=False)
+
+
+class ExperimentAnalysis(Base):
+    """Addition: an experiment's analysis settings (CUPED and its lookback, the correction); a test
+    without a row has the defaults (CUPED on, 14 days, Holm)."""
+
+    __tablename__ = "experiment_analysis"
+
+    test_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("ab_tests.test_id", ondelete="CASCADE"), primary_key=True
+    )
+    cuped_enabled: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("true"))
+    cuped_lookback_days: Mapped[int] = mapped_column(SmallInteger, nullable=False, server_default=text("14"))
+    correction: Mapped[str] = mapped_column(String(10), nullable=False, server_default=text("'holm'"))

@@ -21,7 +21,8 @@ from litestar.params import FromPath, FromQuery
 
 from experiments import service
 from experiments.assigner import AssignmentBatcher
-from experiments.definitions import ExperimentCache
+from experiments.definitions import Experiment, ExperimentCache
+from experiments.metric_routes import MetricController
 from experiments.schemas import (
     AssignmentOut,
     ConversionOut,
@@ -61,6 +62,11 @@ def _hot_pool(state: State) -> asyncpg.Pool:
     # The kernel's pool; it skips asyncpg's per-release reset round trip (kernel.db).
     pool: asyncpg.Pool = state.db.pool
     return pool
+
+
+async def _view(conn: asyncpg.Connection, exp: Experiment) -> ExperimentOut:
+    """The API view of a definition with its metrics and analysis settings."""
+    return (await service.experiment_views(conn, [service.experiment_out(exp)]))[0]
 
 
 async def _caller(state: State, authorization: str) -> AuthUser | Source:
@@ -105,7 +111,7 @@ class ExperimentController(Controller):
         data = decode(await request.body(), ExperimentCreate)
         exp = await service.create_experiment(conn, data, current_user)
         _cache(request.app.state).invalidate(exp.name)
-        return service.experiment_out(exp)
+        return await _view(conn, exp)
 
     @get("/")
     async def list_all(
@@ -123,7 +129,7 @@ class ExperimentController(Controller):
     async def get_one(self, name: FromPath[str], conn: DbConn, current_user: CurrentUser) -> ExperimentOut:
         """One experiment (admin)."""
         require_role(current_user, "admin")
-        return service.experiment_out(await service.get_experiment(conn, name))
+        return await _view(conn, await service.get_experiment(conn, name))
 
     @patch("/{name:str}", request_max_body_size=_MAX_BODY)
     async def update(
@@ -137,7 +143,7 @@ class ExperimentController(Controller):
         cache.invalidate(name)
         exp = await service.update_experiment(conn, name, data, current_user)
         cache.invalidate(name)
-        return service.experiment_out(exp)
+        return await _view(conn, exp)
 
     @post("/{name:str}/assignments", status_code=200, **_HOT)
     async def assign(self, name: FromPath[str], request: Request[Any, Any, Any]) -> AssignmentOut:
@@ -197,7 +203,7 @@ async def on_shutdown(app: Any) -> None:
             await batcher.close()
 
 
-route_handlers: list[Any] = [ExperimentController, user_assignments]
+route_handlers: list[Any] = [ExperimentController, MetricController, user_assignments]
 
 # The apps call this once per user and experiment: the kernel serves it without Litestar's per-request
 # machinery (``kernel.fastpath``), same auth, errors and request ids.

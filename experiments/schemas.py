@@ -12,8 +12,10 @@ import uuid
 from typing import Annotated, Literal, TypeVar
 
 import msgspec
-from msgspec import UNSET, Meta, Struct, UnsetType
+from msgspec import UNSET, Meta, Struct, UnsetType, field
 
+from experiments.metric_schemas import CupedIn, CupedOut, MetricName, MetricResult
+from experiments.stats import Correction
 from kernel.errors import BadRequestError, ValidationError
 
 __all__ = [
@@ -67,6 +69,12 @@ class ExperimentCreate(Struct, forbid_unknown_fields=True):
     end_date: dt.date | None = None
     control: VariantName | None = None
     goal_event: EventName | None = None
+    # Metrics (docs/experiments-metrics.md): names from /v1/metrics, and the analysis settings.
+    primary_metric: MetricName | None = None
+    secondary_metrics: Annotated[list[MetricName], Meta(max_length=20)] = field(default_factory=list)
+    guardrail_metrics: Annotated[list[MetricName], Meta(max_length=20)] = field(default_factory=list)
+    cuped: CupedIn | None = None
+    correction: Correction = "holm"
     unit: Unit = "user"
 
 
@@ -84,6 +92,11 @@ class ExperimentPatch(Struct, forbid_unknown_fields=True):
     end_date: dt.date | UnsetType | None = UNSET
     description: Description | UnsetType | None = UNSET
     goal_event: EventName | UnsetType | None = UNSET
+    primary_metric: MetricName | UnsetType | None = UNSET
+    secondary_metrics: Annotated[list[MetricName], Meta(max_length=20)] | UnsetType = UNSET
+    guardrail_metrics: Annotated[list[MetricName], Meta(max_length=20)] | UnsetType = UNSET
+    cuped: CupedIn | UnsetType = UNSET
+    correction: Correction | UnsetType = UNSET
     variants: Annotated[list[VariantTraffic], Meta(max_length=26)] | UnsetType = UNSET
 
 
@@ -122,6 +135,11 @@ class ExperimentOut(Struct):
     variants: list[VariantOut]
     created_at: dt.datetime
     updated_at: dt.datetime
+    primary_metric: str | None = None
+    secondary_metrics: list[str] = field(default_factory=list)
+    guardrail_metrics: list[str] = field(default_factory=list)
+    cuped: CupedOut = field(default_factory=CupedOut)
+    correction: str = "holm"
     unit: str = "user"
 
 
@@ -190,6 +208,10 @@ class ResultsOut(Struct):
     comparisons: list[Comparison]
     srm: SrmOut
     power: PowerOut
+    # Per metric (docs/experiments-metrics.md): the goal-event conversion is the primary metric when no
+    # primary_metric is set; p-values of primary and secondary metrics are adjusted by ``correction``.
+    metrics: list[MetricResult] = field(default_factory=list)
+    correction: str = "holm"
 
 
 def decode(body: bytes, type_: type[T]) -> T:

@@ -21,6 +21,7 @@ from experiments.service.management import (
     list_experiments,
     update_experiment,
 )
+from experiments.service.metrics import experiment_views
 from experiments.service.results import MDE_RANGE, MIN_ALPHA, results
 from experiments.service.units import assign_for, convert_for, requested_unit
 
@@ -37,6 +38,7 @@ __all__ = [
     "create_experiment",
     "experiment_out",
     "experiment_page",
+    "experiment_views",
     "get_experiment",
     "list_experiments",
     "may_act_for",

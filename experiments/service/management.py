@@ -21,6 +21,7 @@ from experiments.errors import (
 )
 from experiments.schemas import ExperimentCreate, ExperimentOut, ExperimentPatch, VariantOut
 from experiments.service.common import utc
+from experiments.service.metrics import experiment_views, save_experiment_analysis
 from kernel import audit, events
 from kernel.auth import AuthUser, utcnow
 from kernel.pagination import Page, decode_cursor, make_page
@@ -115,6 +116,7 @@ async def create_experiment(conn: asyncpg.Connection, data: ExperimentCreate, ac
         subject_id=str(test_id),
         details={"name": data.name},
     )
+    await save_experiment_analysis(conn, test_id, data)
     exp = await repo.fetch_experiment(conn, data.name)
     assert exp is not None
     created = {"experiment_id": exp.test_id, "name": exp.name, "status": exp.status}
@@ -133,7 +135,8 @@ async def experiment_page(conn: asyncpg.Connection, cursor: str | None, limit: i
     rows = sorted(await repo.fetch_experiments(conn), key=lambda e: e.name)
     if after is not None:
         rows = [e for e in rows if e.name > after[0]]
-    return make_page([experiment_out(e) for e in rows[: limit + 1]], limit, lambda e: (e.name,))
+    views = await experiment_views(conn, [experiment_out(e) for e in rows[: limit + 1]])
+    return make_page(views, limit, lambda e: (e.name,))
 
 
 async def get_experiment(conn: asyncpg.Connection, name: str) -> Experiment:
@@ -202,6 +205,7 @@ async def update_experiment(
     traffic = await _change_traffic(conn, exp, patch)
     if traffic is not None:
         changes["traffic"] = traffic
+    changes.update(await save_experiment_analysis(conn, exp.test_id, patch))
     await repo.update_experiment(conn, exp.test_id, fields)
     if changes:
         await audit.record(

@@ -14,6 +14,8 @@ from experiments import stats
 from experiments.definitions import Experiment, Variant
 from experiments.schemas import Comparison, PowerOut, ResultsOut, SrmOut, VariantResult
 from experiments.service.management import get_experiment
+from experiments.service.metric_results import conversion_metric, metric_results
+from experiments.service.metrics import analysis_of
 from kernel import events
 from kernel.errors import ValidationError
 
@@ -143,6 +145,9 @@ async def results(
     if srm_p < stats.SRM_THRESHOLD:  # announced once per experiment phase, however often computed
         srm = {"experiment_id": exp.test_id, "name": exp.name, "p_value": srm_p, "phase": exp.phase}
         await events.emit_once(conn, f"srm:{exp.test_id}:{exp.phase}", "experiment.srm_detected", srm)
+    analysis = await analysis_of(conn, exp.test_id)
+    conversion = conversion_metric(exp, per_variant, alpha)
+    metrics = await metric_results(conn, exp, analysis, alpha=alpha, conversion=conversion)
     return ResultsOut(
         experiment=exp.name,
         status=exp.status,
@@ -153,6 +158,8 @@ async def results(
         comparisons=_comparisons(exp, per_variant, alpha),
         srm=SrmOut(p_value=srm_p, detected=srm_p < stats.SRM_THRESHOLD),
         power=_power(exp, per_variant, alpha=alpha, mde=mde, power=power),
+        metrics=metrics,
+        correction=analysis.correction,
     )
 
 

@@ -1,0 +1,62 @@
+"""HTTP API of metric definitions: ``/v1/metrics`` (admin). Mounted by ``experiments.routes``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, Request, get, patch, post
+from litestar.params import FromPath
+
+from experiments.metric_schemas import MetricCreate, MetricOut, MetricPatch
+from experiments.schemas import decode
+from experiments.service import metrics
+from kernel.auth import require_role
+from kernel.deps import CurrentUser, DbConn
+from kernel.pagination import DEFAULT_PAGE_SIZE, CursorParam, LimitParam, Page
+
+__all__ = ["MetricController"]
+
+_MAX_BODY = 64 * 1024
+
+
+class MetricController(Controller):
+    """Metrics computed from ingested events, defined once and used by any experiment (admin)."""
+
+    path = "/v1/metrics"
+    tags = ["experiments"]
+
+    @post("/", status_code=201, request_max_body_size=_MAX_BODY)
+    async def create(
+        self, request: Request[Any, Any, Any], conn: DbConn, current_user: CurrentUser
+    ) -> MetricOut:
+        """Define a metric: binomial, count, sum, mean, ratio or retention over an ingested event."""
+        require_role(current_user, "admin")
+        data = decode(await request.body(), MetricCreate)
+        return metrics.metric_out(await metrics.create_metric(conn, data, current_user))
+
+    @get("/")
+    async def list_all(
+        self,
+        conn: DbConn,
+        current_user: CurrentUser,
+        limit: LimitParam = DEFAULT_PAGE_SIZE,
+        cursor: CursorParam = None,
+    ) -> Page[MetricOut]:
+        """Every metric by name, ``{items, next_cursor}``."""
+        require_role(current_user, "admin")
+        return await metrics.metric_page(conn, cursor, limit)
+
+    @get("/{name:str}")
+    async def get_one(self, name: FromPath[str], conn: DbConn, current_user: CurrentUser) -> MetricOut:
+        """One metric."""
+        require_role(current_user, "admin")
+        return metrics.metric_out(await metrics.get_metric(conn, name))
+
+    @patch("/{name:str}", request_max_body_size=_MAX_BODY)
+    async def update(
+        self, name: FromPath[str], request: Request[Any, Any, Any], conn: DbConn, current_user: CurrentUser
+    ) -> MetricOut:
+        """Change a metric (any field but its name); experiments using it see the change in their results."""
+        require_role(current_user, "admin")
+        data = decode(await request.body(), MetricPatch)
+        return metrics.metric_out(await metrics.update_metric(conn, name, data, current_user))

@@ -1,0 +1,228 @@
+"""Per-metric results: each of an experiment's metrics, every treatment against the control.
+
+Sums per variant come from one SQL statement (``experiments.metric_sql``); the statistics are gbstats'
+(``SampleMeanStatistic``, ``ProportionStatistic``, ``RatioStatistic``, ``RegressionAdjustedStatistic``),
+tested against its golden values. Primary and secondary comparisons form one correction family (Holm or
+Benjamini-Hochberg, per experiment); guardrails stay outside it and are flagged ``harm`` when they move
+against their direction with p < alpha.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import uuid
+from collections.abc import Sequence
+
+import asyncpg
+
+from experiments import metric_sql, stats
+from experiments.definitions import Experiment
+from experiments.metric_definitions import Analysis, LinkedMetric, MetricDef
+from experiments.metric_schemas import MetricComparison, MetricResult, MetricVariant
+from experiments.stats import Statistic
+
+__all__ = ["conversion_metric", "metric_results"]
+
+PerVariant = dict[uuid.UUID, Statistic]
+_ROLE_ORDER = {"primary": 0, "secondary": 1, "guardrail": 2}
+
+
+def _finite(x: float | None) -> float | None:
+    return x if x is not None and math.isfinite(x) else None
+
+
+def _interval(ci: tuple[float, float]) -> tuple[float, float] | None:
+    return ci if math.isfinite(ci[0]) and math.isfinite(ci[1]) else None
+
+
+def _mean_stats(n: int, total: float, squares: float, binary: bool) -> stats.SampleMeanStats:
+    if binary:
+        return stats.ProportionStats(n, total, total)
+    return stats.SampleMeanStats(n, total, squares)
+
+
+class _Sums:
+    """A variant's row of the sums statement, read by part index."""
+
+    def __init__(self, row: asyncpg.Record) -> None:
+        self.row = row
+        self.n: int = row["n"]
+
+    def get(self, key: str) -> float:
+        value = self.row.get(key)
+        return float(value) if value is not None else 0.0
+
+    def post(self, i: int, part: MetricDef) -> stats.SampleMeanStats:
+        return _mean_stats(self.n, self.get(f"y{i}"), self.get(f"yy{i}"), part.binary)
+
+    def cuped(self, i: int, part: MetricDef) -> stats.RegressionAdjustedStats:
+        pre = _mean_stats(self.n, self.get(f"x{i}"), self.get(f"xx{i}"), part.binary)
+        return stats.RegressionAdjustedStats(self.n, self.post(i, part), pre, self.get(f"yx{i}"))
+
+
+def _statistics(
+    metric: MetricDef, index: dict[uuid.UUID, int], ratio: int | None, sums: _Sums, cuped: bool
+) -> Statistic:
+    """The metric's statistic in one variant."""
+    if metric.numerator is not None and metric.denominator is not None and ratio is not None:
+        i, j = index[metric.numerator.metric_id], index[metric.denominator.metric_id]
+        return stats.RatioStats(
+            sums.n, sums.post(i, metric.numerator), sums.post(j, metric.denominator), sums.get(f"r{ratio}")
+        )
+    i = index[metric.metric_id]
+    return sums.cuped(i, metric) if cuped else sums.post(i, metric)
+
+
+def _comparison(a: Statistic, b: Statistic, name: str, alpha: float, cuped: bool) -> MetricComparison:
+    absolute = stats.welch_test(a, b, alpha=alpha)
+    relative = stats.welch_test(a, b, alpha=alpha, relative=True)
+    sequential = stats.sequential_test(a, b, alpha=alpha)
+    return MetricComparison(
+        variant=name,
+        absolute_lift=absolute.estimate if absolute else None,
+        absolute_ci=_interval(absolute.ci) if absolute else None,
+        relative_lift=relative.estimate if relative else None,
+        relative_ci=_interval(relative.ci) if relative else None,
+        p_value=_finite(absolute.p_value) if absolute else None,
+        adjusted_p_value=None,
+        significant=False,
+        chance_to_beat_control=_finite(stats.chance_to_beat_control(a, b)),
+        sequential_p_value=_finite(sequential.p_value) if sequential else None,
+        cuped=cuped,
+        note=None
+        if absolute
+        else "Not enough data: each variant needs 2+ units, a non-zero control mean and some variance.",
+    )
+
+
+def _result(
+    exp: Experiment, metric: MetricDef, role: str, per_variant: PerVariant, alpha: float, cuped: bool
+) -> MetricResult:
+    control = per_variant[exp.control.variant_id]
+    variants = []
+    for v in exp.variants:
+        s = per_variant[v.variant_id]
+        plain = s.post if isinstance(s, stats.RegressionAdjustedStats) else s
+        total = plain.m.sum if isinstance(plain, stats.RatioStats) else getattr(plain, "sum", None)
+        variants.append(MetricVariant(v.name, s.n, plain.unadjusted_mean if s.n else None, total))
+    comparisons = [
+        _comparison(control, per_variant[v.variant_id], v.name, alpha, cuped)
+        for v in exp.variants
+        if not v.is_control
+    ]
+    return MetricResult(
+        metric=metric.name, role=role, kind=metric.kind, direction=metric.direction,  # type: ignore[arg-type]
+        variants=variants, comparisons=comparisons,
+    )  # fmt: skip
+
+
+def _correct(results: Sequence[MetricResult], method: stats.Correction, alpha: float) -> None:
+    """Adjust the primary and secondary p-values as one family; flag guardrail harm (uncorrected)."""
+    family = [c for r in results if r.role != "guardrail" for c in r.comparisons if c.p_value is not None]
+    for c, adj in zip(
+        family, stats.adjust([c.p_value for c in family if c.p_value is not None], method), strict=True
+    ):
+        c.adjusted_p_value = adj
+        c.significant = adj < alpha
+    for r in results:
+        if r.role != "guardrail":
+            continue
+        for c in r.comparisons:
+            c.significant = c.p_value is not None and c.p_value < alpha
+            bad = c.absolute_lift is not None and (c.absolute_lift < 0) == (r.direction == "increase")
+            c.harm = c.significant and bad
+
+
+def conversion_metric(
+    exp: Experiment, per_variant: dict[uuid.UUID, stats.ProportionStats], alpha: float
+) -> MetricResult:
+    """The goal-event conversion (``converted`` per assignment) as a binomial primary metric."""
+    metric = MetricDef(
+        uuid.UUID(int=0), exp.goal_event or "conversion", "binomial", "increase", event=exp.goal_event
+    )
+    return _result(exp, metric, "primary", dict(per_variant), alpha, cuped=False)
+
+
+def _until(exp: Experiment) -> dt.datetime:
+    if exp.end_date is None:
+        return dt.datetime.max
+    return dt.datetime.combine(exp.end_date + dt.timedelta(days=1), dt.time())
+
+
+async def metric_results(
+    conn: asyncpg.Connection,
+    exp: Experiment,
+    analysis: Analysis,
+    *,
+    alpha: float,
+    conversion: MetricResult | None,
+    units: metric_sql.UnitSource | None = None,
+) -> list[MetricResult]:
+    """Every linked metric's result (the goal-event conversion first when no primary metric is set)."""
+    linked = sorted(analysis.metrics, key=lambda m: (_ROLE_ORDER[m.role], m.position))
+    results: list[MetricResult] = []
+    if conversion is not None and not any(m.role == "primary" for m in linked):
+        results.append(conversion)
+    if linked:
+        source = units or metric_sql.unit_source(exp.unit)
+        earliest = await metric_sql.fetch_earliest(conn, source, exp.test_id)
+        results += await _linked_results(conn, exp, analysis, linked, alpha, earliest, source)
+    _correct(results, analysis.correction, alpha)  # type: ignore[arg-type]
+    return results
+
+
+async def _linked_results(
+    conn: asyncpg.Connection,
+    exp: Experiment,
+    analysis: Analysis,
+    linked: Sequence[LinkedMetric],
+    alpha: float,
+    earliest: dt.datetime | None,
+    units: metric_sql.UnitSource,
+) -> list[MetricResult]:
+    parts: dict[uuid.UUID, MetricDef] = {}
+    for lm in linked:
+        for p in lm.metric.parts:
+            parts.setdefault(p.metric_id, p)
+    index = {mid: i for i, mid in enumerate(parts)}
+    ratio_metrics = [lm.metric for lm in linked if lm.metric.kind == "ratio"]
+    ratios = [(index[m.parts[0].metric_id], index[m.parts[1].metric_id]) for m in ratio_metrics]
+    lookback = analysis.cuped_lookback_days if analysis.cuped_enabled else None
+    rows = []
+    if earliest is not None:
+        since = earliest - dt.timedelta(days=lookback or 0)
+        rows = await metric_sql.fetch_sums(
+            conn,
+            units,
+            exp.test_id,
+            list(parts.values()),
+            ratios,
+            since=since,
+            until=_until(exp),
+            lookback_days=lookback,
+        )
+    by_variant = {r["variant_id"]: _Sums(r) for r in rows}
+    empty = _Sums({"n": 0})
+    out = []
+    for lm in linked:
+        m = lm.metric
+        cuped = lookback is not None and m.kind != "ratio"
+        ratio = ratio_metrics.index(m) if m in ratio_metrics else None
+        per_variant = {
+            v.variant_id: _statistics(m, index, ratio, by_variant.get(v.variant_id, empty), cuped)
+            for v in exp.variants
+        }
+        result = _result(exp, m, lm.role, per_variant, alpha, cuped)
+        _annotate(result, m, index, rows)
+        out.append(result)
+    return out
+
+
+def _annotate(
+    result: MetricResult, m: MetricDef, index: dict[uuid.UUID, int], rows: Sequence[asyncpg.Record]
+) -> None:
+    """The cap used and the skipped property values (a ratio's: its numerator's and denominator's)."""
+    caps = [rows[0][f"c{index[p.metric_id]}"] for p in m.parts if p.cap_percentile is not None and rows]
+    result.cap_value = caps[0] if len(caps) == 1 and caps[0] is not None else None
+    result.skipped_values = int(sum(r[f"s{index[p.metric_id]}"] or 0 for r in rows for p in m.parts))
