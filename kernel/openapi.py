@@ -91,6 +91,7 @@ _ERRORS: dict[int, str] = {
 _RETRY_AFTER = {
     "Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "integer"}}
 }
+_SUCCESS = {200: "OK.", 201: "Created.", 202: "Accepted; it runs in the background.", 204: "No content."}
 # What any request can be answered by the server layer or the database, whatever the route.
 _ALWAYS = (400, 408, 429, 431, 503)
 
@@ -101,7 +102,7 @@ class Operation:
 
     ``summary``: when the handler's docstring does not make one; ``body``/``response``: a type (a msgspec
     Struct ...) or a JSON Schema dict, ``media_type`` the response's; ``status``: the success
-    status when it is not the handler's; ``security``: the schemes accepted (any one of them), ``()`` for
+    status when it is not the handler's, ``also``: other success statuses with the same body; ``security``: the schemes accepted (any one of them), ``()`` for
     a public route, None to derive it; ``errors``: statuses beyond the derived ones; ``without``: derived
     statuses the route never answers (ingest never answers 409: a message sent twice is a duplicate).
     """
@@ -112,6 +113,7 @@ class Operation:
     response: Any = None
     media_type: str = "application/json"
     status: int | None = None
+    also: tuple[int, ...] = ()
     security: tuple[str, ...] | None = None
     errors: tuple[int, ...] = ()
     without: tuple[int, ...] = ()
@@ -227,6 +229,8 @@ def _success(op: dict[str, Any], decl: Operation, components: dict[str, Any]) ->
     if decl.response is not None and ok:
         content = {decl.media_type: {"schema": _schema_of(decl.response, components)}}
         responses[ok[0]] = {**responses[ok[0]], "content": content}
+    for status in decl.also:
+        responses[str(status)] = {**responses[ok[0]], "description": _SUCCESS.get(status, "Success.")}
 
 
 def _complete_operation(

@@ -13,6 +13,8 @@ operations: dict[str, Operation] = {
     "POST /v1/auth/login": Operation(errors=(401,)),
     # 401: the refresh token is unknown, expired, spent or revoked.
     "POST /v1/auth/refresh": Operation(errors=(401,)),
+    # 201 for a new push token, 200 when a known one is refreshed.
+    "POST /v1/users/me/devices": Operation(also=(200,)),
     # 404: the body's ``user_id`` names no account.
     "POST /v1/subscriptions": Operation(errors=(404,)),
 }

@@ -18,6 +18,7 @@ import asyncio
 import base64
 import datetime as dt
 import itertools
+import os
 import tempfile
 import uuid
 from collections import defaultdict
@@ -54,8 +55,14 @@ _CONFIG = {
         "database": "none",
         "with-security-parameters": False,
     },
-    # Examples and fuzzing; the coverage phase's boundary cases would multiply the run time.
-    "phases": {"coverage": {"enabled": False}, "stateful": {"enabled": False}},
+    # Examples and fuzzing. The coverage phase's boundary cases (schema-violating types, empty strings,
+    # extreme values) triple the run time (measured: 170 s instead of 50 s), so CI leaves them out; set
+    # CORP_ASTRO_SCHEMATHESIS_COVERAGE=1 to run them (they found a 500 in ingest and two undocumented
+    # statuses, all fixed).
+    "phases": {
+        "coverage": {"enabled": os.environ.get("CORP_ASTRO_SCHEMATHESIS_COVERAGE") == "1"},
+        "stateful": {"enabled": False},
+    },
     "cache": {"enabled": False},
 }
 _SESSION_ENDING = {
