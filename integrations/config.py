@@ -26,6 +26,7 @@ class DeliveryNumbers:
     endpoint_concurrency: int = 4  # attempts in flight per endpoint (read across processes when claiming)
     poll_seconds: float = 1.0  # the dispatcher's fallback poll when no notification arrives
     fanout_batch: int = 500  # events taken from the outbox per transaction
+    linger_seconds: float = 0.005  # wake-ups and outcomes this close together share one transaction
 
 
 @dataclass(frozen=True, slots=True)

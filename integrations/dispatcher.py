@@ -7,8 +7,9 @@ It wakes on ``NOTIFY`` (sent when a transaction that emitted an event commits) o
    active endpoint, in one transaction per batch;
 2. claims due deliveries (``FOR UPDATE SKIP LOCKED``, under a lease, at most ``endpoint_concurrency``
    in flight per endpoint) as far as it has free slots, and commits the claim;
-3. sends each claimed delivery in its own task and records the outcome in a short transaction,
-   only if the claim is still its own (same attempt number).
+3. sends each claimed delivery in its own task; outcomes finishing within ``linger_seconds`` of each
+   other are recorded together in one short transaction (the successes in one statement), each only
+   if the claim is still its own (same attempt number).
 
 A process that dies mid-send leaves its claim to expire; the row is claimed again and sent with the
 same ``webhook-id`` (at least once). No transaction stays open across an HTTP call.
@@ -59,12 +60,15 @@ class Dispatcher:
             transport=transport, follow_redirects=False, trust_env=False, timeout=n.timeout_seconds
         )
         self._wake = asyncio.Event()
+        self._outbox_hint = True  # a notification (or a poll) says the outbox may hold events
         self._inflight: set[asyncio.Task[None]] = set()
+        self._results: list[tuple[Row, Attempt]] = []
+        self._results_ready = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
         """Start listening and dispatching in the running loop."""
-        self._tasks = [asyncio.create_task(self._listen()), asyncio.create_task(self._loop())]
+        self._tasks = [asyncio.create_task(t) for t in (self._listen(), self._loop(), self._recorder())]
 
     async def stop(self, grace: float = 2.0) -> None:
         """Stop; attempts still running after ``grace`` seconds are cancelled (their leases expire and
@@ -76,6 +80,8 @@ class Dispatcher:
         for task in [*self._inflight, *self._tasks]:
             task.cancel()
         await asyncio.gather(*self._inflight, *self._tasks, return_exceptions=True)
+        with contextlib.suppress(Exception):  # what was sent is recorded; otherwise leases expire
+            await self.flush()
         await self.client.aclose()
 
     async def _listen(self) -> None:
@@ -92,30 +98,53 @@ class Dispatcher:
         async with self.db.dedicated_connection() as conn:
             lost = asyncio.Event()
             conn.add_termination_listener(lambda *_: lost.set())
-            await conn.add_listener(events.CHANNEL, lambda *_: self._wake.set())
+            await conn.add_listener(events.CHANNEL, lambda *_: self._notified())
             self._wake.set()  # anything committed while we were not listening
             while not lost.is_set():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(lost.wait(), 30)
                 await conn.execute("SELECT 1")  # a silently dead connection raises here
 
+    def _notified(self) -> None:
+        self._outbox_hint = True
+        self._wake.set()
+
     async def _loop(self) -> None:
-        poll = self.config.numbers.poll_seconds
+        n = self.config.numbers
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), poll)
-            self._wake.clear()
             try:
-                await self.run_once()
+                await asyncio.wait_for(self._wake.wait(), n.poll_seconds)
+            except TimeoutError:
+                self._outbox_hint = True
+            self._wake.clear()
+            await asyncio.sleep(n.linger_seconds)  # let close wake-ups share one claim
+            hint, self._outbox_hint = self._outbox_hint, False
+            try:
+                await self.run_once(fan_out=hint)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 _log.exception("webhook dispatch round failed")
-                await asyncio.sleep(poll)
+                await asyncio.sleep(n.poll_seconds)
 
-    async def run_once(self) -> int:
-        """Fan out the outbox, then claim and start what fits in the free slots; the number started."""
-        await self.fan_out()
+    async def _recorder(self) -> None:
+        while True:
+            await self._results_ready.wait()
+            self._results_ready.clear()
+            await asyncio.sleep(self.config.numbers.linger_seconds)  # let close outcomes share one commit
+            try:
+                await self.flush()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the database may be down: the leases expire and the attempts are retried
+                _log.exception("webhook outcomes not recorded")
+
+    async def run_once(self, *, fan_out: bool = True) -> int:
+        """Record finished attempts, fan out the outbox, then claim and start what fits in the free
+        slots; the number started."""
+        await self.flush()
+        if fan_out:
+            await self.fan_out()
         free = self.config.numbers.concurrency - len(self._inflight)
         if free <= 0:
             return 0
@@ -144,16 +173,12 @@ class Dispatcher:
                 return queued
 
     async def _deliver(self, row: Row) -> None:
-        try:
-            if row["webhook_status"] != "active":
-                attempt = Attempt(None, None, "endpoint disabled", 0.0)
-            else:
-                attempt = await self._attempt(row)
-            await self._record(row, attempt)
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # the database may be down: the lease expires and the attempt is made again
-            _log.exception("webhook attempt not recorded", extra={"delivery_id": str(row["delivery_id"])})
+        if row["webhook_status"] != "active":
+            attempt = Attempt(None, None, "endpoint disabled", 0.0)
+        else:
+            attempt = await self._attempt(row)
+        self._results.append((row, attempt))
+        self._results_ready.set()
 
     async def _attempt(self, row: Row) -> Attempt:
         now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
@@ -173,29 +198,40 @@ class Dispatcher:
         jitter = self.config.numbers.jitter
         return schedule[attempts] * random.uniform(1 - jitter, 1 + jitter)
 
-    async def _record(self, row: Row, attempt: Attempt) -> None:
+    async def flush(self) -> None:
+        """Record every finished attempt in one transaction: the successes in one statement, each
+        failure with its retry or disabling."""
+        batch, self._results = self._results, []
+        if not batch:
+            return
+        done = [(r, a) for r, a in batch if a.ok]
+        outcomes: list[tuple[str, float]] = []
         async with self.db.transaction() as conn:
-            if attempt.ok:
-                outcome = "delivered"
-                kept = await queue.record(conn, row, ("delivered", attempt.code, attempt.body, None), None)
-            elif attempt.code == 410 or attempt.error == "endpoint disabled":
-                outcome = "failed"
-                kept = await queue.record(
-                    conn, row, ("failed", attempt.code, attempt.body, attempt.error), None
-                )
-                if kept and attempt.code == 410:
-                    await self._disable(conn, row, "the endpoint answered 410 Gone")
-            else:
-                delay = self._retry_delay(row["attempts"])
-                outcome = "retrying" if delay is not None else "failed"
-                status = "pending" if delay is not None else "failed"
-                kept = await queue.record(
-                    conn, row, (status, attempt.code, attempt.body, attempt.error), delay
-                )
-                disable_after = self.config.numbers.disable_after_seconds
-                if kept and await queue.note_failure(conn, row["webhook_id"], disable_after):
-                    await self._disable(conn, row, "every attempt failed for the disable period")
-        self.metrics.finished(outcome if kept else "lost_claim", attempt.seconds)
+            rows = [(r["delivery_id"], r["attempts"], a.code, a.body) for r, a in done]
+            kept = await queue.record_delivered(conn, rows)
+            for row, attempt in batch:
+                if not attempt.ok:
+                    outcomes.append((await self._record_failure(conn, row, attempt), attempt.seconds))
+        outcomes += [("delivered", a.seconds) for _, a in done[:kept]]
+        outcomes += [("lost_claim", a.seconds) for _, a in done[kept:]]
+        for outcome, seconds in outcomes:
+            self.metrics.finished(outcome, seconds)
+
+    async def _record_failure(self, conn: Any, row: Row, attempt: Attempt) -> str:
+        failure = (attempt.code, attempt.body, attempt.error)
+        if attempt.code == 410 or attempt.error == "endpoint disabled":
+            if not await queue.record(conn, row, ("failed", *failure), None):
+                return "lost_claim"
+            if attempt.code == 410:
+                await self._disable(conn, row, "the endpoint answered 410 Gone")
+            return "failed"
+        delay = self._retry_delay(row["attempts"])
+        status = "pending" if delay is not None else "failed"
+        if not await queue.record(conn, row, (status, *failure), delay):
+            return "lost_claim"
+        if await queue.note_failure(conn, row["webhook_id"], self.config.numbers.disable_after_seconds):
+            await self._disable(conn, row, "every attempt failed for the disable period")
+        return "retrying" if delay is not None else "failed"
 
     async def _disable(self, conn: Any, row: Row, reason: str) -> None:
         hook = await queue.disable_endpoint(conn, row["webhook_id"], reason)

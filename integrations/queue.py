@@ -32,6 +32,7 @@ __all__ = [
     "page",
     "queue_stats",
     "record",
+    "record_delivered",
     "retry",
 ]
 
@@ -145,6 +146,30 @@ async def record(
             delivery["webhook_id"],
         )
     return True
+
+
+async def record_delivered(conn: asyncpg.Connection, done: Sequence[tuple[Any, ...]]) -> int:
+    """Record successful attempts ``(delivery_id, attempt, response_code, response_body)`` in one
+    statement, each only if its claim still holds; clears the endpoints' failure clocks. The number kept."""
+    if not done:
+        return 0
+    ids, attempts, codes, bodies = (list(c) for c in zip(*done, strict=True))
+    hooks = await conn.fetch(
+        f"""UPDATE webhook_deliveries d SET status = 'delivered', response_code = u.code,
+                response_body = u.body, error_message = NULL, delivered_at = {_NOW}, locked_until = NULL
+            FROM unnest($1::uuid[], $2::int[], $3::int[], $4::text[]) AS u(id, attempts, code, body)
+            WHERE d.delivery_id = u.id AND d.attempts = u.attempts AND d.status = 'processing'
+            RETURNING d.webhook_id""",
+        ids,
+        attempts,
+        codes,
+        bodies,
+    )
+    await conn.execute(
+        "UPDATE webhooks SET failing_since = NULL WHERE webhook_id = ANY($1::uuid[]) AND failing_since IS NOT NULL",
+        list({r["webhook_id"] for r in hooks}),
+    )
+    return len(hooks)
 
 
 async def note_failure(conn: asyncpg.Connection, webhook_id: uuid.UUID, disable_after: float) -> bool:
