@@ -12,11 +12,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime as dt
+import logging
 import os
 import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 import orjson
@@ -39,19 +41,22 @@ CONFIGS: dict[str, dict[str, str]] = {
 
 
 class _Bodies:
-    """One-event batches, each with a new messageId."""
+    """Batches of ``events`` events, each with a new messageId."""
 
-    def __init__(self, users: list[str], write_key: str) -> None:
+    def __init__(self, users: list[str], write_key: str, events: int = 1) -> None:
         ts = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        event = {"type": "track", "event": "tap", "userId": users[0], "timestamp": ts, "messageId": "@@"}
-        self._head, self._tail = orjson.dumps({"batch": [event]}).split(b"@@")
+        batch = [
+            {"type": "track", "event": "tap", "userId": users[0], "timestamp": ts, "messageId": f"@@-{i}"}
+            for i in range(events)
+        ]
+        self._parts = orjson.dumps({"batch": batch}).split(b"@@")
         self._n = 0
         auth = "Basic " + base64.b64encode(write_key.encode() + b":").decode()
         self.headers = {"Content-Type": "application/json", "Authorization": auth}
 
     def next(self) -> bytes:
         self._n += 1
-        return self._head + f"{os.getpid()}-{self._n}".encode() + self._tail
+        return f"{os.getpid()}-{self._n}".encode().join(self._parts)
 
 
 async def _load(port: int, bodies: _Bodies, clients: int, seconds: float) -> tuple[int, int, float]:
@@ -97,21 +102,76 @@ def _run(url: str, env: dict[str, str], bodies: _Bodies, clients: int, seconds: 
     }
 
 
+def _middleware_us(rounds: int, requests: int = 20_000) -> dict[str, float]:
+    """CPU microseconds per request of the request-id/access-log middleware around a trivial ASGI app,
+    in this process (no network, no server): the access log's own cost, without the machine's noise."""
+    from kernel.observability import RequestIdMiddleware, configure_logging
+    from kernel.settings import AccessLog
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"{}", "more_body": False}
+
+    async def send(message: Any) -> None:
+        return None
+
+    scope = {"type": "http", "method": "POST", "path": "/v1/batch", "headers": [], "client": ("127.0.0.1", 1)}
+    middleware = RequestIdMiddleware(app)
+
+    async def run() -> float:
+        t0 = time.process_time()
+        for _ in range(requests):
+            await middleware(dict(scope), receive, send)  # type: ignore[arg-type]
+        return (time.process_time() - t0) / requests * 1e6
+
+    policies = {
+        "off": ("json", AccessLog("off")),
+        "on (json)": ("json", AccessLog("on")),
+        "sample 0.01 (json)": ("json", AccessLog("sample", 0.01)),
+        "on (text)": ("text", AccessLog("on")),
+    }
+    samples: dict[str, list[float]] = {name: [] for name in policies}
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    with tempfile.TemporaryFile("w") as out:
+        try:
+            for _ in range(rounds):
+                for name, (fmt, policy) in policies.items():
+                    configure_logging("INFO", fmt=fmt, access=policy, stream=out)
+                    samples[name].append(asyncio.run(run()))
+        finally:
+            root.handlers[:], root.level = saved
+    return {name: statistics.median(v) for name, v in samples.items()}
+
+
 @click.command("access-log")
 @click.option("--clients", "-k", default=8, show_default=True, help="Concurrent keep-alive clients.")
 @click.option("--seconds", default=8.0, show_default=True, help="Length of each measured run.")
 @click.option("--rounds", default=3, show_default=True, help="Runs of each configuration, interleaved.")
-def bench_access_log(clients: int, seconds: float, rounds: int) -> None:
-    """Ingest of one-event batches with the access log off, on (JSON, text) and sampled at 1 %."""
+@click.option("--events", default=1, show_default=True, help="Events per batch (1: the smallest request).")
+def bench_access_log(clients: int, seconds: float, rounds: int, events: int) -> None:
+    """Ingest batches with the access log off, on (JSON, text) and sampled at 1 %."""
     from kernel import migrate
 
     load = os.getloadavg()[0]
+    click.echo(f"machine: {os.cpu_count()} CPUs, 1-minute load {load:.1f} at start (shared machine)")
+    click.echo(
+        f"(a) the middleware alone, in this process, median of {2 * rounds + 1} rounds of 20,000 requests:"
+    )
+    alone = _middleware_us(2 * rounds + 1)
+    for name, us in alone.items():
+        click.echo(f"  {name:<20} {us:5.1f} us CPU per request ({us - alone['off']:+.1f} us vs off)")
     url = asyncio.run(recreate_database(resolve_database_url(get_settings()), DB))
     migrate.upgrade(url, "heads")
     _, write_key, users = asyncio.run(setup(url, 10))
-    bodies = _Bodies(users, write_key)
-    click.echo(f"machine: {os.cpu_count()} CPUs, 1-minute load {load:.1f} at start (shared machine)")
-    click.echo(f"{clients} clients, one-event batches, {seconds:g} s per run, {rounds} rounds, medians:")
+    bodies = _Bodies(users, write_key, events)
+    click.echo(
+        f"(b) a real server, {clients} clients, {events}-event batches, {seconds:g} s per run, {rounds} rounds, medians:"
+    )
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in CONFIGS}
     for _ in range(rounds):
         for name, env in CONFIGS.items():
