@@ -83,6 +83,7 @@ async def test_results_cli_json_is_the_apis_body_and_csv_has_a_row_per_variant(
     out = await cli(clean_db, NAME, "--format", "json")
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout) == api.json()
+    assert out.stdout.rstrip("\n").encode() == api.content  # the same encoder: the same bytes
 
     out = await cli(clean_db, NAME, "--format", "csv", "--alpha", "0.01")
     assert out.returncode == 0, out.stderr
