@@ -65,9 +65,12 @@ def init_cmd(directory: Path | None) -> None:
     plan, facts = _run(lambda: with_database(lambda db: jobs.init(db, bdir)))
     for line in plan.lines():
         click.echo(("set     " if line.split(" =")[0] in plan.changes else "already ") + line)
+    if plan.note:
+        click.echo(f"note: {plan.note}")
     if plan.restart and settings.database_url is None:
         click.echo("restarting the embedded PostgreSQL (archive_mode takes effect at a restart)")
         jobs.restart_embedded(settings.data_dir / "postgres")
+        _run(lambda: with_database(lambda db: jobs.check_archiving(db, bdir)))
     elif plan.restart:
         datadir = facts.settings.get("data_directory", "<its data directory>")
         raise click.ClickException(

@@ -33,7 +33,17 @@ if TYPE_CHECKING:
 
     from kernel.db import Database
 
-__all__ = ["full", "init", "login", "prune", "register_jobs", "restart_embedded", "switch_wal", "verify"]
+__all__ = [
+    "check_archiving",
+    "full",
+    "init",
+    "login",
+    "prune",
+    "register_jobs",
+    "restart_embedded",
+    "switch_wal",
+    "verify",
+]
 
 _log = logging.getLogger(__name__)
 _LOCK_KEY = "corp-astro:backups"
@@ -62,10 +72,11 @@ async def _single_runner(db: Database) -> AsyncIterator[None]:
 
 async def init(db: Database, bdir: BackupDir) -> tuple[service.ArchivePlan, repo.ServerFacts]:
     """Set archiving into ``bdir`` with ALTER SYSTEM (superuser), or NotConfigured saying what to set."""
-    service.prepare_archive(bdir)
     async with db.dedicated_connection() as conn:
         facts = await repo.server_facts(conn)
+        note = service.prepare_archive(bdir, facts.settings.get("data_directory"))
         plan = service.archive_plan(facts, bdir.wal)
+        plan.note = note
         if plan.changes and not facts.superuser:
             raise NotConfigured(
                 f"role {facts.user} is not a superuser, so it cannot ALTER SYSTEM. Set these in "
@@ -76,9 +87,15 @@ async def init(db: Database, bdir: BackupDir) -> tuple[service.ArchivePlan, repo
             )
         if plan.changes:
             await repo.alter_system(conn, plan.changes)
-            facts = await repo.server_facts(conn)
-    plan.restart = bool(facts.pending_restart & {"archive_mode", "wal_level"})
+    # archive_plan decided ``restart`` from what changed: pg_reload_conf() is asynchronous, so the
+    # server's pending_restart may not show the change yet.
     return plan, facts
+
+
+async def check_archiving(db: Database, bdir: BackupDir) -> None:
+    """NotConfigured unless the server archives into ``bdir`` now."""
+    async with db.dedicated_connection() as conn:
+        service.require_archiving(await repo.server_facts(conn), bdir)
 
 
 def restart_embedded(pgdata: Path) -> None:
@@ -125,19 +142,39 @@ async def switch_wal(db: Database) -> str:
     return await _switch(db, "backup_wal_switched")
 
 
+async def _hold_writers(locker: asyncpg.Connection, tables: list[str], name: str) -> tuple[Any, str, str]:
+    """Open a repeatable-read transaction that SHARE-locks ``tables`` (waiting at most 2 s at a time for
+    the writers in flight, five times), exports its snapshot and writes restore point ``name``; the open
+    transaction, the exported snapshot and the point's LSN."""
+    for attempt in range(5):
+        hold = locker.transaction(isolation="repeatable_read")
+        await hold.start()
+        try:
+            await repo.lock_tables(locker, tables, timeout_ms=2_000)
+            exported = await repo.export_snapshot(locker)
+            return hold, exported, await repo.create_restore_point(locker, name)
+        except asyncpg.LockNotAvailableError:
+            await hold.rollback()
+            if attempt == 4:
+                raise BackupError(
+                    "the tables stayed locked by long writes; the snapshot was not taken"
+                ) from None
+            await asyncio.sleep(1 + attempt)
+        except BaseException:
+            await hold.rollback()
+            raise
+    raise AssertionError("unreachable")
+
+
 async def _snapshot(db: Database, name: str) -> dict[str, Any]:
     """Row counts and checksums of every table at a named restore point, writers held off only for the
     moment it takes to write the point and export the snapshot (not while the tables are read)."""
     async with db.dedicated_connection() as locker, db.dedicated_connection() as reader:
         tables = await repo.app_tables(locker)
-        hold = locker.transaction(isolation="repeatable_read")
-        await hold.start()
+        hold, exported, lsn = await _hold_writers(locker, tables, name)
+        taken = service.utcnow()
         held = True
         try:
-            await repo.lock_tables(locker, tables, timeout_ms=10_000)
-            exported = await repo.export_snapshot(locker)
-            lsn = await repo.create_restore_point(locker, name)
-            taken = service.utcnow()
             async with reader.transaction(isolation="repeatable_read", readonly=True):
                 await repo.import_snapshot(reader, exported)
                 await hold.commit()  # writers go on; the reader keeps the exported snapshot

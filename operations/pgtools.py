@@ -64,21 +64,29 @@ def server_user() -> str | None:
     return "pgserver" if os.name == "posix" and os.geteuid() == 0 else None
 
 
-def give_to_server_user(path: Path) -> None:
-    """Hand ``path`` (recursively) to the server's OS user when that is not us."""
-    user = server_user()
-    if user is None:
+def give_to_server_user(path: Path, *, owner_of: Path | None = None) -> None:
+    """Hand ``path`` (recursively) to the server's OS user when that is not us: the owner of ``owner_of``
+    (a running server's data directory), else pgserver's user."""
+    if os.name != "posix" or os.geteuid() != 0:
         return
-    from pgserver.utils import ensure_prefix_permissions
-
-    ensure_prefix_permissions(path)  # chmod go+rx on the parents, as pgserver does for its data dir
     import pwd
 
-    entry = pwd.getpwnam(user)
-    os.chown(path, entry.pw_uid, entry.pw_gid)
+    if owner_of is not None:
+        uid, gid = owner_of.stat().st_uid, owner_of.stat().st_gid
+    else:
+        entry = pwd.getpwnam(server_user() or "root")
+        uid, gid = entry.pw_uid, entry.pw_gid
+    if uid == 0:
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs: XDG_RUNTIME_DIR unset (pgserver uses /tmp)
+        from pgserver.utils import ensure_prefix_permissions
+
+    ensure_prefix_permissions(path)  # chmod go+rx on the parents, as pgserver does for its data dir
+    os.chown(path, uid, gid)
     for root, dirs, files in os.walk(path):
         for name in dirs + files:
-            os.chown(os.path.join(root, name), entry.pw_uid, entry.pw_gid, follow_symlinks=False)
+            os.chown(os.path.join(root, name), uid, gid, follow_symlinks=False)
 
 
 def run_tool(name: str, args: list[str], *, as_server: bool = False, timeout: float = 3600) -> str:

@@ -89,6 +89,13 @@ def _check_reach(bdir: BackupDir, backup: dict[str, Any], when: dt.datetime) -> 
         )
 
 
+_MISSING_CONF = {
+    "postgresql.conf": "# corp-astro backup restore: the original's was outside its data directory\n",
+    "pg_hba.conf": "host all all 127.0.0.1/32 scram-sha-256\n",
+    "pg_ident.conf": "",
+}
+
+
 def _conf_literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
@@ -102,6 +109,11 @@ def _prepare(bdir: BackupDir, backup: dict[str, Any], target: Target, datadir: P
     shutil.copytree(bdir.backup(backup["id"]) / "data", datadir, symlinks=True)
     for leftover in ("log", "postmaster.opts", "standby.signal"):
         (datadir / leftover).unlink(missing_ok=True)
+    # Packaged servers (Debian's /etc/postgresql/...) keep these outside the data directory, so a base
+    # backup lacks them: the copy gets a minimal set (password logins from 127.0.0.1 only).
+    for name, text in _MISSING_CONF.items():
+        if not (datadir / name).exists():
+            (datadir / name).write_text(text)
     wal = str(bdir.wal)
     settings = {
         **target.settings(),

@@ -55,6 +55,7 @@ class ArchivePlan:
     wanted: dict[str, str]
     changes: dict[str, str] = field(default_factory=dict)
     restart: bool = False
+    note: str | None = None  # what the operator must arrange that the command could not
 
     def lines(self) -> list[str]:
         quoted = {name: value.replace("'", "''") for name, value in self.wanted.items()}
@@ -166,11 +167,20 @@ def verify_manifest(data: Path) -> None:
         raise BackupError(f"pg_verifybackup found {data} damaged: " + "; ".join(lines[:5])) from exc
 
 
-def prepare_archive(bdir: BackupDir) -> None:
-    """Create the backup directory; the WAL directory belongs to the server's OS user (it writes there)."""
+def prepare_archive(bdir: BackupDir, data_directory: str | None) -> str | None:
+    """Create the backup directory. The WAL directory must be writable by the server's OS user: when the
+    server's data directory is on this machine, the WAL directory is given to its owner; otherwise a note
+    on what the operator must arrange."""
     bdir.wal.mkdir(parents=True, exist_ok=True)
     bdir.base.mkdir(parents=True, exist_ok=True)
-    give_to_server_user(bdir.wal)
+    datadir = Path(data_directory) if data_directory else None
+    if datadir is None or not datadir.is_dir():
+        return (
+            f"the server's data directory is not on this machine: {bdir.wal} must exist on the database "
+            "server, writable by its OS user (or give `backup init --dir` a path the server can write)"
+        )
+    give_to_server_user(bdir.wal, owner_of=datadir)
+    return None
 
 
 def require_archiving(facts: ServerFacts, bdir: BackupDir) -> None:
