@@ -121,7 +121,7 @@ async def convert_unit_goal_events(
     # Both sides of each new link: which of them matters depends on the test's unit (the join decides).
     ids = sorted({r["anonymous_id"] for r in relinked} | {r["external_user_id"] for r in relinked})
     for s in scans:
-        join = unit_event_join_sql(s.unit, "$1", "e", "ua")
+        join = unit_event_join_sql(s.unit, "$1", "e", "ua", probe=True)
         status: str = await conn.execute(
             _CONVERT_UNITS.format(which=_SINCE, join=join),
             s.test_id,

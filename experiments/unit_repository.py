@@ -150,7 +150,9 @@ def unit_assignments_sql(unit: str, test: str = "$1") -> str:
     return f"SELECT {_COLUMNS.format(unit_id='a.unit_id')} FROM experiment_unit_assignments a WHERE a.test_id = {test}"
 
 
-def unit_event_join_sql(unit: str, test: str = "$1", event: str = "e", out: str = "ua") -> str:
+def unit_event_join_sql(
+    unit: str, test: str = "$1", event: str = "e", out: str = "ua", *, probe: bool = False
+) -> str:
     """SQL to append after ``FROM analytics_events {event}``: each event row joined to the one assignment
     of test ``test`` it counts for, as ``{out}`` (the columns of ``unit_assignments_sql``); events that
     count for no unit of the test are dropped. The rule (docs/experiment-units.md):
@@ -162,27 +164,42 @@ def unit_event_join_sql(unit: str, test: str = "$1", event: str = "e", out: str 
     - ``external``: the event's ``external_user_id``; an event without one (before sign-in) counts
       for the earliest assigned Segment userId its ``anonymous_id`` was linked to.
 
-    Each event counts for at most one unit. A LATERAL of index probes: cheap per event; ``test`` may
-    be a parameter or a column of an outer query.
+    Each event counts for at most one unit. Two plans, the same rows: by default hash joins against the
+    test's assignments and links (for reading many events: metrics); ``probe=True`` is a LATERAL of
+    index probes per event (for a few events: the incremental conversion job). ``test`` may be a
+    parameter or, with ``probe``, a column of an outer query.
     """
     _check(unit)
-    cols = _COLUMNS.format(unit_id="a.unit_id")
     if unit == "user":
+        cols = _COLUMNS.format(unit_id="a.user_id::text")
+        if probe:
+            return (
+                f"CROSS JOIN LATERAL (SELECT {cols} FROM ab_test_assignments a "
+                f"WHERE a.test_id = {test} AND a.user_id = {event}.user_id) {out}"
+            )
         return (
-            f"CROSS JOIN LATERAL (SELECT {_COLUMNS.format(unit_id='a.user_id::text')} FROM ab_test_assignments a "
-            f"WHERE a.test_id = {test} AND a.user_id = {event}.user_id) {out}"
+            f"JOIN (SELECT {cols}, a.user_id AS user_key FROM ab_test_assignments a WHERE a.test_id = {test}) "
+            f"{out} ON {out}.user_key = {event}.user_id"
         )
     if unit == "anonymous":
-        direct, via, linked_on, guard = "anonymous_id", "external_user_id", "l.anonymous_id", ""
+        sides = ("anonymous_id", "external_user_id", "l.anonymous_id", "")
     else:
-        direct, via, linked_on, guard = (
+        sides = (
             "external_user_id",
             "anonymous_id",
             "l.external_user_id",
             f" AND {event}.external_user_id IS NULL",
         )
+    return (_probe_join if probe else _hash_join)(test, event, out, *sides)
+
+
+_X = ("assignment_id", "unit_id", "variant_id", "phase", "assigned_at", "converted", "converted_at")
+
+
+def _probe_join(test: str, event: str, out: str, direct: str, via: str, linked_on: str, guard: str) -> str:
+    cols = _COLUMNS.format(unit_id="a.unit_id")
     return f"""CROSS JOIN LATERAL (
-    SELECT x.assignment_id, x.unit_id, x.variant_id, x.phase, x.assigned_at, x.converted, x.converted_at
+    SELECT {", ".join("x." + c for c in _X)}
     FROM (
         SELECT {cols}, 0 AS via_link FROM experiment_unit_assignments a
         WHERE a.test_id = {test} AND a.unit_id = {event}.{direct}
@@ -192,6 +209,26 @@ def unit_event_join_sql(unit: str, test: str = "$1", event: str = "e", out: str 
          WHERE l.{via} = {event}.{via}{guard}
          ORDER BY a.assigned_at, a.unit_id LIMIT 1)
     ) x ORDER BY x.via_link LIMIT 1
+) {out}"""
+
+
+def _hash_join(test: str, event: str, out: str, direct: str, via: str, linked_on: str, guard: str) -> str:
+    # {out}_d: the event's own id, assigned; {out}_k: per linked id, the earliest assigned unit linked to
+    # it, used only when the own id is not assigned. The LATERAL picks whichever matched (no table read).
+    d, k = f"{out}_d", f"{out}_k"
+    cols = _COLUMNS.format(unit_id="a.unit_id")
+    pick = ", ".join(
+        f"CASE WHEN {d}.assignment_id IS NOT NULL THEN {d}.{c} ELSE {k}.{c} END AS {c}" for c in _X
+    )
+    return f"""LEFT JOIN experiment_unit_assignments {d} ON {d}.test_id = {test} AND {d}.unit_id = {event}.{direct}
+LEFT JOIN (
+    SELECT DISTINCT ON (l.{via}) l.{via} AS via, {cols}
+    FROM experiment_identity_links l
+    JOIN experiment_unit_assignments a ON a.test_id = {test} AND a.unit_id = {linked_on}
+    ORDER BY l.{via}, a.assigned_at, a.unit_id
+) {k} ON {d}.assignment_id IS NULL AND {k}.via = {event}.{via}{guard}
+CROSS JOIN LATERAL (
+    SELECT {pick} WHERE {d}.assignment_id IS NOT NULL OR {k}.assignment_id IS NOT NULL
 ) {out}"""
 
 

@@ -474,11 +474,15 @@ async def test_the_sql_fragments_for_every_unit(
         test_id = await conn.fetchval("SELECT test_id FROM ab_tests WHERE name = $1", name)
         units = await conn.fetch(unit_assignments_sql(unit), test_id)
         assert len(units) == (2 if unit == "anonymous" else 1)
-        rows = await conn.fetch(
-            f"SELECT e.message_id, ua.unit_id FROM analytics_events e {unit_event_join_sql(unit)} WHERE e.event_name = 'e'",
-            test_id,
-        )
-        assert {r["message_id"]: r["unit_id"] for r in rows} == expected[name], name
+        # Both plans (hash joins for many events, index probes for a few) give the same rows.
+        for probe in (False, True):
+            join = unit_event_join_sql(unit, probe=probe)
+            rows = await conn.fetch(
+                f"SELECT e.message_id, ua.* FROM analytics_events e {join} WHERE e.event_name = 'e'", test_id
+            )
+            assert {r["message_id"]: r["unit_id"] for r in rows} == expected[name], (name, probe)
+            by_unit = {u["unit_id"]: dict(u) for u in units}
+            assert all({k: r[k] for k in by_unit[r["unit_id"]]} == by_unit[r["unit_id"]] for r in rows)
 
 
 async def test_concurrent_first_calls_and_a_failing_row(db: Any, client: Client, actors: Actors) -> None:
