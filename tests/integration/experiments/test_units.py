@@ -113,9 +113,24 @@ async def test_anonymous_and_external_assignment_over_http(
     # One experiment's ids are not another's: the same string is a new unit in the other experiment.
     r = await assign(client, actors.app, "onboarding", external_user_id=anonymous_ids[0])
     assert (r.status_code, r.json()["new"]) == (200, True)
+    # Conversions by the unit's own id: the first one counts, a repeat answers it.
+    for name, field, unit_id in (
+        ("paywall", "anonymous_id", anonymous_ids[1]),
+        ("onboarding", "external_user_id", "user_0001"),
+    ):
+        r1 = await post(client, actors.app, {field: unit_id}, name, "conversions")
+        r2 = await post(client, actors.app, {field: unit_id}, name, "conversions")
+        assert (r1.status_code, r1.json()["new"], r1.json()["variant"]) == (
+            200,
+            True,
+            first[unit_id]["variant"],
+        )
+        assert r2.json() == {**r1.json(), "new": False}
+    assert {u for u, r in (await unit_rows(conn)).items() if r[2]} == {anonymous_ids[1], "user_0001"}
     # Results count the units.
     res = (await client.get("/v1/experiments/paywall/results", headers=actors.analyst)).json()
     assert sum(v["users"] for v in res["variants"]) == len(anonymous_ids)
+    assert sum(v["conversions"] for v in res["variants"]) == 1
 
 
 async def test_exactly_one_id_and_the_experiments_unit(
