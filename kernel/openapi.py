@@ -150,14 +150,28 @@ def merge_operations(modules: Iterable[Any]) -> dict[str, Operation]:
     return merged
 
 
+_DECIMAL = {"type": "string", "format": "decimal"}
+
+
+def _numbers_too(node: Any) -> Any:
+    """msgspec documents a Decimal as a string, but decodes a JSON number as well (``50``, ``33.33``)."""
+    if node == _DECIMAL:
+        return {"anyOf": [{"type": "number"}, _DECIMAL]}
+    if isinstance(node, dict):
+        return {key: _numbers_too(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_numbers_too(value) for value in node]
+    return node
+
+
 def _schema_of(kind: Any, components: dict[str, Any]) -> dict[str, Any]:
     """A JSON Schema dict as is; a type through msgspec, its named parts added to ``components``."""
     if isinstance(kind, dict):
         return kind
     (schema,), parts = msgspec.json.schema_components((kind,), ref_template=_REF)
     for name, part in parts.items():
-        components.setdefault(name, part)
-    return dict(schema)
+        components.setdefault(name, _numbers_too(part))
+    return dict(_numbers_too(schema))
 
 
 def _handlers(app: Litestar) -> dict[tuple[str, str], Any]:

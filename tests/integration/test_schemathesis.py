@@ -2,8 +2,8 @@
 
 A ``corp-astro serve`` process on 127.0.0.1 serves the document it is tested against. Schemathesis
 generates valid and invalid requests for each operation (a few per operation, derandomized, so a run is
-bounded and repeatable), sends each with every credential the operation accepts (an admin's and a
-user's Bearer token, an app's write key as HTTP Basic), and checks that no answer is a 5xx and that
+bounded and repeatable), sends each with every credential the operation accepts (an admin's Bearer
+token and, in turn, a user's or an analyst's; an app's write key as HTTP Basic), and checks that no answer is a 5xx and that
 each one's status, content type and body are documented.
 
 Operations that end a session (logout, erasing or changing one's own account) get a fresh user per
@@ -83,6 +83,7 @@ class Credentials:
     database_url: str
     secret: str
     admin: dict[str, str]
+    analyst: dict[str, str]
     user: dict[str, str]
     user_id: uuid.UUID
     app: dict[str, str]
@@ -116,10 +117,11 @@ async def _insert_user(url: str, role: str) -> uuid.UUID:
     return user_id
 
 
-async def _seed(url: str) -> tuple[uuid.UUID, uuid.UUID, str]:
-    """An admin, a user, a write key and a running experiment, on empty tables."""
+async def _seed(url: str) -> tuple[uuid.UUID, uuid.UUID, uuid.UUID, str]:
+    """An admin, an analyst, a user and a write key, on empty tables."""
     await truncate_all(url)
     admin_id = await _insert_user(url, "admin")
+    analyst_id = await _insert_user(url, "analyst")
     user_id = await _insert_user(url, "user")
     key = generate_write_key()
     conn = await asyncpg.connect(url)
@@ -131,7 +133,7 @@ async def _seed(url: str) -> tuple[uuid.UUID, uuid.UUID, str]:
         )
     finally:
         await conn.close()
-    return admin_id, user_id, key
+    return admin_id, analyst_id, user_id, key
 
 
 @pytest.fixture(scope="module")
@@ -143,10 +145,11 @@ def server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
 
 @pytest.fixture(scope="module")
 def credentials(server: LiveServer, database_url: str) -> Credentials:
-    admin_id, user_id, key = asyncio.run(_seed(database_url))
+    admin_id, analyst_id, user_id, key = asyncio.run(_seed(database_url))
     secret = server._env["CORP_ASTRO_JWT_SECRET"]
-    creds = Credentials(database_url, secret, {}, {}, user_id, {})
+    creds = Credentials(database_url, secret, {}, {}, {}, user_id, {})
     creds.admin = creds.bearer(admin_id, "admin")
+    creds.analyst = creds.bearer(analyst_id, "analyst")
     creds.user = creds.bearer(user_id, "user")
     creds.app = {"Authorization": "Basic " + base64.b64encode(f"{key}:".encode()).decode()}
     creds.known = _resources(server.base_url, creds)
@@ -225,6 +228,7 @@ def _document() -> dict[str, Any]:
 
 schema = schemathesis.openapi.from_dict(_document(), config=schemathesis.Config.from_dict(_CONFIG))
 _turn = itertools.count()
+_roles = itertools.count()
 
 
 def _callers(case: Any, creds: Credentials) -> list[dict[str, str]]:
@@ -237,7 +241,8 @@ def _callers(case: Any, creds: Credentials) -> list[dict[str, str]]:
     if "writeKey" in schemes:
         callers.append(creds.app)
     if "bearerAuth" in schemes:
-        callers += [creds.admin, creds.user]
+        # An admin, and in turn a user or an analyst (analytics, exports and results are the analyst's).
+        callers += [creds.admin, creds.user if next(_roles) % 2 else creds.analyst]
     return callers or [{}]
 
 
