@@ -68,7 +68,7 @@ _SECURITY_SCHEMES: dict[str, Any] = {
         "type": "http",
         "scheme": "basic",
         "description": "An app's write key (`corp-astro keys create`) as the HTTP Basic username with an "
-        "empty password, as Segment SDKs send it.",
+        "empty password, as Segment SDKs send it (ingest also reads `writeKey` from the body).",
     },
 }
 
