@@ -15,9 +15,18 @@ import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from experiments.metric_schemas import MetricComparison, MetricResult
 from experiments.schemas import Comparison, ResultsOut
 
-__all__ = ["Schedule", "render_csv", "render_table", "verdict"]
+__all__ = [
+    "CSV_HEADER",
+    "Schedule",
+    "guardrail_verdict",
+    "metric_lines",
+    "render_csv",
+    "render_table",
+    "verdict",
+]
 
 MIN_WIDTH = 40
 _NAME_MIN = 8  # the variant column is never squeezed below this; the numbers are never cut
@@ -75,31 +84,105 @@ def _chance(x: float) -> str:
     return f"{pct} %"
 
 
-def verdict(c: Comparison, control: str, srm_detected: bool, metric: str = "conversion") -> str:
+def _evidence(
+    c: Comparison | MetricComparison, rate: bool, p: float, p_label: str, increase: bool = True
+) -> str:
+    """``+1.8 pp [0.4, 3.2], p=0.012 (Holm), 97 % chance to beat``: a rate's lift in percentage points,
+    any other metric's relative lift in percent."""
+    lift_of, ci_of, unit = (
+        (c.absolute_lift, c.absolute_ci, "pp") if rate else (c.relative_lift, c.relative_ci, "%")
+    )
+    lift = (lift_of or 0.0) * 100
+    values = [lift, *(x * 100 for x in ci_of or ())]
+    places = _decimals(*values) if rate else 1
+    evidence = f"{_signed(lift, places)} {unit}"
+    if ci_of is not None:
+        evidence += " " + _interval((values[1], values[2]), places)
+    evidence += f", p={_p(p)} ({p_label})"
+    if c.chance_to_beat_control is not None:  # P(variant > control): beating a "decrease" metric is below
+        chance = c.chance_to_beat_control if increase else 1.0 - c.chance_to_beat_control
+        evidence += f", {_chance(chance)} chance to beat"
+    return evidence
+
+
+def verdict(
+    c: Comparison | MetricComparison,
+    control: str,
+    srm_detected: bool,
+    metric: str = "conversion",
+    *,
+    rate: bool = True,
+    increase: bool = True,
+    correction: str = "Holm",
+) -> str:
     """One line on one comparison, e.g. ``b beats control on conversion: +1.8 pp [0.4, 3.2], p=0.012
-    (Holm), 97 % chance to beat``; ``b loses to control ...``; ``... no significant difference ...``."""
+    (Holm), 97 % chance to beat``; ``b loses to control ...``; ``... no significant difference ...``.
+
+    ``rate``: the metric is a rate (lifts in pp), else lifts are relative (%); ``increase``: higher is
+    better (a ``decrease`` metric beats the control by going down)."""
     head = f"{c.variant} vs {control} on {metric}"
     if srm_detected:
         return f"{head}: SRM detected — results not trustworthy"
-    if c.absolute_lift is None or c.adjusted_p_value is None:
+    lift = c.absolute_lift if rate else c.relative_lift
+    if lift is None or c.adjusted_p_value is None:
         return f"{head}: not enough data" + (f" ({c.note})" if c.note else "")
-    lift = c.absolute_lift * 100
-    values = [lift, *(x * 100 for x in c.absolute_ci or ())]
-    places = _decimals(*values)
-    evidence = f"{_signed(lift, places)} pp"
-    if c.absolute_ci is not None:
-        evidence += " " + _interval((values[1], values[2]), places)
-    evidence += f", p={_p(c.adjusted_p_value)} (Holm)"
-    if c.chance_to_beat_control is not None:
-        evidence += f", {_chance(c.chance_to_beat_control)} chance to beat"
+    evidence = _evidence(c, rate, c.adjusted_p_value, correction, increase)
     if not c.significant:
         return f"{head}: no significant difference, {evidence}"
-    verb = "beats" if lift > 0 else "loses to"
+    verb = "beats" if (lift > 0) == increase else "loses to"
     return f"{c.variant} {verb} {control} on {metric}: {evidence}"
 
 
-def _fit(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
+def guardrail_verdict(
+    c: MetricComparison, control: str, srm_detected: bool, metric: str, rate: bool, increase: bool = True
+) -> str:
+    """``b harms guardrail latency against control: ...`` or ``... no harm ...`` (p uncorrected)."""
+    head = f"{c.variant} vs {control} on {metric} (guardrail)"
+    if srm_detected:
+        return f"{head}: SRM detected — results not trustworthy"
+    if (c.absolute_lift if rate else c.relative_lift) is None or c.p_value is None:
+        return f"{head}: not enough data" + (f" ({c.note})" if c.note else "")
+    evidence = _evidence(c, rate, c.p_value, "uncorrected", increase)
+    if c.harm:
+        return f"{c.variant} harms guardrail {metric} against {control}: {evidence}"
+    return f"{head}: no harm, {evidence}"
+
+
+_RATES = ("binomial", "retention")
+
+
+def _duplicates_conversion(m: MetricResult, res: ResultsOut) -> bool:
+    """The goal-event conversion, listed as the primary metric when none is set: already shown above."""
+    same = [(c.variant, c.absolute_lift, c.p_value) for c in m.comparisons]
+    return (
+        m.role == "primary"
+        and m.kind == "binomial"
+        and same == [(c.variant, c.absolute_lift, c.p_value) for c in res.comparisons]
+    )
+
+
+def metric_lines(res: ResultsOut, width: int) -> list[str]:
+    """Per metric other than the conversion shown above: a heading and one verdict per comparison."""
+    label = {"holm": "Holm", "bh": "BH"}.get(res.correction, res.correction)
+    lines: list[str] = []
+    for m in res.metrics:
+        if _duplicates_conversion(m, res):
+            continue
+        rate = m.kind in _RATES
+        unit = "lifts in pp" if rate else "relative lifts in %"
+        lines += ["", *_wrapped(f"{m.metric} ({m.role}, {m.kind}, {m.direction} is better; {unit})", width)]
+        increase = m.direction == "increase"
+        for c in m.comparisons:
+            if m.role == "guardrail":
+                text = guardrail_verdict(c, res.control, res.srm.detected, m.metric, rate, increase)
+            else:
+                text = verdict(
+                    c, res.control, res.srm.detected, m.metric, rate=rate, increase=increase, correction=label
+                )
+            lines += _wrapped(text, width, "  ")
+        if m.note:
+            lines += _wrapped(f"note: {m.note}", width, "  ")
+    return lines
 
 
 def _grid(header: Sequence[str], rows: Sequence[Sequence[str]], width: int) -> list[str] | None:
@@ -208,6 +291,7 @@ def render_table(res: ResultsOut, schedule: Schedule, width: int = 80) -> str:
     lines.append("")
     for c in res.comparisons:
         lines += _wrapped(verdict(c, res.control, res.srm.detected), width)
+    lines += metric_lines(res, width)
     lines += ["", *_wrapped(_srm_line(res), width), *_wrapped(_power_line(res), width)]
     return "\n".join(lines) + "\n"
 

@@ -8,7 +8,8 @@ import io
 
 import pytest
 
-from experiments.report import CSV_HEADER, Schedule, render_csv, render_table, verdict
+from experiments.metric_schemas import MetricComparison, MetricResult, MetricVariant
+from experiments.report import CSV_HEADER, Schedule, guardrail_verdict, render_csv, render_table, verdict
 from experiments.schemas import Comparison, PowerOut, ResultsOut, SrmOut, VariantResult
 
 LONG = "urgency-banner-with-countdown-and-free-shipping-threshold-variant-number-two-long"
@@ -152,3 +153,73 @@ def test_csv_header_and_rows() -> None:
     assert b["verdict"].startswith("b beats control on conversion: +1.8 pp")
     assert c["absolute_lift"] == ""
     assert c["verdict"].startswith("c vs control on conversion: not enough data")
+
+
+def metric(
+    name: str, role: str, kind: str, direction: str, comparisons: list[MetricComparison]
+) -> MetricResult:
+    variants = [MetricVariant("control", 1000, 1.0, 1000.0), MetricVariant("b", 1000, 1.1, 1100.0)]
+    return MetricResult(name, role, kind, direction, variants, comparisons)  # type: ignore[arg-type]
+
+
+def metric_comparison(**kw: object) -> MetricComparison:
+    values = {f: getattr(comparison(), f) for f in Comparison.__struct_fields__ if f != "note"}
+    values["cuped"] = True
+    values.update(kw)
+    return MetricComparison(**values)  # type: ignore[arg-type]
+
+
+def test_metrics_get_a_verdict_each_in_their_units_and_direction() -> None:
+    res = results([comparison(LONG)])
+    conversion = metric_comparison(variant=LONG)
+    res.metrics = [
+        metric("conversion", "primary", "binomial", "increase", [conversion]),  # the one shown above
+        metric("revenue", "secondary", "sum", "increase", [metric_comparison(variant=LONG)]),
+        metric(
+            "latency_ms",
+            "secondary",
+            "mean",
+            "decrease",
+            [
+                metric_comparison(
+                    variant=LONG, relative_lift=-0.12, relative_ci=(-0.2, -0.04), chance_to_beat_control=0.02
+                )
+            ],
+        ),
+        metric(
+            "refunds",
+            "guardrail",
+            "binomial",
+            "decrease",
+            [metric_comparison(variant=LONG, p_value=0.004, harm=True)],
+        ),
+        metric(
+            "errors",
+            "guardrail",
+            "count",
+            "decrease",
+            [metric_comparison(variant=LONG, p_value=0.4, harm=False, significant=False)],
+        ),
+    ]
+    res.correction = "bh"
+    text = render_table(res, SCHEDULE, 80)
+    assert max(len(line) for line in text.splitlines()) <= 80, text
+    squashed = squash(text)
+    assert squashed.count(squash(f"{LONG} beats control on conversion")) == 1  # not repeated for metrics
+    for line in (
+        f"{LONG} beats control on revenue: +18.0 % [4.0, 32.0], p=0.012 (BH), 97 % chance to beat",
+        f"{LONG} beats control on latency_ms: -12.0 % [-20.0, -4.0], p=0.012 (BH), 98 % chance to beat",
+        f"{LONG} harms guardrail refunds against control: +1.8 pp [0.4, 3.2], p=0.004 (uncorrected)",
+        f"{LONG} vs control on errors (guardrail): no harm, +18.0 % [4.0, 32.0], p=0.4 (uncorrected)",
+        "revenue (secondary, sum, increase is better; relative lifts in %)",
+    ):
+        assert squash(line) in squashed, (line, text)
+
+
+def test_a_metric_against_its_direction_loses() -> None:
+    worse = metric_comparison(relative_lift=0.12, relative_ci=(0.04, 0.2))
+    line = verdict(worse, "control", False, "latency_ms", rate=False, increase=False, correction="Holm")
+    assert line.startswith("b loses to control on latency_ms: +12.0 % [4.0, 20.0], p=0.012 (Holm)")
+    assert guardrail_verdict(worse, "control", True, "x", rate=False) == (
+        "b vs control on x (guardrail): SRM detected — results not trustworthy"
+    )
