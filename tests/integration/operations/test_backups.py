@@ -261,3 +261,37 @@ def test_verify_passes_then_catches_a_corrupted_backup(cluster: Cluster) -> None
     latest = json.loads((bdir / "verify" / "latest.json").read_text())
     assert latest["ok"] is False
     assert victim.name in latest["error"]
+
+
+async def test_init_tells_a_non_superuser_what_to_set(database_url: str, tmp_path: Path) -> None:
+    """On a DATABASE_URL server where the role may not ALTER SYSTEM, init changes nothing and prints the
+    settings to put in postgresql.conf and the restart they need."""
+    role = f"backup_probe_{uuid.uuid4().hex[:8]}"
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute(f"CREATE ROLE {role} LOGIN")
+        head, _, tail = database_url.partition("?")
+        scheme, _, rest = head.partition("://")
+        url = f"{scheme}://{role}@{rest.rpartition('@')[2]}" + (f"?{tail}" if tail else "")
+        env = {k: v for k, v in os.environ.items() if k != "CORP_ASTRO_BACKUP_DIR"}
+        env.update(DATABASE_URL=url, CORP_ASTRO_DATA_DIR=str(tmp_path), CORP_ASTRO_LOG_LEVEL="WARNING")
+        done = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "corp_astro.cli", "backup", "init"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        archive_mode = await conn.fetchval("SELECT setting FROM pg_settings WHERE name = 'archive_mode'")
+    finally:
+        await conn.execute(f"DROP ROLE IF EXISTS {role}")
+        await conn.close()
+    assert done.returncode == 1, done.stdout
+    assert f"role {role} is not a superuser, so it cannot ALTER SYSTEM" in done.stderr
+    assert "archive_mode = 'on'" in done.stderr
+    assert "archive_command = 'if test -f" in done.stderr
+    assert "restart" in done.stderr
+    assert archive_mode == "off"  # nothing was changed
