@@ -97,3 +97,21 @@ def test_jobs_are_scheduled_daily_and_weekly(tmp_path: Path) -> None:
         "operations.backup_full": "cron[hour='2', minute='15']",
         "operations.backup_verify": "cron[day_of_week='sun', hour='4', minute='45']",
     }
+
+
+def test_backup_status_reads_the_newest_backup_and_the_last_verify(tmp_path: Path) -> None:
+    from operations import backup_status
+
+    root = tmp_path / "backups"
+    assert backup_status(tmp_path, root).last_full_timestamp is None
+    bdir = BackupDir(root)
+    finished = dt.datetime(2026, 11, 30, 2, 15, tzinfo=dt.UTC)
+    _backup(bdir, "a", finished - dt.timedelta(days=1), SEG[0])
+    _backup(bdir, "b", finished, SEG[1])
+    status = backup_status(tmp_path, root)
+    assert status.last_full_timestamp == finished.timestamp()
+    assert status.last_verify_ok is None
+    bdir.verify.mkdir()
+    checked = "2026-11-30T04:45:00+00:00"
+    catalog.write_json(bdir.verify / "latest.json", {"checked_at": checked, "ok": False})
+    assert backup_status(tmp_path, root).last_verify_ok is False
