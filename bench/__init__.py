@@ -19,6 +19,7 @@ COMMANDS = (
     ("bench.rollup", "rollup_bench"),
     ("bench.retention", "bench_retention"),
     ("bench.conversions", "bench_conversions"),
+    ("bench.results", "bench_results"),
     ("bench.webhooks", "bench_webhooks"),
     ("bench.access_log", "bench_access_log"),
 )

@@ -69,7 +69,7 @@ def unit_source(unit: str) -> UnitSource:
     )
 
 
-def _windows(part: MetricDef, until_param: str) -> tuple[str, str]:
+def _windows(part: MetricDef) -> tuple[str, str]:
     """(after exposure, before exposure) conditions on ``ev.ts`` against ``ev.exposed_at``."""
     if part.retention_days is not None:
         lo, hi = part.retention_days
@@ -81,7 +81,8 @@ def _windows(part: MetricDef, until_param: str) -> tuple[str, str]:
     else:
         post = "ev.ts >= ev.exposed_at"
     pre = "ev.ts >= ev.exposed_at - make_interval(days => $5::int) AND ev.ts < ev.exposed_at"
-    return f"{post} AND ev.ts < {until_param}", pre
+    # The upper bound (the experiment's end) is the statement's WHERE on every event.
+    return post, pre
 
 
 def _value(part: MetricDef, cond: str, col: str | None) -> str:
@@ -97,9 +98,9 @@ def _value(part: MetricDef, cond: str, col: str | None) -> str:
 def _per_unit(parts: Sequence[MetricDef], props: dict[tuple[str, str], str], cuped: bool) -> list[str]:
     cols = []
     for i, part in enumerate(parts):
-        post, pre = _windows(part, "$4")
+        post, pre = _windows(part)
         col = props.get((part.event or "", part.property_name or ""))
-        is_event = f"ev.event_name = ${6 + 2 * i}"
+        is_event = f"ev.event_name = ${6 + i}"
         cols.append(f"{_value(part, f'{is_event} AND {post}', col)} AS y{i}")
         cols.append(f"{_value(part, f'{is_event} AND {pre}', col) if cuped else '0::float8'} AS x{i}")
         skipped = f"count(*) FILTER (WHERE {is_event} AND {post} AND ev.{col} IS NULL)" if col else "0"
@@ -107,11 +108,34 @@ def _per_unit(parts: Sequence[MetricDef], props: dict[tuple[str, str], str], cup
     return cols
 
 
+def _cap_and_sum(parts: Sequence[MetricDef], capped_parts: list[int]) -> tuple[str, str, str]:
+    """The caps' select list, the capped per-unit columns and the per-variant sums."""
+    caps = ", ".join(
+        f"percentile_cont({float(parts[i].cap_percentile or 0)!r}::float8) WITHIN GROUP (ORDER BY y{i}) "
+        f"FILTER (WHERE y{i} <> 0) AS c{i}"
+        for i in capped_parts
+    )
+    capped = ", ".join(
+        f"least(y{i}, c{i}) AS y{i}, least(x{i}, c{i}) AS x{i}, s{i}"
+        if i in capped_parts
+        else f"y{i}, x{i}, s{i}"
+        for i in range(len(parts))
+    )
+    sums = ", ".join(
+        f"sum(y{i}) AS y{i}, sum(y{i} * y{i}) AS yy{i}, sum(x{i}) AS x{i}, sum(x{i} * x{i}) AS xx{i}, "
+        f"sum(y{i} * x{i}) AS yx{i}, sum(s{i}) AS s{i}, "
+        + (f"(SELECT c{i} FROM caps) AS c{i}" if i in capped_parts else f"NULL::float8 AS c{i}")
+        for i in range(len(parts))
+    )
+    return caps, capped, sums
+
+
 def build(
     units: UnitSource, parts: Sequence[MetricDef], ratios: Sequence[tuple[int, int]], cuped: bool
 ) -> str:
     """The statement. Parameters: $1 test, $2 event names, $3/$4 event time bounds, $5 lookback days,
-    then per part its event name ($6, $8, ...) and cap percentile ($7, $9, ...)."""
+    then per part its event name ($6, $7, ...). Caps are computed only for parts that have one (a sort of
+    the units' values each)."""
     props = {
         (p.event or "", p.property_name): f"p{k}" for k, p in enumerate(parts) if p.property_name is not None
     }
@@ -121,21 +145,8 @@ def build(
         for (event, prop), c in props.items()
     )
     prop_cols = "".join(f", {_NUMBER.format(v=f'{c}.property_value')} AS {c}" for c in props.values())
-    n = len(parts)
-    caps = ", ".join(
-        f"percentile_cont(${7 + 2 * i}::float8) WITHIN GROUP (ORDER BY y{i}) FILTER (WHERE y{i} <> 0) AS c{i}"
-        for i in range(n)
-    )
-    capped = ", ".join(
-        f"CASE WHEN ${7 + 2 * i}::float8 IS NULL THEN y{i} ELSE least(y{i}, c{i}) END AS y{i}, "
-        f"CASE WHEN ${7 + 2 * i}::float8 IS NULL THEN x{i} ELSE least(x{i}, c{i}) END AS x{i}, s{i}"
-        for i in range(n)
-    )
-    sums = ", ".join(
-        f"sum(y{i}) AS y{i}, sum(y{i} * y{i}) AS yy{i}, sum(x{i}) AS x{i}, sum(x{i} * x{i}) AS xx{i}, "
-        f"sum(y{i} * x{i}) AS yx{i}, sum(s{i}) AS s{i}, (SELECT c{i} FROM caps) AS c{i}"
-        for i in range(n)
-    )
+    capped_parts = [i for i, p in enumerate(parts) if p.cap_percentile is not None]
+    caps, capped, sums = _cap_and_sum(parts, capped_parts)
     products = "".join(f", sum(y{a} * y{b}) AS r{k}" for k, (a, b) in enumerate(ratios))
     return f"""
 WITH u AS MATERIALIZED ({units.assignments}),
@@ -149,7 +160,7 @@ pu AS MATERIALIZED (
     FROM ev
     GROUP BY ev.variant_id, ev.unit
 ),
-caps AS (SELECT {caps} FROM pu),
+caps AS ({f"SELECT {caps} FROM pu" if caps else "SELECT"}),
 capped AS (SELECT pu.variant_id, {capped} FROM pu, caps),
 sums AS (SELECT variant_id AS sv, {sums}{products} FROM capped GROUP BY variant_id),
 nv AS (SELECT variant_id, count(*) AS n FROM u GROUP BY variant_id)
@@ -183,8 +194,7 @@ async def fetch_sums(
         until,
         lookback_days or 0,
     ]
-    for p in parts:
-        args += [p.event, p.cap_percentile]
+    args += [p.event for p in parts]
     # The per-unit grouping is one hash table of the units with events: keep it in memory.
     await conn.execute("SELECT set_config('work_mem', '256MB', true)")
     return list(await conn.fetch(sql, *args))

@@ -1,0 +1,269 @@
+"""``corp-astro bench results``: per-metric experiment results against the bare SQL of their sums.
+
+One experiment with ``--units`` (1,000,000) assigned users and ``--events`` (10,000,000) events over 30
+days: 1 primary, 3 secondary and 2 guardrail metrics (a capped sum, a count in a 72 h window, a
+binomial, a ratio, a count guardrail and a retention guardrail), CUPED on with a 14-day lookback.
+
+- **Results**: ``experiments.service.results`` in-process (the code behind ``GET .../results``: the
+  conversion counts, SRM, power and the per-metric statement, then the statistics in Python).
+- **Bare SQL**: a hand-written statement computing the same per-variant sufficient statistics (n, Σy,
+  Σy², Σx, Σx², Σxy, the cap, the ratio's cross product): the least the results can cost.
+
+Data is generated in SQL (``generate_series``, 1M rows per transaction, FK triggers skipped) into a
+scratch database kept for later runs of the same size (``--regenerate`` rebuilds it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import statistics
+import time
+import uuid
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+import click
+
+from kernel.db import recreate_database, resolve_database_url, url_for_database
+from kernel.settings import get_settings
+
+__all__ = ["bench_results"]
+
+_CHUNK = 1_000_000
+_DAYS = 30
+_NAME = "bench-metrics"
+
+# Events: 10 % purchases (with an ``amount`` property), 40 % sessions, 20 % app opens, 5 % errors.
+_EVENTS = """
+INSERT INTO analytics_events (event_id, user_id, event_name, event_category, "timestamp", message_id)
+SELECT md5('r' || i)::uuid, md5('u' || ((i * 2654435761) % $3::bigint))::uuid,
+       CASE WHEN i % 20 < 2 THEN 'purchase' WHEN i % 20 < 10 THEN 'session_start'
+            WHEN i % 20 < 14 THEN 'app_open' WHEN i % 20 = 14 THEN 'error' ELSE 'page_view' END,
+       'bench', $4::timestamp + ((i * 40503) % ($5::bigint * 86400)) * interval '1 second', 'm' || i
+FROM generate_series($1::bigint, $2::bigint) AS i
+"""
+_PROPERTIES = """
+INSERT INTO event_properties (property_id, event_id, property_name, property_value, "timestamp")
+SELECT md5('p' || i)::uuid, md5('r' || i)::uuid, 'amount',
+       CASE WHEN i % 1000 = 0 THEN 'n/a' ELSE (((i * 31) % 20000) / 100.0)::text END,
+       $3::timestamp + ((i * 40503) % ($4::bigint * 86400)) * interval '1 second'
+FROM generate_series($1::bigint, $2::bigint) AS i WHERE i % 20 < 2
+"""
+
+METRICS: list[dict[str, Any]] = [
+    {"name": "revenue", "kind": "sum", "event": "purchase", "property": "amount", "cap_percentile": 0.99, "direction": "increase"},
+    {"name": "purchases_72h", "kind": "count", "event": "purchase", "window_hours": 72, "direction": "increase"},
+    {"name": "purchased", "kind": "binomial", "event": "purchase", "direction": "increase"},
+    {"name": "sessions", "kind": "count", "event": "session_start", "direction": "increase"},
+    {"name": "revenue_per_session", "kind": "ratio", "numerator": "revenue", "denominator": "sessions", "direction": "increase"},
+    {"name": "errors", "kind": "count", "event": "error", "direction": "decrease"},
+    {"name": "d1_7_retention", "kind": "retention", "event": "app_open", "retention_days": [1, 7], "direction": "increase"},
+]  # fmt: skip
+
+# The same sums written by hand: one pass over the metric events joined to the assignments, per unit,
+# then per variant (caps from the pooled non-zero unit values).
+_BARE = """
+WITH u AS (SELECT variant_id, user_id, assigned_at FROM ab_test_assignments WHERE test_id = $1),
+pu AS (
+    SELECT u.variant_id,
+      coalesce(sum(p.v) FILTER (WHERE e.event_name = 'purchase' AND e."timestamp" >= u.assigned_at), 0) AS rev,
+      coalesce(sum(p.v) FILTER (WHERE e.event_name = 'purchase' AND e."timestamp" < u.assigned_at
+                                AND e."timestamp" >= u.assigned_at - interval '14 days'), 0) AS rev_pre,
+      count(*) FILTER (WHERE e.event_name = 'purchase' AND e."timestamp" >= u.assigned_at
+                       AND e."timestamp" < u.assigned_at + interval '72 hours') AS pur,
+      count(*) FILTER (WHERE e.event_name = 'purchase' AND e."timestamp" < u.assigned_at
+                       AND e."timestamp" >= u.assigned_at - interval '14 days') AS pur_pre,
+      (count(*) FILTER (WHERE e.event_name = 'session_start' AND e."timestamp" >= u.assigned_at))::float8 AS ses,
+      (count(*) FILTER (WHERE e.event_name = 'session_start' AND e."timestamp" < u.assigned_at
+                        AND e."timestamp" >= u.assigned_at - interval '14 days'))::float8 AS ses_pre,
+      count(*) FILTER (WHERE e.event_name = 'error' AND e."timestamp" >= u.assigned_at) AS err,
+      count(*) FILTER (WHERE e.event_name = 'error' AND e."timestamp" < u.assigned_at
+                       AND e."timestamp" >= u.assigned_at - interval '14 days') AS err_pre,
+      bool_or(e.event_name = 'purchase' AND e."timestamp" >= u.assigned_at)::int AS conv,
+      bool_or(e.event_name = 'purchase' AND e."timestamp" < u.assigned_at
+              AND e."timestamp" >= u.assigned_at - interval '14 days')::int AS conv_pre,
+      bool_or(e.event_name = 'app_open' AND e."timestamp" >= u.assigned_at + interval '1 day'
+              AND e."timestamp" < u.assigned_at + interval '7 days')::int AS ret,
+      bool_or(e.event_name = 'app_open' AND e."timestamp" < u.assigned_at
+              AND e."timestamp" >= u.assigned_at - interval '14 days')::int AS ret_pre
+    FROM analytics_events e
+    JOIN u ON u.user_id = e.user_id
+    LEFT JOIN event_properties pp ON pp.event_id = e.event_id AND pp."timestamp" = e."timestamp"
+         AND pp.property_name = 'amount' AND e.event_name = 'purchase'
+    CROSS JOIN LATERAL (SELECT CASE WHEN pp.property_value ~ '^[0-9.]+$' THEN pp.property_value::float8 END AS v) p
+    WHERE e.event_name IN ('purchase', 'session_start', 'error', 'app_open') AND e."timestamp" >= $2
+    GROUP BY u.variant_id, u.user_id
+), cap AS (SELECT percentile_cont(0.99) WITHIN GROUP (ORDER BY rev) FILTER (WHERE rev <> 0) AS c FROM pu)
+SELECT variant_id, count(*),
+       sum(least(rev, c)), sum(least(rev, c) ^ 2), sum(least(rev_pre, c)), sum(least(rev_pre, c) ^ 2),
+       sum(least(rev, c) * least(rev_pre, c)), sum(least(rev, c) * ses),
+       sum(pur), sum(pur ^ 2), sum(pur_pre), sum(pur_pre ^ 2), sum(pur * pur_pre),
+       sum(ses), sum(ses ^ 2), sum(ses_pre), sum(ses_pre ^ 2), sum(ses * ses_pre),
+       sum(err), sum(err ^ 2), sum(err_pre), sum(err_pre ^ 2), sum(err * err_pre),
+       sum(conv), sum(conv_pre), sum(conv * conv_pre), sum(ret), sum(ret_pre), sum(ret * ret_pre)
+FROM pu, cap GROUP BY variant_id
+"""
+
+
+async def _connect(url: str) -> asyncpg.Connection:
+    conn = await asyncpg.connect(url, server_settings={"timezone": "UTC"}, command_timeout=7200)
+    # JSON columns as the app's pool decodes them (the audit log's details).
+    for kind in ("json", "jsonb"):
+        await conn.set_type_codec(kind, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+    return conn
+
+
+async def _database(server: str, name: str, units: int, events: int, regenerate: bool) -> tuple[str, bool]:
+    """The scratch database's URL and whether it must be (re)generated (its size is recorded in it)."""
+    url = url_for_database(server, name)
+    if not regenerate:
+        try:
+            conn = await _connect(url)
+        except asyncpg.PostgresError:
+            conn = None
+        if conn is not None:
+            try:
+                size = await conn.fetchval("SELECT description FROM ab_tests WHERE name = $1", _NAME)
+            except asyncpg.PostgresError:
+                size = None
+            finally:
+                await conn.close()
+            if size == f"{units}/{events}":
+                return url, False
+    return await recreate_database(server, name), True
+
+
+async def _define(conn: asyncpg.Connection, start: dt.date, units: int, events: int) -> None:
+    """The metrics and the experiment, through the service (as the API would)."""
+    from experiments import service
+    from experiments.metric_schemas import MetricCreate
+    from experiments.schemas import ExperimentCreate, VariantIn
+    from experiments.service import metrics
+    from kernel.auth import AuthUser
+
+    actor = AuthUser(uuid.uuid4(), "admin", "bench@bench.invalid")
+    async with conn.transaction():
+        for m in METRICS:
+            await metrics.create_metric(conn, MetricCreate(**m), actor)
+        half = VariantIn("control", Decimal(50)), VariantIn("treatment", Decimal(50))
+        data = ExperimentCreate(
+            name=_NAME, start_date=start, variants=list(half), description="generating",
+            primary_metric="revenue", secondary_metrics=["purchases_72h", "purchased", "revenue_per_session"],
+            guardrail_metrics=["errors", "d1_7_retention"],
+        )  # fmt: skip
+        await service.create_experiment(conn, data, actor)
+
+
+async def _generate(url: str, units: int, events: int, start: dt.datetime) -> None:
+    conn = await _connect(url)
+    try:
+        t0 = time.perf_counter()
+        await conn.execute(
+            """INSERT INTO users (user_id, email, password_hash, first_name, last_name)
+               SELECT md5('u' || j)::uuid, 'bench-' || j || '@bench.invalid', 'x', 'Bench', 'User'
+               FROM generate_series(0, $1 - 1) AS j""",
+            units,
+        )
+        await _define(conn, start.date(), units, events)
+        test_id = await conn.fetchval("SELECT test_id FROM ab_tests WHERE name = $1", _NAME)
+        # Exposed over the last 16 days, so every unit has 14 days of history before it.
+        await conn.execute(
+            """INSERT INTO ab_test_assignments (test_id, variant_id, user_id, assigned_at)
+               SELECT $1, v.variant_id, md5('u' || j)::uuid,
+                      $3::timestamp + interval '14 days' + ((j * 7919) % (16 * 86400)) * interval '1 second'
+               FROM generate_series(0, $2 - 1) AS j
+               JOIN ab_test_variants v ON v.test_id = $1 AND v.position = j % 2""",
+            test_id, units, start,
+        )  # fmt: skip
+        with click.progressbar(range(0, events, _CHUNK), label=f"generating {events:,} events") as bar:
+            for lo in bar:
+                hi = min(events, lo + _CHUNK) - 1
+                async with conn.transaction():
+                    await conn.execute("SET LOCAL session_replication_role = replica")
+                    await conn.execute(_EVENTS, lo, hi, units, start, _DAYS)
+                    await conn.execute(_PROPERTIES, lo, hi, start, _DAYS)
+        await conn.execute("VACUUM ANALYZE analytics_events, event_properties, ab_test_assignments, users")
+        # Complete: later runs of the same size reuse it.
+        await conn.execute("UPDATE ab_tests SET description = $2 WHERE name = $1", _NAME, f"{units}/{events}")
+        click.echo(f"generated in {time.perf_counter() - t0:.0f} s")
+    finally:
+        await conn.close()
+
+
+async def _timed(runs: int, fn: Any) -> list[float]:
+    """Wall seconds of ``runs`` calls after one warm-up."""
+    await fn()
+    out = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        await fn()
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+async def _measure(url: str, runs: int) -> tuple[list[float], list[float], Any]:
+    from experiments import service
+
+    conn = await _connect(url)
+    try:
+        test_id, start = await conn.fetchrow(
+            "SELECT test_id, start_date FROM ab_tests WHERE name = $1", _NAME
+        )
+        since = dt.datetime.combine(start, dt.time())
+        holder: dict[str, Any] = {}
+
+        async def results() -> None:
+            async with conn.transaction():
+                holder["out"] = await service.results(conn, _NAME)
+
+        async def bare() -> None:
+            async with conn.transaction():
+                await conn.execute("SET LOCAL work_mem = '256MB'")
+                await conn.fetch(_BARE, test_id, since)
+
+        # Alternate, so that background load on a shared machine hits both.
+        res: list[float] = []
+        sql: list[float] = []
+        for _ in range(runs):
+            res += await _timed(1, results)
+            sql += await _timed(1, bare)
+        return res, sql, holder["out"]
+    finally:
+        await conn.close()
+
+
+@click.command("results")
+@click.option("--units", default=1_000_000, show_default=True, help="Assigned users.")
+@click.option("--events", default=10_000_000, show_default=True, help="Events over 30 days.")
+@click.option("--runs", default=5, show_default=True, help="Measured runs of each (median reported).")
+@click.option("--regenerate", is_flag=True, help="Rebuild the scratch database even if present.")
+def bench_results(units: int, events: int, runs: int, regenerate: bool) -> None:
+    """Per-metric results (6 metrics, CUPED) against the bare SQL of the same sufficient statistics."""
+    from kernel import migrate
+
+    server = resolve_database_url(get_settings())
+    url, generate = asyncio.run(_database(server, "corp_astro_bench_results", units, events, regenerate))
+    if generate:
+        migrate.upgrade(url, "heads")
+        now = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
+        asyncio.run(_generate(url, units, events, now - dt.timedelta(days=_DAYS)))
+    res, sql, out = asyncio.run(_measure(url, runs))
+    r, s = statistics.median(res), statistics.median(sql)
+    click.echo(
+        f"{units:,} assigned units, {events:,} events over {_DAYS} days, 6 metrics (1 + 3 + 2), CUPED 14 days"
+    )
+    click.echo(
+        f"  results (service, in-process): median {r:.3f} s over {runs} runs {[round(x, 3) for x in res]}"
+    )
+    click.echo(
+        f"  bare SQL of the same sums:     median {s:.3f} s over {runs} runs {[round(x, 3) for x in sql]}"
+    )
+    click.echo(f"  ratio results / bare SQL: {r / s:.2f}x (goal <= 1.5x; results goal <= 2 s)")
+    primary = out.metrics[0]
+    click.echo(
+        f"  check: {primary.metric} means {[round(v.mean or 0, 4) for v in primary.variants]}, "
+        f"cap {primary.cap_value}, skipped {primary.skipped_values:,}"
+    )
