@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help install run test lint format bench-ingest bench-assign bench-rollup bench-retention bench-conversions clean
+.PHONY: help install run test test-browser lint format bench-ingest bench-assign bench-rollup bench-retention bench-conversions clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -21,8 +21,12 @@ install: $(STAMP) ## Create .venv and install the project with its dev tools
 run: $(STAMP) ## Start the embedded PostgreSQL, migrate, serve on 127.0.0.1:8000
 	$(BIN)/corp-astro serve --host 127.0.0.1 --port 8000
 
-test: $(STAMP) ## Run the whole test suite against a real PostgreSQL
-	$(BIN)/python -m pytest
+test: $(STAMP) ## Run the whole test suite against a real PostgreSQL, then the browser tests
+	$(BIN)/python -m pytest --ignore=tests/browser
+	$(MAKE) test-browser
+
+test-browser: $(STAMP) ## The web app in headless Chromium (/usr/bin/chromium; skipped without it unless CORP_ASTRO_REQUIRE_BROWSER=1)
+	$(BIN)/python -m pytest tests/browser
 
 lint: $(STAMP) ## ruff, mypy --strict, the import contracts (import-linter) and the size bounds (radon)
 	$(BIN)/ruff check .

@@ -20,4 +20,5 @@ DOMAINS = (
     "retention",
     "integrations",
     "operations",
+    "webapp",
 )

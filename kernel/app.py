@@ -11,6 +11,8 @@ from __future__ import annotations
 import importlib
 import logging
 from contextlib import asynccontextmanager
+from os import PathLike
+from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +20,7 @@ import asyncpg
 from litestar import Litestar, Request
 from litestar.config.compression import CompressionConfig
 from litestar.datastructures import State
+from litestar.template.config import TemplateConfig
 
 from kernel import docs, health
 from kernel.auth import AuthUser
@@ -138,6 +141,16 @@ def _lifespan(
     return lifespan
 
 
+def _template_config(directories: list[Path]) -> TemplateConfig[Any] | None:
+    """Jinja (autoescaping) over the domains' template folders; none when no domain renders HTML."""
+    if not directories:
+        return None
+    from litestar.plugins.jinja import JinjaTemplateEngine
+
+    searched: list[Path | PathLike[Any] | str] = [*directories]
+    return TemplateConfig(directory=searched, engine=JinjaTemplateEngine)
+
+
 def create_app(settings: Settings | None, domains: Sequence[str]) -> App:
     """Build the app over ``domains`` (the registry's). The database pool opens in the lifespan, so the
     factory itself does no I/O."""
@@ -147,9 +160,12 @@ def create_app(settings: Settings | None, domains: Sequence[str]) -> App:
     route_handlers: list[Any] = [*health.route_handlers, docs.assets_router()]
     routes_modules = domain_modules(domains, "routes")
     fast_routes: list[FastRoute] = []
+    template_dirs: list[Path] = []
     for module in routes_modules:
         route_handlers.extend(module.route_handlers)
         fast_routes.extend(getattr(module, "fast_routes", ()))
+        # A domain that renders HTML names its Jinja template folders (Litestar's template engine).
+        template_dirs.extend(getattr(module, "template_directories", ()))
 
     app = App(
         route_handlers=route_handlers,
@@ -164,6 +180,7 @@ def create_app(settings: Settings | None, domains: Sequence[str]) -> App:
         ),
         # Hot handlers whose bodies are always under minimum_size opt out (``opt={SKIP_COMPRESSION: True}``):
         # they would never be compressed, and the middleware's header parsing costs on every request.
+        template_config=_template_config(template_dirs),
         compression_config=CompressionConfig(
             backend="gzip", minimum_size=2048, exclude_opt_key=SKIP_COMPRESSION
         ),
