@@ -10,7 +10,13 @@ from __future__ import annotations
 
 from aggregation.exports import create_export, download_path, get_export, list_exports, parse_range
 from aggregation.jobs import rollup_day, run_export
-from aggregation.repository import finalise_day, finalised_days, query_active_users, query_event_rollups
+from aggregation.repository import (
+    finalise_day,
+    finalised_days,
+    query_active_users,
+    query_event_rollups,
+    query_experiment_daily,
+)
 from aggregation.schemas import ExportOut, export_out
 
 __all__ = [
@@ -25,6 +31,7 @@ __all__ = [
     "parse_range",
     "query_active_users",
     "query_event_rollups",
+    "query_experiment_daily",
     "rollup_day",
     "run_export",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,7 @@ __all__ = [
     "prune_people_sets",
     "query_active_users",
     "query_event_rollups",
+    "query_experiment_daily",
     "record_ok_runs",
     "record_run",
     "replace_active_users",
@@ -357,5 +359,16 @@ async def query_active_users(
         end,
         after,
         limit,
+    )
+    return rows
+
+
+async def query_experiment_daily(conn: asyncpg.Connection, test_id: uuid.UUID) -> list[asyncpg.Record]:
+    """An experiment's rolled-up days: per variant and UTC day, assignments made and conversions recorded
+    that day, in day order (the web app's cumulative chart)."""
+    rows: list[asyncpg.Record] = await conn.fetch(
+        """SELECT variant_id, day, assigned, converted FROM experiment_daily
+           WHERE test_id = $1 ORDER BY day, variant_id""",
+        test_id,
     )
     return rows

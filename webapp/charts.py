@@ -111,10 +111,10 @@ def forest_plot(rows: Sequence[Interval], unit: str, title: str, width: int = 64
     return _svg(width, height, title, body, "forest")
 
 
-def _y_scale(values: Sequence[float], top: float, bottom: float) -> tuple[list[float], float, float]:
+def _y_scale(values: Sequence[float], from_zero: bool = True) -> tuple[list[float], float, float]:
     finite = [v for v in values if math.isfinite(v)]
     lo, hi = (min(finite, default=0.0), max(finite, default=1.0))
-    ticks = nice_ticks(min(lo, 0.0) if lo >= 0 else lo, hi if hi > lo else lo + 1)
+    ticks = nice_ticks(min(lo, 0.0) if from_zero else lo, hi if hi > lo else lo + 1)
     return ticks, ticks[0], ticks[-1]
 
 
@@ -147,13 +147,19 @@ def _legend(names: Sequence[str], y: float, left: float) -> list[str]:
 
 
 def line_chart(
-    labels: Sequence[str], series: Sequence[Series], title: str, width: int = 640, height: int = 260
+    labels: Sequence[str],
+    series: Sequence[Series],
+    title: str,
+    width: int = 640,
+    height: int = 260,
+    from_zero: bool = True,
 ) -> str:
-    """Lines over the x labels (days), each with its band shaded when given; y axis from zero."""
+    """Lines over the x labels (days), each with its band shaded when given; the y axis from zero
+    unless ``from_zero`` is false (rates that move little)."""
     left, right, top, bottom = 64, 16, 26, height - 28
     values = [v for s in series for v in s.values if v is not None]
     values += [b for s in series for band in s.band if band is not None for b in band]
-    ticks, lo, hi = _y_scale(values, top, bottom)
+    ticks, lo, hi = _y_scale(values, from_zero)
     n = max(len(labels), 1)
     xs = [left + (i + 0.5) * (width - left - right) / n for i in range(n)]
 
@@ -189,7 +195,7 @@ def stacked_bars(
     left, right, top, bottom = 64, 16, 26, height - 28
     n = max(len(labels), 1)
     totals = [sum(values[i] for _, values in stacks if i < len(values)) for i in range(len(labels))]
-    ticks, lo, hi = _y_scale([0.0, *totals], top, bottom)
+    ticks, lo, hi = _y_scale([0.0, *totals])
     slot = (width - left - right) / n
     bar = max(slot * 0.75, 1.0)
 

@@ -16,6 +16,7 @@ from litestar.exceptions import PermissionDeniedException
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 
+import aggregation
 import experiments
 from kernel.auth import AuthUser, require_role
 from kernel.deps import DbConn
@@ -119,7 +120,9 @@ class ExperimentPages(Controller):
         exp = await self._view(conn, name)
         res = await experiments.results(conn, name)
         context = views.experiment_page(exp, res, today())
+        daily = await aggregation.query_experiment_daily(conn, exp.test_id)
         context.update(
+            cumulative=views.cumulative_chart(exp, daily, res.alpha),
             title=exp.name,
             actions=[(to, label) for to, label in _ACTIONS.items() if _allowed(exp.status, to)],
             done=request.query_params.get("done"),

@@ -17,7 +17,7 @@ from markupsafe import Markup
 from experiments import ExperimentOut, ResultsOut, Schedule, guardrail_verdict, verdict
 from webapp import charts, fmt
 
-__all__ = ["ExperimentRow", "chip_of", "experiment_page", "experiment_row"]
+__all__ = ["ExperimentRow", "chip_of", "cumulative_chart", "experiment_page", "experiment_row"]
 
 _RATE_KINDS = {"binomial", "retention"}
 
@@ -258,3 +258,41 @@ def experiment_page(exp: ExperimentOut, res: ResultsOut, today: dt.date) -> dict
         "srm": _srm(res),
         "power": _power(res),
     }
+
+
+def cumulative_chart(exp: ExperimentOut, daily: list[Any], alpha: float = 0.05) -> Markup:
+    """Each variant's cumulative conversion rate (%) over the rolled-up days, with its Wald band.
+
+    ``daily``: rows ``{variant_id, day, assigned, converted}`` (aggregation's experiment_daily), each
+    day's new assignments and conversions; the running sums give the rate as of the end of each day.
+    Empty when no day has been rolled up yet.
+    """
+    days = sorted({r["day"] for r in daily})
+    if not days:
+        return Markup()
+    z = NormalDist().inv_cdf(1 - alpha / 2)
+    index = {d: i for i, d in enumerate(days)}
+    series = []
+    for v in exp.variants:
+        assigned, converted = [0] * len(days), [0] * len(days)
+        for r in daily:
+            if r["variant_id"] == v.variant_id:
+                assigned[index[r["day"]]] += r["assigned"]
+                converted[index[r["day"]]] += r["converted"]
+        values: list[float | None] = []
+        band: list[tuple[float, float] | None] = []
+        n = c = 0
+        for a, k in zip(assigned, converted, strict=True):
+            n, c = n + a, c + k
+            if n == 0:
+                values.append(None)
+                band.append(None)
+                continue
+            rate = min(c / n, 1.0)
+            half = z * math.sqrt(rate * (1 - rate) / n)
+            values.append(rate * 100)
+            band.append((max(rate - half, 0.0) * 100, min(rate + half, 1.0) * 100))
+        series.append(charts.Series(v.name, values, band))
+    labels = [d.strftime("%m-%d") for d in days]
+    title = "Cumulative conversion rate (%) by variant, with its confidence band"
+    return Markup(charts.line_chart(labels, series, title, from_zero=False))  # noqa: S704 (charts escape every text)

@@ -84,6 +84,12 @@ async def test_experiment_page_shows_the_apis_numbers(
     test_id, v = await variant_ids(conn, "checkout")
     for arm, users, conversions in (("control", 10000, 1000), ("a", 10000, 1100), ("b", 9800, 1020)):
         await seed_arm(conn, test_id, v[arm], users, conversions)
+        # The aggregation job's daily counts behind the cumulative chart: the same totals over 3 days.
+        await conn.executemany(
+            "INSERT INTO experiment_daily (test_id, variant_id, day, assigned, converted) VALUES ($1, $2, $3, $4, $5)",
+            [(test_id, v[arm], dt.date(2026, 11, 27 + d), users // 3 + (users % 3 if d == 2 else 0),
+              conversions // 3 + (conversions % 3 if d == 2 else 0)) for d in range(3)],
+        )  # fmt: skip
     api = await api_results(visit.server, await api_token(visit.server, people["analyst"]), "checkout")
 
     await visit.sign_in(people["analyst"])
@@ -117,10 +123,14 @@ async def test_experiment_page_shows_the_apis_numbers(
     # a beats the control (Holm p 0.042 < 0.05): the primary metric is winning.
     assert (await page.locator("#verdict-chip").inner_text()) == "Winning"
 
-    box = await section.locator("svg.forest").bounding_box()
-    assert box is not None
-    assert box["width"] > 0
-    assert box["height"] > 0
+    for chart in (section.locator("svg.forest"), page.locator("#cumulative svg.line")):
+        box = await chart.bounding_box()
+        assert box is not None
+        assert box["width"] > 0
+        assert box["height"] > 0
+    # The cumulative chart's last day is the whole experiment: its legend names every variant.
+    legend = await page.locator("#cumulative svg.line text.legend").all_text_contents()
+    assert legend == ["control", "a", "b"]
     assert await visit.axe_violations() == []
     await visit.screenshots("experiment")
 

@@ -71,3 +71,26 @@ def test_verdict_chip() -> None:
     assert views.chip_of(_results(False, 0.001, -0.02)).kind == "losing"
     assert views.chip_of(_results(False, 0.3, 0.02)).kind == "inconclusive"
     assert views.chip_of(_results(False, None, 0.02)).kind == "no-data"
+
+
+def test_cumulative_chart_runs_the_daily_sums() -> None:
+    import datetime as dt
+    import uuid
+    from types import SimpleNamespace
+
+    a, b = uuid.uuid4(), uuid.uuid4()
+    exp = SimpleNamespace(
+        variants=[SimpleNamespace(variant_id=a, name="control"), SimpleNamespace(variant_id=b, name="b")]
+    )
+    day = dt.date(2026, 11, 1)
+    daily = [
+        {"variant_id": a, "day": day, "assigned": 100, "converted": 10},
+        {"variant_id": a, "day": day + dt.timedelta(days=1), "assigned": 100, "converted": 30},
+        {"variant_id": b, "day": day + dt.timedelta(days=1), "assigned": 50, "converted": 5},
+    ]
+    svg = str(views.cumulative_chart(exp, daily))  # type: ignore[arg-type]
+    root = ET.fromstring(svg)  # noqa: S314 (our own output)
+    lines = root.findall("{http://www.w3.org/2000/svg}polyline")
+    # control: 10 % then 20 % (40 / 200), two points; b: no units on day one, so one point.
+    assert [len(line.get("points", "").split()) for line in lines] == [2, 1]
+    assert views.cumulative_chart(exp, []) == ""  # type: ignore[arg-type]
