@@ -174,7 +174,7 @@ async def _generate(url: str, units: int, events: int, start: dt.datetime) -> No
             """INSERT INTO ab_test_assignments (test_id, variant_id, user_id, assigned_at)
                SELECT $1, v.variant_id, md5('u' || j)::uuid,
                       $3::timestamp + interval '14 days' + ((j * 7919) % (16 * 86400)) * interval '1 second'
-               FROM generate_series(0, $2 - 1) AS j
+               FROM generate_series(0, $2::bigint - 1) AS j
                JOIN ab_test_variants v ON v.test_id = $1 AND v.position = j % 2""",
             test_id, units, start,
         )  # fmt: skip

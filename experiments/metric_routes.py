@@ -5,16 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, get, patch, post
-from litestar.params import FromPath
+from litestar.params import FromPath, FromQuery
 
-from experiments.metric_schemas import MetricCreate, MetricOut, MetricPatch
+from experiments.metric_schemas import DimensionResultsOut, MetricCreate, MetricOut, MetricPatch
 from experiments.schemas import decode
-from experiments.service import metrics
+from experiments.service import dimensions, metrics
 from kernel.auth import require_role
 from kernel.deps import CurrentUser, DbConn
 from kernel.pagination import DEFAULT_PAGE_SIZE, CursorParam, LimitParam, Page
 
-__all__ = ["MetricController"]
+__all__ = ["MetricController", "dimension_results"]
 
 _MAX_BODY = 64 * 1024
 
@@ -60,3 +60,18 @@ class MetricController(Controller):
         require_role(current_user, "admin")
         data = decode(await request.body(), MetricPatch)
         return metrics.metric_out(await metrics.update_metric(conn, name, data, current_user))
+
+
+@get("/v1/experiments/{name:str}/results/dimensions/{dimension:str}", tags=["experiments"])
+async def dimension_results(
+    name: FromPath[str],
+    dimension: FromPath[str],
+    conn: DbConn,
+    current_user: CurrentUser,
+    top: FromQuery[int] = 10,
+    alpha: FromQuery[float] = 0.05,
+) -> DimensionResultsOut:
+    """Every metric per value of a context dimension (platform, os, country, app_version, trait:<name>):
+    the top values by units, then ``other`` and ``unknown``. Exploratory: not corrected (analyst)."""
+    require_role(current_user, "analyst")
+    return await dimensions.dimension_results(conn, name, dimension, top=top, alpha=alpha)

@@ -16,6 +16,8 @@ from msgspec import UNSET, Meta, Struct, UnsetType
 __all__ = [
     "CupedIn",
     "CupedOut",
+    "DimensionResultsOut",
+    "DimensionSlice",
     "Direction",
     "MetricComparison",
     "MetricCreate",
@@ -139,4 +141,23 @@ class MetricResult(Struct):
     cap_value: float | None = None
     # sum/mean: property values that were not numbers, skipped.
     skipped_values: int = 0
+    note: str | None = None
+
+
+class DimensionSlice(Struct):
+    """One value of the dimension (or ``other``, the values past the top N; ``unknown``: units whose events
+    never carried it), with every metric's result within it."""
+
+    value: str
+    units: int
+    metrics: list[MetricResult]
+
+
+class DimensionResultsOut(Struct):
+    experiment: str
+    dimension: str
+    # Always true: slices are for exploring; their p-values are not corrected (and not in the main family).
+    exploratory: bool
+    top: int
+    slices: list[DimensionSlice]
     note: str | None = None

@@ -131,11 +131,17 @@ def _cap_and_sum(parts: Sequence[MetricDef], capped_parts: list[int]) -> tuple[s
 
 
 def build(
-    units: UnitSource, parts: Sequence[MetricDef], ratios: Sequence[tuple[int, int]], cuped: bool
+    units: UnitSource,
+    parts: Sequence[MetricDef],
+    ratios: Sequence[tuple[int, int]],
+    cuped: bool,
+    dimension: tuple[str, str] | None = None,
 ) -> str:
     """The statement. Parameters: $1 test, $2 event names, $3/$4 event time bounds, $5 lookback days,
     then per part its event name ($6, $7, ...). Caps are computed only for parts that have one (a sort of
-    the units' values each)."""
+    the units' values each). With ``dimension`` (an event property holding a JSON object, and its key)
+    the sums are per variant and value of that key on the unit's earliest event in the time range
+    (``'unknown'`` without one)."""
     props = {
         (p.event or "", p.property_name): f"p{k}" for k, p in enumerate(parts) if p.property_name is not None
     }
@@ -148,24 +154,48 @@ def build(
     capped_parts = [i for i, p in enumerate(parts) if p.cap_percentile is not None]
     caps, capped, sums = _cap_and_sum(parts, capped_parts)
     products = "".join(f", sum(y{a} * y{b}) AS r{k}" for k, (a, b) in enumerate(ratios))
+    dims, dim, dim_join = _dimension(units, dimension)
     return f"""
-WITH u AS MATERIALIZED ({units.assignments}),
+WITH u AS MATERIALIZED ({units.assignments}),{dims}
 ev AS (
     SELECT {units.event_unit}, e."timestamp" AS ts, e.event_name{prop_cols}
     FROM analytics_events e {units.event_join}{joins}
     WHERE e.event_name = ANY($2::text[]) AND e."timestamp" >= $3 AND e."timestamp" < $4
 ),
 pu AS MATERIALIZED (
-    SELECT ev.variant_id, {", ".join(_per_unit(parts, props, cuped))}
+    SELECT ev.variant_id, ev.unit AS unit_key, {", ".join(_per_unit(parts, props, cuped))}
     FROM ev
     GROUP BY ev.variant_id, ev.unit
 ),
 caps AS ({f"SELECT {caps} FROM pu" if caps else "SELECT"}),
-capped AS (SELECT pu.variant_id, {capped} FROM pu, caps),
-sums AS (SELECT variant_id AS sv, {sums}{products} FROM capped GROUP BY variant_id),
-nv AS (SELECT variant_id, count(*) AS n FROM u GROUP BY variant_id)
-SELECT nv.variant_id, nv.n, $5::int AS lookback_days, sums.* FROM nv LEFT JOIN sums ON sums.sv = nv.variant_id
+capped AS (SELECT pu.variant_id, {dim} AS dim, {capped} FROM pu{dim_join.format(unit="pu.unit_key")} CROSS JOIN caps),
+sums AS (SELECT variant_id AS sv, dim AS sd, {sums}{products} FROM capped GROUP BY variant_id, dim),
+nv AS (SELECT u.variant_id, {dim} AS dim, count(*) AS n FROM u{dim_join.format(unit="u.unit")} GROUP BY 1, 2)
+SELECT nv.variant_id, nv.dim, nv.n, $5::int AS lookback_days, sums.*
+FROM nv LEFT JOIN sums ON sums.sv = nv.variant_id AND sums.sd = nv.dim
 """
+
+
+def _dimension(units: UnitSource, dimension: tuple[str, str] | None) -> tuple[str, str, str]:
+    """The ``dims`` CTE (each unit's value), the value expression and the join to it (``{unit}``)."""
+    if dimension is None:
+        return "", "''", ""
+    prop, key = (_quote(x) for x in dimension)
+    dims = f"""
+dims AS MATERIALIZED (
+    SELECT DISTINCT ON (d.unit) d.unit, d.dim FROM (
+        SELECT {units.event_unit}, e."timestamp" AS ts,
+               CASE WHEN pg_input_is_valid(dp.property_value, 'jsonb')
+                    THEN left(dp.property_value::jsonb ->> '{key}', 100) END AS dim
+        FROM analytics_events e {units.event_join}
+        JOIN event_properties dp ON dp.event_id = e.event_id AND dp."timestamp" = e."timestamp"
+             AND dp.property_name = '{prop}'
+        WHERE e."timestamp" >= $3 AND e."timestamp" < $4
+    ) d
+    WHERE d.dim IS NOT NULL
+    ORDER BY d.unit, d.ts
+),"""
+    return dims, "coalesce(dims.dim, 'unknown')", " LEFT JOIN dims ON dims.unit = {unit}"
 
 
 def _quote(s: str) -> str:
@@ -183,10 +213,11 @@ async def fetch_sums(
     since: dt.datetime,
     until: dt.datetime,
     lookback_days: int | None,
+    dimension: tuple[str, str] | None = None,
 ) -> list[asyncpg.Record]:
-    """Per variant: ``n`` and, per part i, ``y{i}, yy{i}, x{i}, xx{i}, yx{i}, s{i}, c{i}`` and per ratio
+    """Per variant (and ``dim``: the dimension's value, '' without one): ``n`` and, per part i, ``y{i}, yy{i}, x{i}, xx{i}, yx{i}, s{i}, c{i}`` and per ratio
     k ``r{k}`` (NULL sums: no unit of the variant had an event). ``lookback_days`` None: no CUPED."""
-    sql = build(units, parts, ratios, lookback_days is not None)
+    sql = build(units, parts, ratios, lookback_days is not None, dimension)
     args: list[object] = [
         test_id,
         sorted({p.event for p in parts if p.event}),

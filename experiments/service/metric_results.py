@@ -13,6 +13,8 @@ import datetime as dt
 import math
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 
@@ -22,7 +24,7 @@ from experiments.metric_definitions import Analysis, LinkedMetric, MetricDef
 from experiments.metric_schemas import MetricComparison, MetricResult, MetricVariant
 from experiments.stats import Statistic
 
-__all__ = ["conversion_metric", "metric_results"]
+__all__ = ["Plan", "conversion_metric", "flag_uncorrected", "metric_results"]
 
 PerVariant = dict[uuid.UUID, Statistic]
 _ROLE_ORDER = {"primary": 0, "secondary": 1, "guardrail": 2}
@@ -45,7 +47,7 @@ def _mean_stats(n: int, total: float, squares: float, binary: bool) -> stats.Sam
 class _Sums:
     """A variant's row of the sums statement, read by part index."""
 
-    def __init__(self, row: asyncpg.Record) -> None:
+    def __init__(self, row: dict[str, Any]) -> None:
         self.row = row
         self.n: int = row["n"]
 
@@ -125,13 +127,17 @@ def _correct(results: Sequence[MetricResult], method: stats.Correction, alpha: f
     ):
         c.adjusted_p_value = adj
         c.significant = adj < alpha
+    flag_uncorrected([r for r in results if r.role == "guardrail"], alpha)
+
+
+def flag_uncorrected(results: Sequence[MetricResult], alpha: float) -> None:
+    """Exploratory results (dimension slices): no correction; significant is p < alpha, harm as usual."""
     for r in results:
-        if r.role != "guardrail":
-            continue
         for c in r.comparisons:
             c.significant = c.p_value is not None and c.p_value < alpha
-            bad = c.absolute_lift is not None and (c.absolute_lift < 0) == (r.direction == "increase")
-            c.harm = c.significant and bad
+            if r.role == "guardrail":
+                bad = c.absolute_lift is not None and (c.absolute_lift < 0) == (r.direction == "increase")
+                c.harm = c.significant and bad
 
 
 def conversion_metric(
@@ -160,67 +166,81 @@ async def metric_results(
     units: metric_sql.UnitSource | None = None,
 ) -> list[MetricResult]:
     """Every linked metric's result (the goal-event conversion first when no primary metric is set)."""
-    linked = sorted(analysis.metrics, key=lambda m: (_ROLE_ORDER[m.role], m.position))
+    plan = Plan.of(analysis)
     results: list[MetricResult] = []
-    if conversion is not None and not any(m.role == "primary" for m in linked):
+    if conversion is not None and not any(m.role == "primary" for m in plan.linked):
         results.append(conversion)
-    if linked:
-        source = units or metric_sql.unit_source(exp.unit)
-        earliest = await metric_sql.fetch_earliest(conn, source, exp.test_id)
-        results += await _linked_results(conn, exp, analysis, linked, alpha, earliest, source)
+    if plan.linked:
+        rows = await plan.fetch(conn, exp, units or metric_sql.unit_source(exp.unit))
+        results += plan.results(exp, rows, alpha)
     _correct(results, analysis.correction, alpha)  # type: ignore[arg-type]
     return results
 
 
-async def _linked_results(
-    conn: asyncpg.Connection,
-    exp: Experiment,
-    analysis: Analysis,
-    linked: Sequence[LinkedMetric],
-    alpha: float,
-    earliest: dt.datetime | None,
-    units: metric_sql.UnitSource,
-) -> list[MetricResult]:
-    parts: dict[uuid.UUID, MetricDef] = {}
-    for lm in linked:
-        for p in lm.metric.parts:
-            parts.setdefault(p.metric_id, p)
-    index = {mid: i for i, mid in enumerate(parts)}
-    ratio_metrics = [lm.metric for lm in linked if lm.metric.kind == "ratio"]
-    ratios = [(index[m.parts[0].metric_id], index[m.parts[1].metric_id]) for m in ratio_metrics]
-    lookback = analysis.cuped_lookback_days if analysis.cuped_enabled else None
-    rows = []
-    if earliest is not None:
-        since = earliest - dt.timedelta(days=lookback or 0)
+@dataclass(frozen=True)
+class Plan:
+    """What the sums statement computes for an experiment's metrics: the event metrics ("parts") by
+    index, the ratios' part pairs, the CUPED lookback (None: off)."""
+
+    linked: tuple[LinkedMetric, ...]
+    parts: tuple[MetricDef, ...]
+    index: dict[uuid.UUID, int]
+    ratio_metrics: tuple[MetricDef, ...]
+    lookback: int | None
+
+    @classmethod
+    def of(cls, analysis: Analysis) -> Plan:
+        linked = tuple(sorted(analysis.metrics, key=lambda m: (_ROLE_ORDER[m.role], m.position)))
+        parts: dict[uuid.UUID, MetricDef] = {}
+        for lm in linked:
+            for p in lm.metric.parts:
+                parts.setdefault(p.metric_id, p)
+        ratios = tuple(lm.metric for lm in linked if lm.metric.kind == "ratio")
+        lookback = analysis.cuped_lookback_days if analysis.cuped_enabled else None
+        return cls(linked, tuple(parts.values()), {m: i for i, m in enumerate(parts)}, ratios, lookback)
+
+    async def fetch(
+        self,
+        conn: asyncpg.Connection,
+        exp: Experiment,
+        units: metric_sql.UnitSource,
+        dimension: tuple[str, str] | None = None,
+    ) -> list[dict[str, Any]]:
+        """The sums statement's rows (none when the experiment has no units yet)."""
+        earliest = await metric_sql.fetch_earliest(conn, units, exp.test_id)
+        if earliest is None:
+            return []
+        ratios = [
+            (self.index[m.parts[0].metric_id], self.index[m.parts[1].metric_id]) for m in self.ratio_metrics
+        ]
         rows = await metric_sql.fetch_sums(
-            conn,
-            units,
-            exp.test_id,
-            list(parts.values()),
-            ratios,
-            since=since,
-            until=_until(exp),
-            lookback_days=lookback,
-        )
-    by_variant = {r["variant_id"]: _Sums(r) for r in rows}
-    empty = _Sums({"n": 0})
-    out = []
-    for lm in linked:
-        m = lm.metric
-        cuped = lookback is not None and m.kind != "ratio"
-        ratio = ratio_metrics.index(m) if m in ratio_metrics else None
-        per_variant = {
-            v.variant_id: _statistics(m, index, ratio, by_variant.get(v.variant_id, empty), cuped)
-            for v in exp.variants
-        }
-        result = _result(exp, m, lm.role, per_variant, alpha, cuped)
-        _annotate(result, m, index, rows)
-        out.append(result)
-    return out
+            conn, units, exp.test_id, self.parts, ratios,
+            since=earliest - dt.timedelta(days=self.lookback or 0), until=_until(exp),
+            lookback_days=self.lookback, dimension=dimension,
+        )  # fmt: skip
+        return [dict(r) for r in rows]
+
+    def results(self, exp: Experiment, rows: Sequence[dict[str, Any]], alpha: float) -> list[MetricResult]:
+        """Every linked metric's result from the rows of one slice (one row per variant)."""
+        by_variant = {r["variant_id"]: _Sums(r) for r in rows}
+        empty = _Sums({"n": 0})
+        out = []
+        for lm in self.linked:
+            m = lm.metric
+            cuped = self.lookback is not None and m.kind != "ratio"
+            ratio = self.ratio_metrics.index(m) if m in self.ratio_metrics else None
+            per_variant = {
+                v.variant_id: _statistics(m, self.index, ratio, by_variant.get(v.variant_id, empty), cuped)
+                for v in exp.variants
+            }
+            result = _result(exp, m, lm.role, per_variant, alpha, cuped)
+            _annotate(result, m, self.index, rows)
+            out.append(result)
+        return out
 
 
 def _annotate(
-    result: MetricResult, m: MetricDef, index: dict[uuid.UUID, int], rows: Sequence[asyncpg.Record]
+    result: MetricResult, m: MetricDef, index: dict[uuid.UUID, int], rows: Sequence[dict[str, Any]]
 ) -> None:
     """The cap used and the skipped property values (a ratio's: its numerator's and denominator's)."""
     caps = [rows[0][f"c{index[p.metric_id]}"] for p in m.parts if p.cap_percentile is not None and rows]

@@ -334,3 +334,70 @@ async def test_anonymous_units_count_their_events(
         expected[variant_of[f"anon-{i}"]] += i % 3
     assert {v["name"]: v["total"] for v in metric["variants"]} == expected
     assert sum(v["units"] for v in metric["variants"]) == 40
+
+
+async def test_dimension_slices(client: Client, actors: Actors, conn: asyncpg.Connection) -> None:
+    r = await client.post(
+        "/v1/metrics",
+        json={"name": "opens", "kind": "count", "event": "open", "direction": "increase"},
+        headers=actors.admin,
+    )
+    assert r.status_code == 201
+    await create(client, actors.admin, primary_metric="opens")
+    test_id, arms = await variant_ids(conn, "checkout")
+    ids = await make_users(conn, 60)
+    await conn.copy_records_to_table(
+        "ab_test_assignments",
+        records=[
+            (uuid.uuid4(), test_id, arms["control" if i % 2 else "green"], u, EXPOSED)
+            for i, u in enumerate(ids)
+        ],
+        columns=["assignment_id", "test_id", "variant_id", "user_id", "assigned_at"],
+    )
+    # Users 0-29 on iOS, 30-44 on Android, 45-49 on Web (first event), 50-59 without events (unknown).
+    os_of = ["iOS"] * 30 + ["Android"] * 15 + ["Web"] * 5
+    events, props, expected = [], [], defaultdict(float)
+    for i, os_name in enumerate(os_of):
+        for k in range(1 + i % 3):
+            ev = _event(ids[i], "open", EXPOSED + dt.timedelta(hours=1 + k))
+            events.append(ev)
+            # A later event's context says another OS: the unit's earliest one counts.
+            name = os_name if k == 0 else "Other OS"
+            props.append((uuid.uuid4(), ev[0], "context.os", f'{{"name": "{name}", "version": "1"}}', ev[4]))
+        expected[os_name if os_name != "Web" else "other"] += 1 + i % 3
+    await conn.copy_records_to_table(
+        "analytics_events",
+        records=events,
+        columns=["event_id", "user_id", "event_name", "event_category", "timestamp"],
+    )
+    await conn.copy_records_to_table(
+        "event_properties",
+        records=props,
+        columns=["property_id", "event_id", "property_name", "property_value", "timestamp"],
+    )
+
+    r = await client.get("/v1/experiments/checkout/results/dimensions/os?top=2", headers=actors.analyst)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert (body["dimension"], body["exploratory"], body["top"]) == ("os", True, 2)
+    assert [(s["value"], s["units"]) for s in body["slices"]] == [
+        ("iOS", 30),
+        ("Android", 15),
+        ("other", 5),
+        ("unknown", 10),
+    ]
+    for s in body["slices"]:
+        (metric,) = s["metrics"]
+        assert sum(v["total"] or 0 for v in metric["variants"]) == expected.get(s["value"], 0.0)
+        assert all(c["adjusted_p_value"] is None for c in metric["comparisons"])
+
+    r = await client.get("/v1/experiments/checkout/results/dimensions/browser", headers=actors.analyst)
+    assert r.status_code == 422
+    assert "os" in r.json()["details"][0]["allowed"]
+    r = await client.get("/v1/experiments/checkout/results/dimensions/os?top=0", headers=actors.analyst)
+    assert r.status_code == 422
+    r = await client.get("/v1/experiments/nope/results/dimensions/os", headers=actors.analyst)
+    assert r.status_code == 404
+    r = await client.get("/v1/experiments/checkout/results/dimensions/trait:plan", headers=actors.analyst)
+    assert r.status_code == 200
+    assert [s["value"] for s in r.json()["slices"]] == ["unknown"]
