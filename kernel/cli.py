@@ -34,7 +34,10 @@ def db() -> None:
 
 
 def _url() -> str:
-    return resolve_database_url(get_settings())
+    try:
+        return resolve_database_url(get_settings())
+    except ValueError as exc:  # a setting out of its range: say which, without a traceback
+        raise click.ClickException(f"configuration: {exc}") from exc
 
 
 def with_database(work: Callable[[Database], Awaitable[T]], *, max_size: int = 2) -> T:
