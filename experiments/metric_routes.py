@@ -7,14 +7,20 @@ from typing import Any
 from litestar import Controller, Request, get, patch, post
 from litestar.params import FromPath, FromQuery
 
-from experiments.metric_schemas import DimensionResultsOut, MetricCreate, MetricOut, MetricPatch
+from experiments.metric_schemas import (
+    DailyResultsOut,
+    DimensionResultsOut,
+    MetricCreate,
+    MetricOut,
+    MetricPatch,
+)
 from experiments.schemas import decode
-from experiments.service import dimensions, metrics
+from experiments.service import daily, dimensions, metrics
 from kernel.auth import require_role
 from kernel.deps import CurrentUser, DbConn
 from kernel.pagination import DEFAULT_PAGE_SIZE, CursorParam, LimitParam, Page
 
-__all__ = ["MetricController", "dimension_results"]
+__all__ = ["MetricController", "daily_results", "dimension_results"]
 
 _MAX_BODY = 64 * 1024
 
@@ -75,3 +81,13 @@ async def dimension_results(
     the top values by units, then ``other`` and ``unknown``. Exploratory: not corrected (analyst)."""
     require_role(current_user, "analyst")
     return await dimensions.dimension_results(conn, name, dimension, top=top, alpha=alpha)
+
+
+@get("/v1/experiments/{name:str}/results/daily", tags=["experiments"])
+async def daily_results(
+    name: FromPath[str], conn: DbConn, current_user: CurrentUser, alpha: FromQuery[float] = 0.05
+) -> DailyResultsOut:
+    """Each declared metric's cumulative units, mean and CI per variant at the end of every day (UTC) of
+    the experiment, the most recent 90 days (analyst). Computed on request, one results run per day."""
+    require_role(current_user, "analyst")
+    return await daily.daily_results(conn, name, alpha=alpha)

@@ -16,6 +16,10 @@ from msgspec import UNSET, Meta, Struct, UnsetType
 __all__ = [
     "CupedIn",
     "CupedOut",
+    "DailyMetric",
+    "DailyPoint",
+    "DailyResultsOut",
+    "DailyVariant",
     "DimensionResultsOut",
     "DimensionSlice",
     "Direction",
@@ -160,4 +164,31 @@ class DimensionResultsOut(Struct):
     exploratory: bool
     top: int
     slices: list[DimensionSlice]
+    note: str | None = None
+
+
+class DailyVariant(Struct):
+    """A variant's cumulative units and metric mean as of the end of a day, with the mean's CI."""
+
+    name: str
+    units: int
+    mean: float | None
+    ci: tuple[float, float] | None
+
+
+class DailyPoint(Struct):
+    day: dt.date
+    variants: list[DailyVariant]
+
+
+class DailyMetric(Struct):
+    metric: str
+    role: Role
+    days: list[DailyPoint]
+
+
+class DailyResultsOut(Struct):
+    experiment: str
+    alpha: float
+    metrics: list[DailyMetric]
     note: str | None = None

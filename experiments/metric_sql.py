@@ -137,7 +137,8 @@ def build(
     cuped: bool,
     dimension: tuple[str, str] | None = None,
 ) -> str:
-    """The statement. Parameters: $1 test, $2 event names, $3/$4 event time bounds, $5 lookback days,
+    """The statement. Parameters: $1 test, $2 event names, $3/$4 event time bounds (units exposed before
+    $4 count: the results as of then), $5 lookback days,
     then per part its event name ($6, $7, ...). Caps are computed only for parts that have one (a sort of
     the units' values each). With ``dimension`` (an event property holding a JSON object, and its key)
     the sums are per variant and value of that key on the unit's earliest event in the time range
@@ -156,7 +157,7 @@ def build(
     products = "".join(f", sum(y{a} * y{b}) AS r{k}" for k, (a, b) in enumerate(ratios))
     dims, dim, dim_join = _dimension(units, dimension)
     return f"""
-WITH u AS MATERIALIZED ({units.assignments}),{dims}
+WITH u AS MATERIALIZED (SELECT * FROM ({units.assignments}) AS x WHERE x.exposed_at < $4),{dims}
 ev AS (
     SELECT {units.event_unit}, e."timestamp" AS ts, e.event_name{prop_cols}
     FROM analytics_events e {units.event_join}{joins}

@@ -22,7 +22,7 @@ from litestar.params import FromPath, FromQuery
 from experiments import service
 from experiments.assigner import AssignmentBatcher
 from experiments.definitions import Experiment, ExperimentCache
-from experiments.metric_routes import MetricController, dimension_results
+from experiments.metric_routes import MetricController, daily_results, dimension_results
 from experiments.schemas import (
     AssignmentOut,
     ConversionOut,
@@ -203,7 +203,13 @@ async def on_shutdown(app: Any) -> None:
             await batcher.close()
 
 
-route_handlers: list[Any] = [ExperimentController, MetricController, dimension_results, user_assignments]
+route_handlers: list[Any] = [
+    ExperimentController,
+    MetricController,
+    dimension_results,
+    daily_results,
+    user_assignments,
+]
 
 # The apps call this once per user and experiment: the kernel serves it without Litestar's per-request
 # machinery (``kernel.fastpath``), same auth, errors and request ids.

@@ -205,8 +205,9 @@ class Plan:
         exp: Experiment,
         units: metric_sql.UnitSource,
         dimension: tuple[str, str] | None = None,
+        until: dt.datetime | None = None,
     ) -> list[dict[str, Any]]:
-        """The sums statement's rows (none when the experiment has no units yet)."""
+        """The sums statement's rows (none when the experiment has no units yet); ``until``: as of then."""
         earliest = await metric_sql.fetch_earliest(conn, units, exp.test_id)
         if earliest is None:
             return []
@@ -215,10 +216,26 @@ class Plan:
         ]
         rows = await metric_sql.fetch_sums(
             conn, units, exp.test_id, self.parts, ratios,
-            since=earliest - dt.timedelta(days=self.lookback or 0), until=_until(exp),
+            since=earliest - dt.timedelta(days=self.lookback or 0), until=until or _until(exp),
             lookback_days=self.lookback, dimension=dimension,
         )  # fmt: skip
         return [dict(r) for r in rows]
+
+    def stddevs(self, exp: Experiment, rows: Sequence[dict[str, Any]]) -> list[dict[str, float | None]]:
+        """Per linked metric, each variant's per-unit standard deviation (unadjusted; a ratio's by the
+        delta method), by variant name."""
+        by_variant = {r["variant_id"]: _Sums(r) for r in rows}
+        empty = _Sums({"n": 0})
+        out = []
+        for lm in self.linked:
+            m = lm.metric
+            ratio = self.ratio_metrics.index(m) if m in self.ratio_metrics else None
+            sds: dict[str, float | None] = {}
+            for v in exp.variants:
+                stat = _statistics(m, self.index, ratio, by_variant.get(v.variant_id, empty), False)
+                sds[v.name] = math.sqrt(stat.variance) if stat.n >= 2 and stat.variance >= 0 else None
+            out.append(sds)
+        return out
 
     def results(self, exp: Experiment, rows: Sequence[dict[str, Any]], alpha: float) -> list[MetricResult]:
         """Every linked metric's result from the rows of one slice (one row per variant)."""

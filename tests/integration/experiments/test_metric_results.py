@@ -401,3 +401,58 @@ async def test_dimension_slices(client: Client, actors: Actors, conn: asyncpg.Co
     r = await client.get("/v1/experiments/checkout/results/dimensions/trait:plan", headers=actors.analyst)
     assert r.status_code == 200
     assert [s["value"] for s in r.json()["slices"]] == ["unknown"]
+
+
+async def test_daily_series_is_cumulative(client: Client, actors: Actors, conn: asyncpg.Connection) -> None:
+    r = await client.post(
+        "/v1/metrics",
+        json={"name": "opens", "kind": "count", "event": "open", "direction": "increase"},
+        headers=actors.admin,
+    )
+    assert r.status_code == 201
+    await create(client, actors.admin, primary_metric="opens")
+    r = await client.get("/v1/experiments/checkout/results/daily", headers=actors.analyst)
+    assert (r.status_code, r.json()["metrics"], r.json()["note"]) == (200, [], "No units are assigned yet.")
+    test_id, arms = await variant_ids(conn, "checkout")
+    ids = await make_users(conn, 20)
+    await conn.copy_records_to_table(
+        "ab_test_assignments",
+        records=[
+            (uuid.uuid4(), test_id, arms["control" if i % 2 else "green"], u, EXPOSED)
+            for i, u in enumerate(ids)
+        ],
+        columns=["assignment_id", "test_id", "variant_id", "user_id", "assigned_at"],
+    )
+    # Each user opens the app 1 hour after exposure and again a day later (user i: also i % 3 more times).
+    events = [_event(u, "open", EXPOSED + dt.timedelta(hours=1 + 24 * k)) for u in ids for k in range(2)]
+    events += [
+        _event(u, "open", EXPOSED + dt.timedelta(hours=2)) for i, u in enumerate(ids) for _ in range(i % 3)
+    ]
+    await conn.copy_records_to_table(
+        "analytics_events",
+        records=events,
+        columns=["event_id", "user_id", "event_name", "event_category", "timestamp"],
+    )
+    body = (await client.get("/v1/experiments/checkout/results/daily", headers=actors.analyst)).json()
+    (series,) = body["metrics"]
+    assert (series["metric"], series["role"]) == ("opens", "primary")
+    days = [p["day"] for p in series["days"]]
+    assert days[0] == EXPOSED.date().isoformat()
+    assert days[-1] == dt.datetime.now(dt.UTC).date().isoformat()
+    by_day = {p["day"]: {v["name"]: v for v in p["variants"]} for p in series["days"]}
+
+    def opens_by(end: dt.datetime, arm: str) -> float:
+        users = {u for i, u in enumerate(ids) if (i % 2 == 1) == (arm == "control")}
+        return sum(1 for e in events if e[1] in users and e[4] < end) / len(users)
+
+    for day, variants in by_day.items():
+        end = dt.datetime.combine(dt.date.fromisoformat(day) + dt.timedelta(days=1), dt.time())
+        for arm in ("control", "green"):
+            assert variants[arm]["units"] == 10
+            assert variants[arm]["mean"] == pytest.approx(opens_by(end, arm), abs=1e-12)
+            lo, hi = variants[arm]["ci"]
+            assert lo <= variants[arm]["mean"] <= hi
+    last = (await client.get("/v1/experiments/checkout/results", headers=actors.analyst)).json()["metrics"][0]
+    assert [v["mean"] for v in last["variants"]] == [
+        by_day[days[-1]][n]["mean"] for n in ("control", "green")
+    ]
