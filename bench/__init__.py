@@ -22,6 +22,7 @@ COMMANDS = (
     ("bench.results", "bench_results"),
     ("bench.webhooks", "bench_webhooks"),
     ("bench.access_log", "bench_access_log"),
+    ("bench.app", "bench_app"),
 )
 
 
