@@ -9,12 +9,13 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
-import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeVar
+
+from kernel.crypto import file_secret
 
 S = TypeVar("S")
 
@@ -297,21 +298,7 @@ class Settings:
         """The token signing secret: from the environment, else generated once under the data dir."""
         if self.jwt_secret_override:
             return self.jwt_secret_override
-        path = self.data_dir / "jwt-secret"
-        if not path.exists():
-            self.data_dir.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".jwt-secret.{os.getpid()}")
-            tmp.write_text(secrets.token_urlsafe(48))
-            tmp.chmod(0o600)
-            # link() is atomic and fails if the file exists, so the first of two racing processes wins
-            # and nobody ever reads a half-written secret.
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                pass
-            finally:
-                tmp.unlink()
-        return path.read_text().strip()
+        return file_secret(self.data_dir / "jwt-secret")
 
 
 @lru_cache(maxsize=1)
