@@ -10,8 +10,6 @@ __all__ = ["BadRange", "ExportNotFound", "ExportNotReady", "TooManyExports"]
 class BadRange(ValidationError):
     """A date range that is malformed, reversed or longer than allowed."""
 
-    code = "invalid_range"
-
 
 class ExportNotFound(NotFoundError):
     """No export with this id."""

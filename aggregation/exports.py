@@ -35,6 +35,7 @@ from aggregation.export_rows import EXPORT_SCHEMA, export_table, properties_json
 from aggregation.schemas import ExportOut, export_out
 from kernel import events
 from kernel.auth import utcnow
+from kernel.errors import problem
 from kernel.pagination import Page, decode_cursor, make_page
 from kernel.resources import naive
 
@@ -214,21 +215,38 @@ class _FileWriter:
 # --- The API's exports ------------------------------------------------------------------------------
 
 
-def parse_range(raw_from: str | None, raw_to: str | None, max_days: int) -> tuple[dt.date, dt.date]:
-    """Two ISO dates, ``from <= to``, at most ``max_days`` days inclusive; else ``BadRange`` (422)."""
-    if not raw_from or not raw_to:
-        raise BadRange("Both 'from' and 'to' are required (YYYY-MM-DD).")
+def parse_range(
+    raw_from: str | None, raw_to: str | None, max_days: int, where: str = "query"
+) -> tuple[dt.date, dt.date]:
+    """Two ISO dates, ``from <= to``, at most ``max_days`` days inclusive; else ``BadRange`` (422) whose
+    details name ``{where}.from`` / ``{where}.to``."""
+    fields = (f"{where}.from", f"{where}.to")
+    missing = [f for f, raw in zip(fields, (raw_from, raw_to), strict=True) if not raw]
+    if missing:
+        raise BadRange(
+            "Both 'from' and 'to' are required (YYYY-MM-DD).",
+            details=[problem(f, "is required (YYYY-MM-DD)") for f in missing],
+        )
     try:
-        start, end = dt.date.fromisoformat(raw_from), dt.date.fromisoformat(raw_to)
+        start, end = dt.date.fromisoformat(raw_from or ""), dt.date.fromisoformat(raw_to or "")
     except (TypeError, ValueError) as exc:
-        raise BadRange("'from' and 'to' must be dates (YYYY-MM-DD).") from exc
+        raise BadRange(
+            "'from' and 'to' must be dates (YYYY-MM-DD).",
+            details=[problem(f, "must be a date (YYYY-MM-DD)") for f in fields],
+        ) from exc
     if end < start:
-        raise BadRange("'to' is before 'from'.")
+        raise BadRange("'to' is before 'from'.", details=[problem(fields[1], "must not be before from")])
     if start < EARLIEST_DAY or end > LATEST_DAY:
         # Day arithmetic past 9999-12-31 overflows Python's date (a 500 otherwise).
-        raise BadRange(f"Dates must lie between {EARLIEST_DAY} and {LATEST_DAY}.")
+        raise BadRange(
+            f"Dates must lie between {EARLIEST_DAY} and {LATEST_DAY}.",
+            details=[problem(f, f"must lie between {EARLIEST_DAY} and {LATEST_DAY}") for f in fields],
+        )
     if (end - start).days + 1 > max_days:
-        raise BadRange(f"The range is limited to {max_days} days.", details={"max_days": max_days})
+        raise BadRange(
+            f"The range is limited to {max_days} days.",
+            details=[problem(fields[1], f"makes the range longer than {max_days} days")],
+        )
     return start, end
 
 
@@ -241,7 +259,7 @@ async def create_export(
     conn: asyncpg.Connection, user: AuthUser, raw_from: str | None, raw_to: str | None
 ) -> asyncpg.Record:
     """Validate and record a pending export; the caller starts ``run_export`` after commit."""
-    start, end = parse_range(raw_from, raw_to, MAX_EXPORT_DAYS)
+    start, end = parse_range(raw_from, raw_to, MAX_EXPORT_DAYS, where="body")
     if await repo.count_unfinished_exports(conn, user.user_id) >= MAX_UNFINISHED_PER_USER:
         raise TooManyExports(
             f"At most {MAX_UNFINISHED_PER_USER} exports may be pending or running at once.", retry_after=30

@@ -86,8 +86,6 @@ class UnitNotLinked(ConflictError):
 class InvalidExperiment(ValidationError):
     """A definition or update whose values are not acceptable (percentages, dates, names)."""
 
-    code = "invalid_experiment"
-
 
 class MetricNotFound(NotFoundError):
     """No metric has this name."""

@@ -1,7 +1,8 @@
-"""Request and response bodies (msgspec Structs) and the strict body decoder.
+"""Request and response bodies (msgspec Structs); ``decode`` is the kernel's body decoder.
 
-Bodies are decoded here rather than by the framework so that the error statuses are the contract's:
-unreadable JSON is 400, well-formed JSON with wrong or out-of-range values is 422.
+The routes read their bodies themselves and decode them with ``kernel.body.decode_json``, which answers
+as every route does (docs/errors.md): 400 ``invalid_json`` for a body that is not a JSON object, 422
+``validation_error`` naming the fields whose values do not fit.
 """
 
 from __future__ import annotations
@@ -9,14 +10,13 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import uuid
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Literal
 
-import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType, field
 
 from experiments.metric_schemas import CupedIn, CupedOut, MetricName, MetricResult
 from experiments.stats import Correction
-from kernel.errors import BadRequestError, ValidationError
+from kernel.body import decode_json as decode
 
 __all__ = [
     "AssignmentOut",
@@ -36,8 +36,6 @@ __all__ = [
     "VariantTraffic",
     "decode",
 ]
-
-T = TypeVar("T")
 
 # Names appear in URLs and are GrowthBook's hash seed, so they stay URL-safe and stable.
 ExperimentName = Annotated[str, Meta(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")]
@@ -212,14 +210,3 @@ class ResultsOut(Struct):
     # primary_metric is set; p-values of primary and secondary metrics are adjusted by ``correction``.
     metrics: list[MetricResult] = field(default_factory=list)
     correction: str = "holm"
-
-
-def decode(body: bytes, type_: type[T]) -> T:
-    """Decode a JSON body into ``type_``: 400 if it is not JSON, 422 if its values do not fit."""
-    try:
-        return msgspec.json.decode(body, type=type_)
-    except msgspec.ValidationError as exc:
-        raise ValidationError(f"The request body is not valid: {exc}") from exc
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-        # msgspec raises UnicodeDecodeError itself for bytes that are not UTF-8 (lone surrogates).
-        raise BadRequestError("The request body is not valid UTF-8 JSON.") from exc

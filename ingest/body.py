@@ -30,17 +30,17 @@ class _Gunzip:
             # max_length caps the output of this step: a bomb never expands past limit + 1.
             out = stream.decompress(chunk, self._limit + 1 - self._inflated)
         except zlib.error as exc:
-            raise CorruptBody("The body is not valid gzip.") from exc
+            raise CorruptBody(f"is not valid gzip ({exc})") from exc
         self._inflated += len(out)
         if self._inflated > self._limit or stream.unconsumed_tail:
-            raise BodyTooLarge(f"The decompressed body is over the {self._limit // 1024} KB limit.")
+            raise BodyTooLarge(self._limit, subject="The decompressed request body")
         if stream.eof and stream.unused_data:
-            raise CorruptBody("The body has data after the end of the gzip stream.")
+            raise CorruptBody("has data after the end of the gzip stream")
         return out
 
     def finish(self) -> None:
         if not self._stream.eof:
-            raise CorruptBody("The gzip body is truncated.")
+            raise CorruptBody("is a truncated gzip stream")
 
 
 async def read_body(
@@ -49,13 +49,13 @@ async def read_body(
     """The request body (decompressed), at most ``limit`` bytes; raises a 4xx domain error otherwise."""
     encoding = (content_encoding or "identity").strip().lower()
     if encoding not in ("identity", "gzip", "x-gzip", ""):
-        raise UnsupportedEncoding(f"Content-Encoding {encoding!r} is not supported; use gzip or none.")
+        raise UnsupportedEncoding(encoding)
     gunzip = _Gunzip(limit) if encoding in ("gzip", "x-gzip") else None
     body = await read_limited(
         receive,
         limit=limit,
         content_length=content_length,
-        too_large=lambda: BodyTooLarge(f"The request body is over the {limit // 1024} KB limit."),
+        too_large=lambda: BodyTooLarge(limit),
         each=gunzip,
     )
     if gunzip is not None:

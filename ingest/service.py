@@ -19,15 +19,16 @@ from ingest.config import IngestConfig
 from ingest.errors import (
     AllEventsRejected,
     BodyTooLarge,
-    CorruptBody,
     SourceNotFound,
     TooManyEvents,
 )
-from ingest.mapping import Batch, Rejection, RequestInfo, map_events
+from ingest.mapping import Rejection, RequestInfo, map_events
 from ingest.pipeline import Pipeline
 from ingest.schemas import BatchEnvelope, CreatedSource, IngestResponse, RejectedEvent, SourceOut
 from kernel import audit
 from kernel.auth import Source, WriteKeyCache, generate_write_key, hash_write_key, utcnow
+from kernel.errors import ValidationError, problem
+from kernel.problems import body_error, not_json, wrong_type
 
 if TYPE_CHECKING:
     import asyncpg
@@ -131,25 +132,26 @@ class Envelope:
 
 
 def decode_request(body: bytes, call: str | None, config: IngestConfig) -> Envelope:
-    """Decode a batch (``call`` None) or a single call; a body that is not the envelope is a 400."""
+    """Decode a batch (``call`` None) or a single call: 400 ``invalid_json`` if the body is not a JSON
+    object, 422 if a batch's envelope does not fit (``kernel.problems``, as on every route)."""
     if call is None:
         try:
             env = _envelope_decoder.decode(body)
         except msgspec.ValidationError as exc:
-            raise CorruptBody(f"The body is not a Segment batch: {exc}.") from exc
-        except (msgspec.DecodeError, RecursionError) as exc:
-            raise CorruptBody(f"The body is not valid JSON: {exc}.") from exc
+            raise body_error(exc, body, BatchEnvelope) from exc
+        except (msgspec.DecodeError, RecursionError, UnicodeDecodeError) as exc:
+            raise not_json(body, exc) from exc
         if len(env.batch) > config.max_batch_events:
-            raise TooManyEvents(
-                f"A batch holds at most {config.max_batch_events} events; this one has {len(env.batch)}."
-            )
+            raise TooManyEvents(config.max_batch_events)
         # Merged into every event, so they count against each event's size: otherwise one 500 KB body
         # could make thousands of copies of a large context.
         shared = sum(len(_encoder.encode(part)) for part in (env.context, env.integrations) if part)
         if shared > config.max_event_bytes:
+            # They are part of every event of the batch.
             raise BodyTooLarge(
-                f"The batch's context and integrations are over the {config.max_event_bytes // 1024} KB "
-                "event limit; they are part of every event of the batch."
+                config.max_event_bytes,
+                subject="The batch's context and integrations (part of every event)",
+                field="body.context",
             )
         return Envelope(
             env.batch,
@@ -164,20 +166,21 @@ def decode_request(body: bytes, call: str | None, config: IngestConfig) -> Envel
         )
     try:
         msg = _any_decoder.decode(body)
-    except (msgspec.DecodeError, RecursionError) as exc:
-        raise CorruptBody(f"The body is not valid JSON: {exc}.") from exc
+    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError) as exc:
+        raise not_json(body, exc) from exc
     if type(msg) is not dict:
-        raise CorruptBody("The body must be a JSON object.")
+        raise wrong_type(msg)
     key = msg.get("writeKey")
     return Envelope(
         [msg], [len(body)], key if type(key) is str else None, None, None, None, call, b"\\u0000" in body
     )
 
 
-def _response(batch: Batch, rejected: list[Rejection], accepted: int, duplicates: int) -> IngestResponse:
+def _response(call: str | None, rejected: list[Rejection], accepted: int, duplicates: int) -> IngestResponse:
     wire = [RejectedEvent(r.index, r.message_id, r.reason) for r in sorted(rejected, key=lambda r: r.index)]
     if rejected and accepted == 0 and duplicates == 0:
-        raise AllEventsRejected([r.as_dict() for r in sorted(rejected, key=lambda r: r.index)])
+        ordered = sorted(rejected, key=lambda r: r.index)
+        raise AllEventsRejected([r.as_dict() for r in ordered], batch=call is None)
     return IngestResponse(success=True, accepted=accepted, duplicates=duplicates, rejected=wire)
 
 
@@ -213,11 +216,11 @@ async def ingest(
     )
     rejected = list(batch.rejected)
     if not batch.events:
-        return _response(batch, rejected, 0, 0)
+        return _response(envelope.call, rejected, 0, 0)
     outcome = await pipeline.submit(batch)
     for pos in outcome.failed:
         rejected.append(Rejection(batch.indexes[pos], batch.message_ids[pos], "storage_error"))
-    return _response(batch, rejected, outcome.accepted, outcome.duplicates)
+    return _response(envelope.call, rejected, outcome.accepted, outcome.duplicates)
 
 
 # --- Event sources and their write keys -------------------------------------------------------------
@@ -233,7 +236,9 @@ async def create_source(
     """Create a source and its write key (returned this once; only its SHA-256 is stored), audited."""
     name = name.strip()
     if not name or len(name) > 100:
-        raise CorruptBody("A source name is 1 to 100 characters.")
+        raise ValidationError(
+            "A source name is 1 to 100 characters.", details=[problem("name", "must be 1 to 100 characters")]
+        )
     key = generate_write_key()
     prefix = key[:12]
     row = await repository.insert_source(conn, name, hash_write_key(key), prefix)

@@ -100,6 +100,11 @@ class FastRouter:
         # Each fast request passes through the same request-id middleware as the framework path.
         self._serve_with_id = RequestIdMiddleware(self._serve)
 
+    @property
+    def routes(self) -> tuple[FastRoute, ...]:
+        """The routes served here (each is also a Litestar route, which documents it)."""
+        return tuple(route for _, _, route in self._routes)
+
     def match(self, scope: Any) -> bool:
         """Whether a fast route serves this request; if so the match is kept in the scope for ``__call__``."""
         if scope["type"] != "http":
@@ -122,9 +127,7 @@ class FastRouter:
                 receive,
                 limit=route.max_body,
                 content_length=_content_length(http),
-                too_large=lambda: PayloadTooLargeError(
-                    f"The request body is larger than {route.max_body} bytes."
-                ),
+                too_large=lambda: PayloadTooLargeError(route.max_body),
             )
             headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in http["headers"]}
             out = await route.handler(FastRequest(self._state(), m.groupdict(), headers, body))

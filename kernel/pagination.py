@@ -6,7 +6,8 @@ URL-safe base64 of a JSON array holding the sort key of the last item returned. 
 range scan however deep the client has paged, and concurrent inserts never shift or repeat items.
 
 A cursor carries no authority: every query is still scoped to its owner, so a forged cursor can only
-move within the caller's own rows. A cursor that does not decode to the expected key types is a 400.
+move within the caller's own rows. A cursor that does not decode to the expected key types is a 422
+(``query.cursor``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Annotated, Any, Generic, TypeVar
 import msgspec
 from litestar.params import QueryParameter
 
-from kernel.errors import BadRequestError
+from kernel.errors import ValidationError, problem
 
 __all__ = [
     "DEFAULT_PAGE_SIZE",
@@ -54,10 +55,14 @@ CursorParam = Annotated[
 ]
 
 
-class InvalidCursorError(BadRequestError):
-    """The cursor was not produced by this list (or was altered)."""
+class InvalidCursorError(ValidationError):
+    """The cursor was not produced by this list (or was altered): 422 naming ``query.cursor``."""
 
-    code = "invalid_cursor"
+    def __init__(self) -> None:
+        super().__init__(
+            "The cursor is not valid for this list.",
+            details=[problem("query.cursor", "is not a cursor of this list; use next_cursor as given")],
+        )
 
 
 class Page(msgspec.Struct, Generic[T]):
@@ -75,7 +80,7 @@ def encode_cursor(*key: Any) -> str:
 def decode_cursor(cursor: str | None, key_type: Any) -> Any:
     """The sort key in ``cursor`` as ``key_type`` (a tuple type), or None for the first page.
 
-    Raises ``InvalidCursorError`` (400) for anything that is not a cursor of this shape.
+    Raises ``InvalidCursorError`` (422) for anything that is not a cursor of this shape.
     """
     if not cursor:
         return None
@@ -83,7 +88,7 @@ def decode_cursor(cursor: str | None, key_type: Any) -> Any:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         return msgspec.json.decode(raw, type=key_type, strict=True)
     except (binascii.Error, ValueError, msgspec.DecodeError) as exc:
-        raise InvalidCursorError("The cursor is not valid for this list.") from exc
+        raise InvalidCursorError() from exc
 
 
 def make_page(rows: Sequence[T], limit: int, key: Callable[[T], Sequence[Any]]) -> Page[T]:

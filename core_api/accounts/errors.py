@@ -65,8 +65,6 @@ class EmailTakenError(ConflictError):
 class WeakPasswordError(ValidationError):
     """The password does not meet the policy."""
 
-    code = "weak_password"
-
 
 class UserNotFoundError(NotFoundError):
     """No such user (or not visible to the caller)."""

@@ -126,7 +126,7 @@ async def create_subscription(
     # FOR KEY SHARE keeps the user from being erased between this check and the insert.
     if await conn.fetchval("SELECT 1 FROM users WHERE user_id = $1 FOR KEY SHARE", data.user_id) is None:
         raise UserNotFoundError(
-            "No such user.", details=[{"field": "user_id", "message": "No user has this id."}]
+            "No such user.", details=[{"field": "body.user_id", "message": "No user has this id."}]
         )
     return await subscriptions.create(conn, data.user_id, changes(data))
 
@@ -150,6 +150,6 @@ async def update_subscription(
     if end is not None and end < start:
         raise ValidationError(
             "The subscription would end before it starts.",
-            details=[{"field": "end_date", "message": "Must not be before start_date."}],
+            details=[{"field": "body.end_date", "message": "Must not be before start_date."}],
         )
     return subscriptions.found(await repo.subscriptions.update(conn, subscription_id, None, values))

@@ -46,5 +46,5 @@ def check_password_policy(password: str, email: str) -> None:
     if problems := _problems(password, email):
         raise WeakPasswordError(
             "The password does not meet the policy.",
-            details=[{"field": "password", "message": f"The password {p}."} for p in problems],
+            details=[{"field": "body.password", "message": f"The password {p}."} for p in problems],
         )

@@ -261,8 +261,9 @@ async def update_me(
         if not await hashing.verify(current, data.current_password):
             raise ValidationError(
                 "The current password is wrong.",
-                code="wrong_password",
-                details=[{"field": "current_password", "message": "Does not match the account's password."}],
+                details=[
+                    {"field": "body.current_password", "message": "Does not match the account's password."}
+                ],
             )
         check_password_policy(data.password, user.email)
         values["password_hash"] = await hashing.hash(data.password)

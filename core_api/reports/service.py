@@ -37,7 +37,7 @@ async def _check_business(
     if business_id is not None and not await owned_business_exists(conn, user_id, business_id):
         raise ReportBusinessNotFoundError(
             "No such business.",
-            details=[{"field": "business_id", "message": "Not one of your businesses."}],
+            details=[{"field": "body.business_id", "message": "Not one of your businesses."}],
         )
 
 
@@ -109,7 +109,7 @@ async def update_report(
     if start is not None and end is not None and end < start:
         raise ValidationError(
             "The report's period would end before it starts.",
-            details=[{"field": "period_end", "message": "Must not be before period_start."}],
+            details=[{"field": "body.period_end", "message": "Must not be before period_start."}],
         )
     replaced = isinstance(data.sections, list)
     # New sections alone still move the report's ``updated_at``.

@@ -156,6 +156,6 @@ async def assignments_for(
     pool: asyncpg.Pool, cache: ExperimentCache, caller: Caller, raw_user_id: str
 ) -> UserAssignmentsOut:
     """``GET /v1/users/{user_id}/assignments`` for an authenticated caller: authorise, assign, view."""
-    user_id = may_act_for(caller, raw_user_id)
+    user_id = may_act_for(caller, raw_user_id, "path.user_id")
     assignments = await assign_running(pool, cache, user_id)
     return UserAssignmentsOut(user_id, [a.out() for a in assignments])

@@ -11,7 +11,7 @@ from experiments import repository as repo
 from experiments.definitions import Experiment, ExperimentCache
 from experiments.errors import ExperimentNotFound, UserNotFound
 from kernel.auth import AuthUser, Source
-from kernel.errors import ValidationError
+from kernel.errors import ValidationError, problem
 
 __all__ = ["ATTEMPTS", "Caller", "definition", "may_act_for", "parse_user_id", "utc"]
 
@@ -27,21 +27,23 @@ def utc(value: dt.datetime) -> dt.datetime:
     return value.replace(tzinfo=dt.UTC)
 
 
-def parse_user_id(raw: str) -> uuid.UUID:
+def parse_user_id(raw: str, field: str = "body.user_id") -> uuid.UUID:
     """A user id from a path or body: a UUID in any of its usual spellings, else 422."""
     try:
         return uuid.UUID(raw.strip())
     except (ValueError, AttributeError, TypeError) as exc:
-        raise ValidationError(f"user_id must be a UUID, got {raw[:64]!r}.", code="invalid_user_id") from exc
+        raise ValidationError(
+            f"user_id must be a UUID, got {raw[:64]!r}.", details=[problem(field, "must be a UUID")]
+        ) from exc
 
 
-def may_act_for(caller: Caller, raw_user_id: str) -> uuid.UUID:
+def may_act_for(caller: Caller, raw_user_id: str, field: str = "body.user_id") -> uuid.UUID:
     """The user id the caller names, if it may act for that user.
 
     Apps and admins act for any user; a user only for itself: another id answers as if it did not
     exist (404), so the endpoint cannot be used to probe which ids are users.
     """
-    user_id = parse_user_id(raw_user_id)
+    user_id = parse_user_id(raw_user_id, field)
     if isinstance(caller, AuthUser) and not caller.has_role("admin") and caller.user_id != user_id:
         raise UserNotFound(user_id)
     return user_id

@@ -24,6 +24,7 @@ from experiments.service.common import utc
 from experiments.service.metrics import experiment_views, save_experiment_analysis
 from kernel import audit, events
 from kernel.auth import AuthUser, utcnow
+from kernel.errors import problem
 from kernel.pagination import Page, decode_cursor, make_page
 
 __all__ = [
@@ -70,22 +71,26 @@ def experiment_out(exp: Experiment, today: dt.date | None = None) -> ExperimentO
     )
 
 
+_END_BEFORE_START = [problem("body.end_date", "must not be before start_date")]
+
+
 def _check_percentages(named: Sequence[tuple[str, decimal.Decimal]]) -> None:
     """Each percentage in [0, 100] with at most 2 decimals; together exactly 100.00."""
     seen: set[str] = set()
-    for name, pct in named:
+    for i, (name, pct) in enumerate(named):
         if name in seen:
             raise DuplicateVariant(name)
         seen.add(name)
         if not pct.is_finite() or pct < 0 or pct > _HUNDRED or pct != pct.quantize(_CENT, decimal.ROUND_DOWN):
             raise InvalidExperiment(
                 f"traffic_percentage of {name!r} must be between 0 and 100 with at most 2 decimals.",
-                details={"variant": name, "traffic_percentage": str(pct)},
+                details=[problem(f"body.variants[{i}].traffic_percentage", "must be 0 to 100, 2 decimals")],
             )
     total = sum((p for _, p in named), decimal.Decimal(0))
     if total != _HUNDRED:
         raise InvalidExperiment(
-            f"traffic_percentage must sum to exactly 100.00, not {total}.", details={"sum": str(total)}
+            f"traffic_percentage must sum to exactly 100.00, not {total}.",
+            details=[problem("body.variants", f"traffic_percentage sums to {total}, not 100.00")],
         )
 
 
@@ -93,10 +98,13 @@ async def create_experiment(conn: asyncpg.Connection, data: ExperimentCreate, ac
     """Validate and insert a new experiment (active from ``start_date``)."""
     _check_percentages([(v.name, v.traffic_percentage) for v in data.variants])
     if data.end_date is not None and data.end_date < data.start_date:
-        raise InvalidExperiment("end_date must not be before start_date.")
+        raise InvalidExperiment("end_date must not be before start_date.", details=_END_BEFORE_START)
     control = data.control if data.control is not None else data.variants[0].name
     if control not in {v.name for v in data.variants}:
-        raise InvalidExperiment(f"control {control!r} is not one of the variants.")
+        raise InvalidExperiment(
+            f"control {control!r} is not one of the variants.",
+            details=[problem("body.control", "must name one of the variants")],
+        )
     test_id = await repo.insert_experiment(
         conn,
         name=data.name,
@@ -158,7 +166,7 @@ def _field_changes(exp: Experiment, patch: ExperimentPatch) -> dict[str, Any]:
         fields["status"] = patch.status
     if patch.end_date is not UNSET:
         if patch.end_date is not None and patch.end_date < exp.start_date:
-            raise InvalidExperiment("end_date must not be before start_date.")
+            raise InvalidExperiment("end_date must not be before start_date.", details=_END_BEFORE_START)
         fields["end_date"] = patch.end_date
     if patch.description is not UNSET:
         fields["description"] = patch.description
@@ -179,7 +187,8 @@ async def _change_traffic(
         raise InvalidExperiment(
             "variants must list exactly the experiment's variants: "
             + ", ".join(repr(v.name) for v in exp.variants)
-            + "."
+            + ".",
+            details=[problem("body.variants", "must list exactly the experiment's variants")],
         )
     if all(new[v.name] == v.traffic_percentage for v in exp.variants):
         return None

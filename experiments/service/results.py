@@ -17,7 +17,7 @@ from experiments.service.management import get_experiment
 from experiments.service.metric_results import conversion_metric, metric_results
 from experiments.service.metrics import analysis_of
 from kernel import events
-from kernel.errors import ValidationError
+from kernel.errors import ValidationError, problem
 
 __all__ = ["MDE_RANGE", "MIN_ALPHA", "results"]
 
@@ -43,7 +43,15 @@ def _check_parameters(alpha: float, mde: float, power: float) -> None:
         raise ValidationError(
             f"Require {MIN_ALPHA} <= alpha < power < 1 and {MDE_RANGE[0]} <= mde <= {MDE_RANGE[1]} "
             "(a relative lift).",
-            details={"alpha": alpha, "mde": mde, "power": power},
+            details=[
+                problem(f"query.{name}", f"{value} is out of range")
+                for name, value, ok in (
+                    ("alpha", alpha, MIN_ALPHA <= alpha < power),
+                    ("power", power, alpha < power < 1),
+                    ("mde", mde, MDE_RANGE[0] <= mde <= MDE_RANGE[1]),
+                )
+                if not ok
+            ],
         )
 
 

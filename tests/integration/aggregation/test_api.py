@@ -119,8 +119,10 @@ async def test_keyset_pagination_walks_every_row_once(
     r = await client.get(
         "/v1/analytics/events", params={**params, "cursor": "bm90LWEtY3Vyc29y"}, headers=analyst
     )
-    assert r.status_code == 400
-    assert r.json()["code"] == "invalid_cursor"
+    # A query value that does not fit: 422 validation_error naming the field (docs/errors.md; it was 400).
+    assert r.status_code == 422
+    assert r.json()["code"] == "validation_error"
+    assert [d["field"] for d in r.json()["details"]] == ["query.cursor"]
 
 
 async def test_active_users(client: Client, analyst: dict[str, str], rolled_up: None) -> None:
@@ -179,8 +181,12 @@ async def test_bad_ranges_are_422(
 ) -> None:
     r = await client.get(path, params=params, headers=analyst)
     assert r.status_code == 422, r.text
-    assert r.json()["code"] == "invalid_range"
+    # Every validation error is validation_error (it was invalid_range), naming the fields.
+    assert r.json()["code"] == "validation_error"
     assert r.json()["message"]
+    fields = {d["field"] for d in r.json()["details"]}
+    assert fields, r.text
+    assert fields <= {"query.from", "query.to", "query.granularity"}, fields
 
 
 @pytest.mark.parametrize(
@@ -255,11 +261,13 @@ async def test_export_refusals(client: Client, analyst: dict[str, str], conn: as
     ):
         r = await client.post("/v1/exports", json=body, headers=analyst)
         assert r.status_code == 422, (body, r.text)
-        assert r.json()["code"] == "invalid_range"
+        assert r.json()["code"] == "validation_error"
+        assert {d["field"] for d in r.json()["details"]} <= {"body.from", "body.to"}, r.text
     big = {"from": "2026-03-01", "to": "2026-03-01", "pad": "x" * 3_000_000}
     r = await client.post("/v1/exports", json=big, headers=analyst)
     assert r.status_code == 413, r.text
-    assert r.json()["code"]
+    assert r.json()["code"] == "payload_too_large"
+    assert "4096 bytes" in r.json()["message"]
     assert (await client.get(f"/v1/exports/{uuid.uuid4()}", headers=analyst)).status_code == 404
     assert (await client.get("/v1/exports/not-a-uuid", headers=analyst)).status_code == 404
 
@@ -356,4 +364,4 @@ async def test_export_list_is_yours_newest_first_and_an_admins_is_everyones(
     assert {e["id"] for e in r.json()["items"]} == {str(e) for e in made}
     user = auth_header(settings, await create_user(conn, "user"), "user")
     assert (await client.get("/v1/exports", headers=user)).status_code == 403
-    assert (await client.get("/v1/exports?cursor=!!", headers=analyst)).status_code == 400
+    assert (await client.get("/v1/exports?cursor=!!", headers=analyst)).status_code == 422

@@ -315,10 +315,11 @@ async def test_bad_field_values_are_rejected_with_details(
             r = await client.request(method, _fill(path, ids), headers=_caller(path, alice, admin), json=body)
             what = f"{method} {path} {field}={str(value)[:40]!r}"
             if path == "/v1/auth/login":
-                # Login answers a shape error with 400, an oversize body with 413, any other attempt with 401.
-                assert r.status_code in (400, 401, 413), what
+                # Login answers a shape error with 422, an oversize body with 413, any other attempt with 401.
+                assert r.status_code in (401, 413, 422), what
                 continue
-            assert r.status_code in (400, 422), f"{what}: {r.status_code} {r.text[:200]}"
+            # One status for validation errors (docs/errors.md): 422, never 400.
+            assert r.status_code == 422, f"{what}: {r.status_code} {r.text[:200]}"
             _assert_client_error(r, what)
             assert r.json().get("details"), what
     assert await _row_counts(conn) == before
@@ -354,7 +355,10 @@ async def test_bad_ids_queries_and_cursors(client: AsyncTestClient[Any], alice: 
     ):
         r = await client.get(path, headers=h)
         _assert_client_error(r, path)
-        assert r.status_code == 400, (path, r.status_code)
+        # A query value that does not fit is a validation error (docs/errors.md; it was 400).
+        assert r.status_code == 422, (path, r.status_code)
+        assert r.json()["code"] == "validation_error", path
+        assert all(d["field"].startswith("query.") for d in r.json()["details"]), (path, r.text)
 
 
 async def test_cross_field_rules(client: AsyncTestClient[Any], alice: Actor, ids: dict[str, str]) -> None:
@@ -364,22 +368,24 @@ async def test_cross_field_rules(client: AsyncTestClient[Any], alice: Actor, ids
         headers=h,
         json={"report_type": "m", "title": "T", "period_start": "2026-02-01", "period_end": "2026-01-01"},
     )
-    assert r.status_code == 400
+    assert r.status_code == 422
     r = await client.patch(f"/v1/reports/{ids['report_id']}", headers=h, json={"period_start": "2026-02-01"})
     assert r.status_code == 200
     r = await client.patch(f"/v1/reports/{ids['report_id']}", headers=h, json={"period_end": "2026-01-01"})
     assert r.status_code == 422
-    assert r.json()["details"][0]["field"] == "period_end"
+    assert r.json()["details"][0]["field"] == "body.period_end"
     r = await client.patch(
         "/v1/users/me", headers=h, json={"password": "a brand new pass", "current_password": "wrong one!"}
     )
     assert r.status_code == 422
-    assert r.json()["code"] == "wrong_password"
+    # Every validation error answers validation_error (it was wrong_password), naming the field.
+    assert r.json()["code"] == "validation_error"
+    assert r.json()["details"][0]["field"] == "body.current_password"
     r = await client.patch(
         "/v1/users/me", headers=h, json={"password": "short", "current_password": "correct horse battery"}
     )
     assert r.status_code == 422
-    assert r.json()["code"] == "weak_password"
+    assert r.json()["code"] == "validation_error"
 
 
 async def test_unknown_ids_in_bodies(client: AsyncTestClient[Any], alice: Actor, admin: Actor) -> None:

@@ -150,7 +150,7 @@ async def test_who_may_assign(
 async def test_bad_input(client: Client, actors: Actors, conn: asyncpg.Connection) -> None:
     await create(client, actors.admin)
     cases = [
-        ("checkout", {"user_id": "not-a-uuid"}, 422, "invalid_user_id"),
+        ("checkout", {"user_id": "not-a-uuid"}, 422, "validation_error"),
         ("checkout", {"user_id": 42}, 422, "validation_error"),
         ("checkout", {}, 422, "validation_error"),
         ("checkout", {"user_id": str(uuid.uuid4())}, 404, "user_not_found"),
@@ -165,7 +165,7 @@ async def test_bad_input(client: Client, actors: Actors, conn: asyncpg.Connectio
         content=b"{oops",
         headers={**actors.app, "Content-Type": "application/json"},
     )
-    assert r.status_code == 400
+    assert (r.status_code, r.json()["code"]) == (400, "invalid_json")
     for path_id, status in (("not-a-uuid", 422), (str(uuid.uuid4()), 404), ("%00", 422)):
         r = await client.get(f"/v1/users/{path_id}/assignments", headers=actors.app)
         assert r.status_code == status, (path_id, r.text)

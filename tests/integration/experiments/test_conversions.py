@@ -45,7 +45,7 @@ async def test_conversion_errors(client: Client, actors: Actors, conn: asyncpg.C
         (actors.app, never, "checkout", 409, "not_assigned"),
         (actors.app, uuid.uuid4(), "checkout", 404, "user_not_found"),
         (actors.app, actors.user_id, "nope", 404, "experiment_not_found"),
-        (actors.app, "nope", "checkout", 422, "invalid_user_id"),
+        (actors.app, "nope", "checkout", 422, "validation_error"),
         (actors.user, never, "checkout", 404, "user_not_found"),  # someone else's id
         ({}, never, "checkout", 401, "unauthorized"),
     ]

@@ -75,7 +75,7 @@ INVALID_DEFINITIONS: list[tuple[dict[str, object], int, str]] = [
             ]
         },
         422,
-        "invalid_experiment",
+        "validation_error",
     ),
     (
         {
@@ -85,7 +85,7 @@ INVALID_DEFINITIONS: list[tuple[dict[str, object], int, str]] = [
             ]
         },
         422,
-        "invalid_experiment",
+        "validation_error",
     ),
     (
         {
@@ -95,7 +95,7 @@ INVALID_DEFINITIONS: list[tuple[dict[str, object], int, str]] = [
             ]
         },
         422,
-        "invalid_experiment",
+        "validation_error",
     ),
     ({"variants": [{"name": "a", "traffic_percentage": 100}]}, 422, "validation_error"),
     (
@@ -103,8 +103,8 @@ INVALID_DEFINITIONS: list[tuple[dict[str, object], int, str]] = [
         409,
         "duplicate_variant",
     ),
-    ({"end_date": "2019-12-31"}, 422, "invalid_experiment"),
-    ({"control": "nope"}, 422, "invalid_experiment"),
+    ({"end_date": "2019-12-31"}, 422, "validation_error"),
+    ({"control": "nope"}, 422, "validation_error"),
     ({"name": "has space"}, 422, "validation_error"),
     ({"name": "x" * 101}, 422, "validation_error"),
     ({"start_date": "yesterday"}, 422, "validation_error"),

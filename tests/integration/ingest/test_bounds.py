@@ -23,9 +23,15 @@ async def test_year_999_single_call_is_rejected_out_of_range(
     r = await client.post("/v1/track", json=msg, headers=source.auth)
     assert r.status_code == 400, r.text
     assert r.json()["code"] == "invalid_events"
-    assert r.json()["details"] == {
-        "rejected": [{"index": 0, "messageId": "old", "reason": "timestamp_out_of_range"}]
-    }
+    assert r.json()["details"] == [
+        {
+            "field": "body",
+            "message": "timestamp out of range",
+            "index": 0,
+            "messageId": "old",
+            "reason": "timestamp_out_of_range",
+        }
+    ]
     assert await count(conn, "analytics_events") == 0
 
 

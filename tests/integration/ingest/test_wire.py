@@ -169,7 +169,8 @@ async def test_corrupt_gzip_is_400(client: Client, source: KeyedSource) -> None:
     r = await client.post(
         "/v1/batch", content=b"\x1f\x8b\x08garbage", headers={**source.auth, "Content-Encoding": "gzip"}
     )
-    _assert_error(r, 400, "invalid_body")
+    body = _assert_error(r, 400, "invalid_gzip")
+    assert body["details"][0]["field"] == "body"
 
 
 async def test_gzip_bomb_is_413(client: Client, source: KeyedSource) -> None:
@@ -178,45 +179,70 @@ async def test_gzip_bomb_is_413(client: Client, source: KeyedSource) -> None:
     r = await client.post(
         "/v1/batch", content=gzip.compress(inflated), headers={**source.auth, "Content-Encoding": "gzip"}
     )
-    _assert_error(r, 413, "payload_too_large")
+    body = _assert_error(r, 413, "payload_too_large")
+    assert body["message"] == "The decompressed request body is over the 500 KB limit (512000 bytes)."
+    assert body["details"] == [{"field": "body", "message": "at most 512000 bytes"}]
 
 
 async def test_unsupported_encoding_is_400(client: Client, source: KeyedSource) -> None:
     r = await client.post("/v1/batch", content=b"{}", headers={**source.auth, "Content-Encoding": "br"})
-    _assert_error(r, 400, "unsupported_content_encoding")
+    body = _assert_error(r, 400, "unsupported_content_encoding")
+    assert body["details"] == [
+        {
+            "field": "header.Content-Encoding",
+            "message": "must be one of: gzip, identity",
+            "allowed": ["gzip", "identity"],
+        }
+    ]
 
 
 async def test_body_over_500kb_is_413(client: Client, source: KeyedSource, conn: asyncpg.Connection) -> None:
     msgs = [track(f"big{i}", properties={"pad": "x" * 20_000}) for i in range(30)]
     r = await client.post("/v1/batch", json=_batch(*msgs), headers=source.auth)
-    _assert_error(r, 413, "payload_too_large")
+    body = _assert_error(r, 413, "payload_too_large")
+    assert "512000 bytes" in body["message"]
     assert await count(conn, "analytics_events") == 0
 
 
 async def test_more_than_2500_events_is_413(client: Client, source: KeyedSource) -> None:
     msgs = [{"type": "track", "event": "e", "userId": "u"} for _ in range(2501)]
     r = await client.post("/v1/batch", json=_batch(*msgs), headers=source.auth)
-    _assert_error(r, 413, "too_many_events")
+    body = _assert_error(r, 413, "payload_too_large")
+    assert body["message"] == "The batch is over the limit of 2500 events."
+    assert body["details"] == [{"field": "body.batch", "message": "at most 2500 events"}]
 
 
+# The error contract (docs/errors.md): a body that is not a JSON object is 400 invalid_json, as on every
+# route (it was invalid_body here); a JSON object that is not a batch is 422 validation_error.
 @pytest.mark.parametrize(
-    ("content", "code"),
+    ("content", "status", "code", "details"),
     [
-        (b"{not json", "invalid_body"),
-        (b'{"batch": {"type": "track"}}', "invalid_body"),
-        (b'{"nobatch": []}', "invalid_body"),
-        (b"[1, 2]", "invalid_body"),
+        (
+            b"{not json",
+            400,
+            "invalid_json",
+            [{"field": "body", "message": "JSON is malformed: object keys must be strings (byte 1)"}],
+        ),
+        (b"[1, 2]", 400, "invalid_json", [{"field": "body", "message": "Expected `object`, got `array`"}]),
+        (
+            b'{"batch": {"type": "track"}}',
+            422,
+            "validation_error",
+            [{"field": "body.batch", "message": "Expected `array`, got `object`"}],
+        ),
+        (b'{"nobatch": []}', 422, "validation_error", [{"field": "body.batch", "message": "is required"}]),
     ],
-    ids=["not-json", "batch-not-a-list", "no-batch", "not-an-object"],
+    ids=["not-json", "not-an-object", "batch-not-a-list", "no-batch"],
 )
-async def test_unreadable_bodies_are_400(
-    client: Client, source: KeyedSource, content: bytes, code: str
+async def test_unreadable_bodies(
+    client: Client, source: KeyedSource, content: bytes, status: int, code: str, details: object
 ) -> None:
-    _assert_error(await client.post("/v1/batch", content=content, headers=source.auth), 400, code)
+    body = _assert_error(await client.post("/v1/batch", content=content, headers=source.auth), status, code)
+    assert body["details"] == details
 
 
 async def test_single_call_that_is_not_an_object_is_400(client: Client, source: KeyedSource) -> None:
-    _assert_error(await client.post("/v1/track", content=b"[]", headers=source.auth), 400, "invalid_body")
+    _assert_error(await client.post("/v1/track", content=b"[]", headers=source.auth), 400, "invalid_json")
 
 
 async def test_invalid_events_are_rejected_alone(
@@ -261,19 +287,38 @@ async def test_all_invalid_is_400_with_the_same_details(
     body = _assert_error(
         await client.post("/v1/batch", json=_batch(*msgs), headers=source.auth), 400, "invalid_events"
     )
-    assert body["details"] == {
-        "rejected": [
-            {"index": 0, "messageId": "x", "reason": "missing_user_id_and_anonymous_id"},
-            {"index": 1, "messageId": "y", "reason": "missing_event"},
-        ]
-    }
+    # details is a list of {field, message} like every error's, with the event's index, messageId, reason.
+    assert body["details"] == [
+        {
+            "field": "body.batch[0]",
+            "message": "missing user id and anonymous id",
+            "index": 0,
+            "messageId": "x",
+            "reason": "missing_user_id_and_anonymous_id",
+        },
+        {
+            "field": "body.batch[1]",
+            "message": "missing event",
+            "index": 1,
+            "messageId": "y",
+            "reason": "missing_event",
+        },
+    ]
     assert await count(conn, "analytics_events") == 0
 
 
 async def test_oversized_single_call_is_400_with_details(client: Client, source: KeyedSource) -> None:
     msg = {**track("huge"), "properties": {"pad": "x" * 40_000}}
     body = _assert_error(await client.post("/v1/track", json=msg, headers=source.auth), 400, "invalid_events")
-    assert body["details"] == {"rejected": [{"index": 0, "messageId": "huge", "reason": "event_too_large"}]}
+    assert body["details"] == [
+        {
+            "field": "body",
+            "message": "event too large",
+            "index": 0,
+            "messageId": "huge",
+            "reason": "event_too_large",
+        }
+    ]
 
 
 async def test_batch_context_counts_against_every_events_size(
@@ -343,6 +388,7 @@ async def test_deeply_nested_values(client: Client, source: KeyedSource, conn: a
     abyss = b"[" * 20_000 + b"]" * 20_000
     r = await client.post("/v1/batch", content=b'{"batch":[' + abyss + b"]}", headers=source.auth)
     assert r.status_code == 400
-    assert r.json()["code"] in {"invalid_body", "invalid_events"}
+    assert r.json()["code"] in {"invalid_json", "invalid_events"}
     r = await client.post("/v1/track", content=abyss, headers=source.auth)
-    _assert_error(r, 400, "invalid_body")
+    body = _assert_error(r, 400, "invalid_json")
+    assert body["details"] == [{"field": "body", "message": "is nested too deeply"}]

@@ -7,6 +7,7 @@ import uuid
 
 import pytest
 
+from kernel.errors import ValidationError
 from kernel.pagination import InvalidCursorError, decode_cursor, encode_cursor, make_page
 
 Key = tuple[dt.datetime, uuid.UUID]
@@ -38,7 +39,11 @@ def test_no_cursor_is_the_first_page() -> None:
 def test_foreign_or_corrupt_cursors_are_rejected(cursor: str) -> None:
     with pytest.raises(InvalidCursorError) as info:
         decode_cursor(cursor, Key)
-    assert info.value.code == "invalid_cursor"
+    # A query value that does not fit: 422 validation_error naming the field (docs/errors.md).
+    assert isinstance(info.value, ValidationError)
+    assert info.value.details == [
+        {"field": "query.cursor", "message": "is not a cursor of this list; use next_cursor as given"}
+    ]
 
 
 def test_make_page_sets_the_cursor_only_when_more_rows_exist() -> None:
