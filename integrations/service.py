@@ -75,7 +75,9 @@ def _struct(struct: type[T], row: Any, **extra: Any) -> T:
 
 
 def _invalid(field: str, message: str) -> ValidationError:
-    return ValidationError(f"`{field}` is not valid.", details=[{"field": field, "message": message}])
+    return ValidationError(
+        f"`{field}` is not valid.", details=[{"field": f"body.{field}", "message": message}]
+    )
 
 
 def check_pattern(pattern: str) -> None:

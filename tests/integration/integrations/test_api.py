@@ -70,7 +70,7 @@ async def test_unknown_event_type_is_422_listing_the_catalogue(hooks: Client, ad
         assert r.status_code == 422, (bad, r.text)
         body = r.json()
         assert body["code"] == "validation_error"
-        assert body["details"][0]["field"] == "event_type"
+        assert body["details"][0]["field"] == "body.event_type"
         assert all(name in body["details"][0]["message"] for name in CATALOGUE)
 
 
@@ -87,7 +87,7 @@ async def test_target_url_rules(hooks: Client, admin: Actor) -> None:
             headers=admin.headers,
         )
         assert r.status_code == 422, (url, r.text)
-        assert r.json()["details"][0]["field"] == "target_url"
+        assert r.json()["details"][0]["field"] == "body.target_url"
 
 
 async def test_event_types_catalogue(hooks: Client, admin: Actor) -> None:
