@@ -257,6 +257,7 @@ def experiment_page(exp: ExperimentOut, res: ResultsOut, today: dt.date) -> dict
         or [verdict(c, res.control, res.srm.detected) for c in res.comparisons],
         "srm": _srm(res),
         "power": _power(res),
+        "computed_at": dt.datetime.now(dt.UTC).replace(microsecond=0),
     }
 
 

@@ -67,10 +67,12 @@ async def browser(browser_reason: None) -> AsyncIterator[Any]:
         await chromium.close()
 
 
-@pytest.fixture
-def server(clean_db: str, tmp_path: Path) -> Iterator[LiveServer]:
-    """A real server on the emptied database, its exports under a temporary data dir."""
-    with LiveServer(clean_db, env={"CORP_ASTRO_DATA_DIR": str(tmp_path / "data")}) as live:
+@pytest.fixture(scope="module")
+def server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """One real server for the module (starting one costs seconds); each test empties the tables first
+    (``clean_db``, through ``conn`` and ``visit``). Exports go under a temporary data dir."""
+    data = tmp_path_factory.mktemp("browser-data")
+    with LiveServer(database_url, env={"CORP_ASTRO_DATA_DIR": str(data)}) as live:
         yield live
 
 
@@ -117,8 +119,14 @@ class Visit:
 
 
 @pytest.fixture
-async def visit(browser: Any, server: LiveServer) -> AsyncIterator[Visit]:
-    context = await browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+async def visit(browser: Any, server: LiveServer, clean_db: str) -> AsyncIterator[Visit]:
+    # A viewer far from UTC, so that local times differ from the server's UTC text.
+    context = await browser.new_context(
+        viewport={"width": 1280, "height": 900},
+        accept_downloads=True,
+        timezone_id="America/New_York",
+        locale="en-US",
+    )
     page = await context.new_page()
     v = Visit(context, page, server)
     yield v

@@ -120,6 +120,15 @@ async def test_experiment_page_shows_the_apis_numbers(
         await page.locator("#power dd.needed").inner_text()
     ) == f"{api['power']['users_needed_for_mde']:,}"
     assert await page.locator("#srm-banner").count() == 0
+    # The script shows times in the viewer's zone (New York here), not the server's UTC text.
+    stamp = page.locator("time").first
+    iso = await stamp.get_attribute("datetime")
+    shown = await stamp.inner_text()
+    local = await page.evaluate(
+        "iso => new Date(iso).toLocaleString(undefined, {dateStyle: 'medium', timeStyle: 'short'})", iso
+    )
+    assert shown == local
+    assert "UTC" not in shown
     # a beats the control (Holm p 0.042 < 0.05): the primary metric is winning.
     assert (await page.locator("#verdict-chip").inner_text()) == "Winning"
 
@@ -216,15 +225,33 @@ async def test_export_runs_and_downloads(
     await visit.screenshots("exports")
 
 
-async def test_analytics_page(visit: Visit, people: dict[str, str]) -> None:
+async def test_analytics_page(visit: Visit, people: dict[str, str], conn: asyncpg.Connection) -> None:
+    """Rollup rows (as the aggregation job writes them) drawn as charts and listed as top events."""
+    today = dt.datetime.now(dt.UTC).date()
+    days = [today - dt.timedelta(days=d) for d in range(3)]
+    await conn.executemany(
+        "INSERT INTO active_users_daily (day, dau, wau, mau) VALUES ($1, $2, $3, $4)",
+        [(d, 1200 + i, 5000 + i, 21000 + i) for i, d in enumerate(days)],
+    )
+    await conn.executemany(
+        """INSERT INTO event_rollups_daily (day, event_name, event_category, events, users, devices, sessions)
+           VALUES ($1, $2, 'app', $3, 1, 1, 1)""",
+        [(d, name, n) for d in days for name, n in (("Viewed Chart", 12000), ("Signed Up", 300))],
+    )
     await visit.sign_in(people["analyst"])
     await visit.page.get_by_role("link", name="Analytics").click()
     for css in ("svg.line", "svg.bars"):
         box = await visit.page.locator(css).bounding_box()
         assert box is not None
         assert box["width"] > 0
-    await visit.page.get_by_label("Bars").select_option("hour")
-    await visit.page.get_by_role("button", name="Show").click()
-    await visit.page.wait_for_url("**granularity=hour**")
+    assert await visit.page.locator("svg.line polyline").count() == 3  # DAU, WAU, MAU
+    assert await visit.page.locator("svg.bars rect").count() == 3 * 2 + 2  # segments + legend
+    top = await visit.page.locator("table.top tbody tr").all_inner_texts()
+    assert [t.split("\t")[:2] for t in top] == [["Viewed Chart", "36,000"], ["Signed Up", "900"]]
     assert await visit.axe_violations() == []
     await visit.screenshots("analytics")
+    await visit.page.get_by_label("Bars").select_option("hour")
+    await visit.page.get_by_label("From").fill(today.isoformat())
+    await visit.page.get_by_role("button", name="Show").click()
+    await visit.page.wait_for_url("**granularity=hour**")
+    assert "No events in this range." in await visit.page.inner_text("main")  # no hourly rows seeded
