@@ -58,6 +58,17 @@ CATALOGUE: dict[str, dict[str, Any]] = {
     "retention.partition_dropped": _obj(
         "A monthly partition past its retention window was dropped.", table=_STR, partition=_STR
     ),
+    "workflow.execution_completed": _obj(
+        "A workflow execution ran its last step.", workflow_id=_UUID, execution_id=_UUID, status=_STR
+    ),
+    "workflow.execution_failed": _obj(
+        "A workflow execution failed: a step failed on its last attempt.",
+        workflow_id=_UUID,
+        execution_id=_UUID,
+        status=_STR,
+        step=_STR,
+        error=_STR,
+    ),
     "webhook.test": _obj("Sent by POST /v1/webhooks/{webhook_id}/test.", webhook_id=_UUID),
     "webhook.disabled": _obj(
         "Another endpoint of the same client was disabled (410, or 5 days of failures).",

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from integrations.dispatcher import Dispatcher
+from integrations.workflows import jobs as workflow_jobs
 
 if TYPE_CHECKING:
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -24,3 +25,4 @@ def register_jobs(scheduler: AsyncIOScheduler, app: Litestar) -> None:
     dispatcher = Dispatcher(state.db, state.webhook_config, state.webhook_box)
     dispatcher.start()
     state.webhook_dispatcher = dispatcher
+    workflow_jobs.register_jobs(scheduler, app)

@@ -6,14 +6,22 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from sqlalchemy import Index, Integer, String, Text, func, text
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, func, text
+from sqlalchemy.dialects.postgresql import JSONB, TIMESTAMP, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from kernel import columns as col
 from kernel.db import Base
 
-__all__ = ["Webhook", "WebhookDelivery", "Workflow", "WorkflowExecution", "WorkflowExecutionStep"]
+__all__ = [
+    "Webhook",
+    "WebhookDelivery",
+    "Workflow",
+    "WorkflowExecution",
+    "WorkflowExecutionStep",
+    "WorkflowVersion",
+    "WorkflowWatermark",
+]
 
 
 class Webhook(col.Timestamps, Base):
@@ -73,7 +81,14 @@ class WebhookDelivery(Base):
 
 class Workflow(col.Timestamps, Base):
     __tablename__ = "workflows"
-    __table_args__ = col.indexes("workflows", "trigger_type", "status")
+    __table_args__ = (
+        *col.indexes("workflows", "trigger_type", "status"),
+        Index(
+            "ix_workflows_next_run_at",
+            "next_run_at",
+            postgresql_where=text("trigger_type = 'schedule' AND status = 'active'"),
+        ),
+    )
 
     workflow_id: Mapped[uuid.UUID] = col.pk_column()
     name: Mapped[str] = mapped_column(String(255), nullable=False)
@@ -82,11 +97,32 @@ class Workflow(col.Timestamps, Base):
     trigger_type: Mapped[str] = mapped_column(String(50), nullable=False)
     trigger_config: Mapped[dict[str, Any]] = col.json_column()
     status: Mapped[str] = col.status_column("active")
+    # Additions (migration 0014, docs/workflows.md): the sealed signing secret, the definition's
+    # version (workflow_versions), a schedule's next fire time.
+    secret: Mapped[str | None] = mapped_column(String(255))
+    version: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("1"))
+    next_run_at: Mapped[dt.datetime | None] = col.time_column()
 
 
 class WorkflowExecution(Base):
     __tablename__ = "workflow_executions"
-    __table_args__ = col.indexes("workflow_executions", "status", "started_at", "completed_at")
+    __table_args__ = (
+        *col.indexes("workflow_executions", "status", "started_at", "completed_at"),
+        Index(
+            "ix_workflow_executions_due",
+            "due_at",
+            postgresql_where=text("status IN ('pending', 'running', 'waiting')"),
+        ),
+        Index(
+            "ix_workflow_executions_waiting",
+            "wait_event",
+            "wait_user",
+            postgresql_where=text("status = 'waiting'"),
+        ),
+        Index("uq_workflow_executions_workflow_id_trigger_key", "workflow_id", "trigger_key", unique=True),
+        Index("uq_workflow_executions_workflow_id_user_key", "workflow_id", "user_key", unique=True),
+        Index("ix_workflow_executions_workflow_id_started_at", "workflow_id", "started_at", "execution_id"),
+    )
 
     execution_id: Mapped[uuid.UUID] = col.pk_column()
     workflow_id: Mapped[uuid.UUID] = col.ref_column("workflows.workflow_id")
@@ -97,11 +133,26 @@ class WorkflowExecution(Base):
     error_message: Mapped[str | None] = mapped_column(Text)
     started_at: Mapped[dt.datetime] = col.created_column()
     completed_at: Mapped[dt.datetime | None] = col.time_column()
+    # Additions (migration 0014): the definition version, the runner's queue (next step, when due,
+    # attempts of that step), trigger dedupe keys, and what a wait_for_event step waits for.
+    version: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("1"))
+    next_step: Mapped[str | None] = mapped_column(String(255))
+    due_at: Mapped[dt.datetime | None] = col.time_column()
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
+    trigger_key: Mapped[str | None] = mapped_column(String(255))
+    user_key: Mapped[str | None] = mapped_column(String(255))
+    wait_event: Mapped[str | None] = mapped_column(String(100))
+    wait_user: Mapped[str | None] = mapped_column(String(255))
 
 
 class WorkflowExecutionStep(Base):
     __tablename__ = "workflow_execution_steps"
-    __table_args__ = col.indexes("workflow_execution_steps", "step_type", "status", "started_at")
+    __table_args__ = (
+        *col.indexes("workflow_execution_steps", "step_type", "status", "started_at"),
+        Index(
+            "uq_workflow_execution_steps_execution_id_step_name", "execution_id", "step_name", unique=True
+        ),
+    )
 
     step_id: Mapped[uuid.UUID] = col.pk_column()
     execution_id: Mapped[uuid.UUID] = col.ref_column("workflow_executions.execution_id")
@@ -113,6 +164,32 @@ class WorkflowExecutionStep(Base):
     error_message: Mapped[str | None] = mapped_column(Text)
     started_at: Mapped[dt.datetime] = col.created_column()
     completed_at: Mapped[dt.datetime | None] = col.time_column()
+    # Addition (migration 0014): attempts made at the step (retries with backoff up to its limit).
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
 
 
 # --- Additions (not in the seed; see docs/schema.md) -------------------------------------------
+
+
+class WorkflowVersion(Base):
+    """Every definition a workflow has had (migration 0014): executions run the one they started with."""
+
+    __tablename__ = "workflow_versions"
+
+    workflow_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("workflows.workflow_id", ondelete="CASCADE"), primary_key=True
+    )
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    definition: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
+    created_at: Mapped[dt.datetime] = col.created_column()
+
+
+class WorkflowWatermark(Base):
+    """How far the workflows' event matcher has read ``analytics_events`` (created_at, event_id)."""
+
+    __tablename__ = "workflow_watermarks"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    position_at: Mapped[dt.datetime] = mapped_column(TIMESTAMP(), nullable=False)
+    position_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    updated_at: Mapped[dt.datetime] = col.created_column()

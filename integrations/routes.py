@@ -26,6 +26,7 @@ from integrations.schemas import (
     WebhookUpdate,
     WebhookWithSecret,
 )
+from integrations.workflows import routes as workflow_routes
 from kernel.auth import require_role
 from kernel.crypto import SecretBox, secret_key
 from kernel.deps import CurrentUser, DbConn
@@ -184,4 +185,4 @@ async def on_shutdown(app: Any) -> None:
         await dispatcher.stop()
 
 
-route_handlers: list[Any] = [WebhooksController]
+route_handlers: list[Any] = [WebhooksController, *workflow_routes.route_handlers]

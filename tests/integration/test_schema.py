@@ -35,6 +35,18 @@ ADDED_COLUMNS = {
     "ab_test_assignments": {"phase"},
     "webhooks": {"previous_secret", "previous_secret_expires_at", "failing_since"},
     "webhook_deliveries": {"event_id", "attempts", "next_attempt_at", "locked_until"},
+    "workflows": {"secret", "version", "next_run_at"},
+    "workflow_executions": {
+        "version",
+        "next_step",
+        "due_at",
+        "attempts",
+        "trigger_key",
+        "user_key",
+        "wait_event",
+        "wait_user",
+    },
+    "workflow_execution_steps": {"attempts"},
 }
 ADDED_TABLES = {"alembic_version", "audit_log", "api_sources"}
 # Seed UUID primary keys have no default; ours default to gen_random_uuid(), except the event tables,

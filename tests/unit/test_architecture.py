@@ -43,6 +43,9 @@ DECLARED_READS: dict[str, set[str]] = {
     "ingest": {"users"},
     # Retention counts what it drops and checks which days the rollups have finalised.
     "retention": {"analytics_events", "event_properties", "rollup_finalisations"},
+    # Workflows start executions from newly ingested events and wait for a user's event
+    # (docs/workflows.md); the events are read past a watermark, after ingest committed them.
+    "integrations": {"analytics_events", "event_properties"},
     # Notification delivery looks up the push devices of the addressed users.
     "core_api.notifications": {"user_devices"},
     # Reports may point at one of the caller's businesses.
