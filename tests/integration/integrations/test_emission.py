@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 from typing import Any
 
 import asyncpg
@@ -97,3 +98,33 @@ async def test_domain_events_arrive(
     assert got["experiment.status_changed"]["previous_status"] == "active"
     assert got["experiment.status_changed"]["status"] == "paused"
     assert got["export.completed"]["export_id"] == export_id
+
+
+async def test_erasure_and_day_finalisation_emit_once(
+    hooks: Client, admin: Actor, conn: asyncpg.Connection
+) -> None:
+    import aggregation
+
+    body = {
+        "email": "gone@example.com",
+        "password": "a long enough password 1",
+        "first_name": "A",
+        "last_name": "B",
+    }
+    user_id = (await hooks.post("/v1/auth/register", json=body)).json()["user_id"]
+    r = await hooks.post("/v1/auth/login", json={"email": body["email"], "password": body["password"]})
+    token = r.json()["access_token"]
+    assert (
+        await hooks.delete("/v1/users/me", headers={"Authorization": f"Bearer {token}"})
+    ).status_code == 204
+    day = dt.date(2020, 1, 1)
+    for _ in range(2):  # the second finalisation of the same day announces nothing
+        async with conn.transaction():
+            assert (await aggregation.finalise_day(conn, day))[2]
+    rows = await conn.fetch("SELECT event_type, payload FROM event_outbox ORDER BY event_id")
+    got = [(r["event_type"], json.loads(r["payload"])["data"]) for r in rows]
+    assert got == [
+        ("user.registered", {"user_id": user_id, "role": "user"}),
+        ("user.erased", {"user_id": user_id}),
+        ("aggregation.day_finalised", {"day": "2020-01-01"}),
+    ]
