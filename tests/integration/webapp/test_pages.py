@@ -103,3 +103,61 @@ async def test_unknown_experiment_is_a_404_page(client, accounts: Accounts) -> N
     r = await client.get("/app/experiments/nope")
     assert r.status_code == 404
     assert "text/html" in r.headers["content-type"]
+
+
+async def test_traffic_change_is_confirmed_then_applied(
+    client, accounts: Accounts, conn: asyncpg.Connection, settings
+) -> None:
+    admin_id = await conn.fetchval("SELECT user_id FROM users WHERE email = $1", accounts.admin)
+    await create(client, bearer(settings, admin_id, "admin"))
+    await sign_in(client, accounts.admin)
+    page = await client.get("/app/experiments/checkout")
+    form = {"traffic.control": "30", "traffic.green": "70", "_csrf": csrf_of(page.text)}
+    confirm = await client.post("/app/experiments/checkout/traffic", data=form)
+    assert confirm.status_code == 200
+    assert "Change the traffic of checkout to control 30 % / green 70 %?" in confirm.text
+    assert await conn.fetchval("SELECT phase FROM ab_tests WHERE name = 'checkout'") == 1
+    bad = await client.post(
+        "/app/experiments/checkout/traffic", data={**form, "traffic.green": "60", "confirmed": "yes"}
+    )
+    assert bad.status_code == 422
+    assert "text/html" in bad.headers["content-type"]
+    done = await client.post(
+        "/app/experiments/checkout/traffic", data={**form, "confirmed": "yes"}, follow_redirects=False
+    )
+    assert done.status_code == 303
+    shares = await conn.fetch(
+        """SELECT v.name, v.traffic_percentage FROM ab_test_variants v JOIN ab_tests t USING (test_id)
+           WHERE t.name = 'checkout' ORDER BY v.name"""
+    )
+    assert [(r["name"], float(r["traffic_percentage"])) for r in shares] == [
+        ("control", 30.0),
+        ("green", 70.0),
+    ]
+
+
+async def test_an_expired_access_token_is_renewed_from_the_refresh_cookie(client, accounts: Accounts) -> None:
+    await sign_in(client, accounts.analyst)
+    refresh = client.cookies.get("ca_refresh")
+    jar = next(c for c in client.cookies.jar if c.name == "ca_session")
+    client.cookies.set("ca_session", "expired.or.forged", domain=jar.domain, path=jar.path)
+    r = await client.get("/app/experiments?x=1", follow_redirects=False)
+    assert r.status_code == 307
+    assert r.headers["location"] == "/app/experiments?x=1"
+    assert client.cookies.get("ca_refresh") != refresh  # rotated
+    again = await client.get("/app/experiments?x=1")
+    assert again.status_code == 200
+    assert accounts.analyst in again.text
+
+
+async def test_cookies_are_secure_over_https(settings, accounts: Accounts) -> None:
+    from litestar.testing import AsyncTestClient
+
+    from corp_astro.app import create_app
+
+    async with AsyncTestClient(app=create_app(settings), base_url="https://testserver.local") as tls:
+        r = await sign_in(tls, accounts.analyst)
+    assert r.status_code == 303
+    cookies = [v.lower() for k, v in r.headers.multi_items() if k == "set-cookie"]
+    assert {c.split("=")[0] for c in cookies} == {"ca_session", "ca_refresh"}
+    assert all("; secure" in c for c in cookies)
