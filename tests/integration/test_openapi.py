@@ -21,6 +21,8 @@ _PUBLIC = {
     ("POST", "/v1/auth/login"),
     ("POST", "/v1/auth/register"),
     ("POST", "/v1/auth/refresh"),
+    # No credential scheme: the body is signed with the workflow's secret (Standard Webhooks headers).
+    ("POST", "/v1/workflows/{workflow_id}/trigger"),
 }
 
 
