@@ -68,7 +68,7 @@ async def test_kill_inside_step_3_of_4_resumes_without_repeating(
     # Step three's notification needs a key-share lock on A's row: held here, step three blocks.
     await blocker.execute("SELECT 1 FROM users WHERE user_id = $1 FOR UPDATE", a.user_id)
     env = {**os.environ, **ENV, "DATABASE_URL": url}
-    runner = subprocess.Popen(
+    runner = subprocess.Popen(  # noqa: ASYNC220  (a real process, to kill)
         [sys.executable, "-m", "corp_astro.cli", "workflows", "run-due"],
         cwd=ROOT,
         env=env,
