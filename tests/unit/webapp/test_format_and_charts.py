@@ -94,3 +94,47 @@ def test_cumulative_chart_runs_the_daily_sums() -> None:
     # control: 10 % then 20 % (40 / 200), two points; b: no units on day one, so one point.
     assert [len(line.get("points", "").split()) for line in lines] == [2, 1]
     assert views.cumulative_chart(exp, []) == ""  # type: ignore[arg-type]
+
+
+def test_experiment_page_flags_a_harmed_guardrail_and_uses_the_clis_verdicts() -> None:
+    import datetime as dt
+    import uuid
+
+    from experiments.metric_schemas import MetricComparison, MetricResult, MetricVariant
+    from experiments.schemas import ExperimentOut, VariantOut
+
+    res = _results(False, 0.001, 0.02)
+    errors = MetricComparison(
+        "a", 0.4, (0.1, 0.7), 0.2, (0.05, 0.35), 0.004, 0.004, True, 0.99, 0.02, cuped=False, harm=True
+    )
+    res.metrics = [
+        MetricResult("errors", "guardrail", "count", "decrease",
+                     [MetricVariant("control", 100, 2.0, 200.0), MetricVariant("a", 100, 2.4, 240.0)], [errors]),
+    ]  # fmt: skip
+    now = dt.datetime(2026, 11, 30, tzinfo=dt.UTC)
+    variants = [VariantOut(uuid.uuid4(), n, None, 50.0, 0.5, n == "control") for n in ("control", "a")]
+    exp = ExperimentOut(
+        uuid.uuid4(),
+        "x",
+        None,
+        "active",
+        dt.date(2026, 11, 1),
+        None,
+        "control",
+        1,
+        None,
+        True,
+        variants,
+        now,
+        now,
+    )
+    page = views.experiment_page(exp, res, dt.date(2026, 11, 30))
+    assert page["guardrails_harmed"] == [("errors", "a")]
+    (metric,) = page["metrics"]
+    assert metric.comparisons[0]["tone"] == "bad"  # up is worse for a "decrease" metric
+    assert metric.comparisons[0]["chance"] == "1 %"  # chance to beat: 1 - P(variant > control)
+    assert metric.verdicts == [
+        "a harms guardrail errors against control: +20.0 % [5.0, 35.0], p=0.004 (uncorrected), 1 % chance to beat"
+    ]
+    assert page["row"].days == "30 days"
+    assert "<svg" in metric.forest
