@@ -21,16 +21,11 @@ from experiments.service.assignment import Assignment, assign
 from experiments.service.common import ATTEMPTS, Caller, definition, may_act_for, utc
 from experiments.service.conversions import record_conversion
 from kernel.auth import AuthUser, utcnow
-from kernel.errors import PermissionDeniedError, ValidationError
+from kernel.errors import PermissionDeniedError, ValidationError, problem
 
 __all__ = ["assign_for", "convert_for", "requested_unit"]
 
 _FIELDS = {"user_id": "user", "anonymous_id": "anonymous", "external_user_id": "external"}
-
-
-def problem(field: str, message: str) -> dict[str, str]:
-    """A ``details`` item of a 422 (docs/errors.md)."""
-    return {"field": field, "message": message}
 
 
 _FIELD_OF = {unit: field for field, unit in _FIELDS.items()}
