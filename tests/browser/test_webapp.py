@@ -150,6 +150,13 @@ async def test_srm_banner(visit: Visit, people: dict[str, str], conn: asyncpg.Co
     test_id, v = await variant_ids(conn, "skewed")
     await seed_arm(conn, test_id, v["control"], 1000, 100)
     await seed_arm(conn, test_id, v["green"], 1200, 120)
+    # The sign-in page: accessible, usable from the keyboard (the first Tab lands on the skip link).
+    await visit.page.goto(visit.url("/app/experiments/skewed"))
+    await visit.page.wait_for_url("**/app/login?next=/app/experiments/skewed")
+    assert await visit.axe_violations() == []
+    await visit.screenshots("login")
+    await visit.page.keyboard.press("Tab")
+    assert await visit.page.evaluate("document.activeElement.textContent") == "Skip to content"
     await visit.sign_in(people["analyst"])
     row = visit.page.locator('tr[data-experiment="skewed"] .chip')
     assert (await row.inner_text()) == "SRM"
