@@ -21,6 +21,7 @@ COMMANDS = (
     ("bench.conversions", "bench_conversions"),
     ("bench.results", "bench_results"),
     ("bench.webhooks", "bench_webhooks"),
+    ("bench.workflows", "bench_workflows"),
     ("bench.access_log", "bench_access_log"),
     ("bench.app", "bench_app"),
 )

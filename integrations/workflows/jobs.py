@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from integrations.workflows import repository as repo
@@ -40,7 +40,6 @@ class RunStats:
     retried: int = 0
     completed: int = 0
     failed: int = 0
-    by_status: dict[str, int] = field(default_factory=dict)
 
     def line(self) -> str:
         """One line for the operator."""
@@ -67,27 +66,57 @@ async def _match(db: Database, now: dt.datetime | None, config: RunnerConfig, st
         stats.scheduled += await triggers.fire_schedules(conn, _now(now))
 
 
+class _UnguardedStepFailed(Exception):
+    """A step run without a savepoint failed: the batch's transaction is lost and is run again guarded."""
+
+
+async def _run_one(
+    conn: Any, ctx: steps.RunContext, ex: Any, when: dt.datetime, guarded: bool, stats: RunStats
+) -> str:
+    # Steps whose only SQL is their own record (set_variables, condition, delay) run without a
+    # savepoint: if that record fails, the whole batch is run again with savepoints (``guarded``).
+    savepoint = guarded or await steps.has_effects(conn, ctx, ex)
+    if savepoint:  # not released: one round trip; the batch's commit ends them all
+        await conn.execute("SAVEPOINT workflow_step")
+    try:
+        status = await steps.advance(conn, ctx, ex, when)
+        stats.steps += 1
+        return status
+    except Exception as exc:  # any step error is a failed attempt, never a stuck runner
+        if not savepoint:
+            raise _UnguardedStepFailed from exc
+        await conn.execute("ROLLBACK TO SAVEPOINT workflow_step")
+        _log.warning(
+            "workflow step failed", extra={"execution_id": str(ex["execution_id"]), "error": str(exc)}
+        )
+        status = await steps.failed(conn, ctx, ex, f"{type(exc).__name__}: {exc}", when)
+        stats.retried += status == "running"
+        return status
+
+
 async def _step_batch(
-    db: Database, ctx: steps.RunContext, now: dt.datetime | None, batch: int, stats: RunStats
+    db: Database,
+    ctx: steps.RunContext,
+    now: dt.datetime | None,
+    batch: int,
+    stats: RunStats,
+    guarded: bool = False,
 ) -> int:
-    async with db.pool.acquire() as conn, conn.transaction():
-        when = _now(now)
-        claimed = await repo.claim_due(conn, when, batch)
-        for ex in claimed:
-            try:
-                async with conn.transaction():
-                    status = await steps.advance(conn, ctx, ex, when)
-                stats.steps += 1
-            except Exception as exc:  # any step error is a failed attempt, never a stuck runner
-                _log.warning(
-                    "workflow step failed", extra={"execution_id": str(ex["execution_id"]), "error": str(exc)}
-                )
-                status = await steps.failed(conn, ctx, ex, f"{type(exc).__name__}: {exc}", when)
-                stats.retried += status == "running"
-            stats.completed += status == "completed"
-            stats.failed += status == "failed"
-            stats.by_status[status] = stats.by_status.get(status, 0) + 1
-        return len(claimed)
+    local = RunStats()
+    try:
+        async with db.pool.acquire() as conn, conn.transaction():
+            when = _now(now)
+            claimed = await repo.claim_due(conn, when, batch)
+            for ex in claimed:
+                status = await _run_one(conn, ctx, ex, when, guarded, local)
+                local.completed += status == "completed"
+                local.failed += status == "failed"
+    except _UnguardedStepFailed:
+        ctx.rows.clear()  # rolled back: what it remembered did not happen
+        return await _step_batch(db, ctx, now, batch, stats, guarded=True)
+    for name in ("steps", "retried", "completed", "failed"):
+        setattr(stats, name, getattr(stats, name) + getattr(local, name))
+    return len(claimed)
 
 
 async def run_due(

@@ -31,6 +31,7 @@ __all__ = [
     "init_watermark",
     "insert_version",
     "insert_workflow",
+    "record_step",
     "set_watermark",
     "start_executions",
     "steps_of",
@@ -260,6 +261,25 @@ async def upsert_step(conn: asyncpg.Connection, values: dict[str, Any]) -> uuid.
         *values.values(),
     )
     return step_id
+
+
+async def record_step(conn: asyncpg.Connection, step: dict[str, Any], fields: dict[str, Any]) -> None:
+    """``upsert_step`` and ``update_execution`` (of the step's execution) in one statement."""
+    names = list(step)
+    n = len(names)
+    updates = ", ".join(
+        f"{c} = EXCLUDED.{c}" for c in names if c not in ("execution_id", "step_name", "step_id")
+    )
+    clause = ", ".join(f"{name} = ${i}" for i, name in enumerate(fields, start=n + 1))
+    await conn.execute(
+        f"""WITH s AS (
+              INSERT INTO workflow_execution_steps ({", ".join(names)})
+              VALUES ({", ".join(f"${i + 1}" for i in range(n))})
+              ON CONFLICT (execution_id, step_name) DO UPDATE SET {updates} RETURNING execution_id)
+            UPDATE workflow_executions SET {clause} WHERE execution_id = (SELECT execution_id FROM s)""",
+        *step.values(),
+        *fields.values(),
+    )
 
 
 async def wake_waiting(conn: asyncpg.Connection, events: Sequence[tuple[str, str]], now: dt.datetime) -> int:

@@ -32,7 +32,7 @@ from kernel.db import uuid7
 if TYPE_CHECKING:
     import asyncpg
 
-__all__ = ["DEFAULT_MAX_ATTEMPTS", "RunContext", "StepError", "advance", "backoff", "failed"]
+__all__ = ["DEFAULT_MAX_ATTEMPTS", "RunContext", "StepError", "advance", "backoff", "failed", "has_effects"]
 
 DEFAULT_MAX_ATTEMPTS = 3
 WEBHOOK_EVENT = "workflow.webhook"
@@ -47,6 +47,24 @@ class RunContext:
     """What a runner keeps between steps: definitions by (workflow, version), which never change."""
 
     definitions: dict[tuple[uuid.UUID, int], dict[str, Any]] = field(default_factory=dict)
+    # The step rows of executions this runner advanced last, keyed by execution, with the step they
+    # were left at: valid while the execution is still there (no other runner moved it since).
+    rows: dict[uuid.UUID, tuple[str, list[dict[str, Any]]]] = field(default_factory=dict)
+
+    async def steps_of(self, conn: asyncpg.Connection, ex: Any) -> list[dict[str, Any]]:
+        """The execution's step rows (from the cache when this runner left it at its next step)."""
+        cached = self.rows.pop(ex["execution_id"], None)
+        if cached is not None and cached[0] == ex["next_step"] and ex["attempts"] == 0:
+            return cached[1]
+        if ex["status"] == "pending" and ex["attempts"] == 0:
+            return []  # not started: no step row yet
+        return [dict(r) for r in await repo.steps_of(conn, ex["execution_id"])]
+
+    def keep(self, execution_id: uuid.UUID, next_step: str, rows: list[dict[str, Any]]) -> None:
+        """Remember the rows of an execution left at ``next_step`` (bounded: cleared past 10,000)."""
+        if len(self.rows) >= 10_000:
+            self.rows.clear()
+        self.rows[execution_id] = (next_step, rows)
 
     async def definition(
         self, conn: asyncpg.Connection, workflow_id: uuid.UUID, version: int
@@ -81,6 +99,15 @@ def _context(ex: Any, rows: list[Any]) -> dict[str, Any]:
     }
 
 
+_PURE = frozenset({"set_variables", "condition", "delay"})
+
+
+async def has_effects(conn: asyncpg.Connection, ctx: RunContext, ex: Any) -> bool:
+    """Whether the execution's next step does SQL beyond its own record (so it needs a savepoint)."""
+    definition = await ctx.definition(conn, ex["workflow_id"], ex["version"])
+    return not any(s["name"] == ex["next_step"] and s["type"] in _PURE for s in definition["steps"])
+
+
 def _step(definition: dict[str, Any], name: str) -> tuple[int, dict[str, Any]]:
     for i, step in enumerate(definition["steps"]):
         if step["name"] == name:
@@ -92,7 +119,7 @@ async def advance(conn: asyncpg.Connection, ctx: RunContext, ex: Any, now: dt.da
     """Run the execution's next step (or resume it); the execution's status after."""
     definition = await ctx.definition(conn, ex["workflow_id"], ex["version"])
     index, step = _step(definition, ex["next_step"])
-    rows = await repo.steps_of(conn, ex["execution_id"])
+    rows = await ctx.steps_of(conn, ex)
     existing = next((r for r in rows if r["step_name"] == step["name"]), None)
     context = _context(ex, rows)
     step_id = existing["step_id"] if existing else uuid7()
@@ -112,38 +139,32 @@ async def advance(conn: asyncpg.Connection, ctx: RunContext, ex: Any, now: dt.da
         "started_at": started,
         "completed_at": None if outcome.waiting_until else now,
     }
-    await repo.upsert_step(conn, record)
     if outcome.waiting_until:
         wait_event, wait_user = outcome.wait_for or (None, None)
-        await repo.update_execution(
-            conn,
-            ex["execution_id"],
-            {
-                "status": "waiting",
-                "due_at": outcome.waiting_until,
-                "wait_event": wait_event,
-                "wait_user": wait_user,
-            },
-        )
+        fields = {
+            "status": "waiting",
+            "due_at": outcome.waiting_until,
+            "wait_event": wait_event,
+            "wait_user": wait_user,
+        }
+        await repo.record_step(conn, record, fields)
         return "waiting"
     following = outcome.next_step or _after(definition, index)
     variables = outcome.variables if outcome.variables is not None else ex["variables"]
     if following == "end":
-        await _finish(conn, ex, "completed", now, variables=variables)
+        await _finish(conn, ex, "completed", now, variables=variables, step=record)
         return "completed"
-    await repo.update_execution(
-        conn,
-        ex["execution_id"],
-        {
-            "status": "running",
-            "next_step": following,
-            "due_at": now,
-            "attempts": 0,
-            "variables": variables,
-            "wait_event": None,
-            "wait_user": None,
-        },
-    )
+    fields = {
+        "status": "running",
+        "next_step": following,
+        "due_at": now,
+        "attempts": 0,
+        "variables": variables,
+        "wait_event": None,
+        "wait_user": None,
+    }
+    await repo.record_step(conn, record, fields)
+    ctx.keep(ex["execution_id"], following, [r for r in rows if r["step_name"] != step["name"]] + [record])
     return "running"
 
 
@@ -160,13 +181,17 @@ async def _finish(
     *,
     variables: dict[str, Any] | None = None,
     error: str | None = None,
+    step: dict[str, Any] | None = None,
 ) -> None:
     fields: dict[str, Any] = {"status": status, "completed_at": now, "due_at": None}
     if status == "completed":
         fields.update(next_step=None, variables=variables, result={"variables": variables})
     else:
         fields["error_message"] = error
-    await repo.update_execution(conn, ex["execution_id"], fields)
+    if step is not None:
+        await repo.record_step(conn, step, fields)
+    else:
+        await repo.update_execution(conn, ex["execution_id"], fields)
     data = {"workflow_id": ex["workflow_id"], "execution_id": ex["execution_id"], "status": status}
     if error is not None:
         data.update(step=ex["next_step"], error=error)
