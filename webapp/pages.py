@@ -40,10 +40,15 @@ def today() -> dt.date:
 def page(
     request: Request[Any, Any, Any], template: str, context: dict[str, Any], status: int = 200
 ) -> Template:
-    """A page with the layout's shared context: the viewer (when signed in) and the CSRF token."""
+    """A page with the layout's shared context: the viewer (when signed in) and the CSRF token (set as a
+    cookie here when the browser has none, so the page's forms always carry a valid one)."""
     viewer = request.scope.get("webapp_viewer")
-    shared = {"csrf": request.cookies.get(session.CSRF, ""), "viewer": viewer, "path": request.url.path}
-    return Template(template, context={**shared, **context}, status_code=status)
+    token = request.cookies.get(session.CSRF) or session.new_csrf()
+    shared = {"csrf": token, "viewer": viewer, "path": request.url.path}
+    response = Template(template, context={**shared, **context}, status_code=status)
+    if request.cookies.get(session.CSRF) != token:
+        session.set_csrf(response, token, request.url.scheme == "https")
+    return response
 
 
 async def read_form(request: Request[Any, Any, Any]) -> dict[str, Any]:

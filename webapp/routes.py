@@ -96,21 +96,10 @@ def _safe_next(raw: Any) -> str:
 
 
 def _login_page(request: Request[Any, Any, Any], error: str | None, status: int, email: str = "") -> Template:
-    token = request.cookies.get(session.CSRF) or session.new_csrf()
-    response = Template(
-        "login.html",
-        context={
-            "csrf": token,
-            "error": error,
-            "email": email,
-            "next": _safe_next(request.query_params.get("next")),
-            "title": "Sign in",
-        },
-        status_code=status,
+    context = {"error": error, "email": email, "title": "Sign in"}
+    return page(
+        request, "login.html", {**context, "next": _safe_next(request.query_params.get("next"))}, status
     )
-    if request.cookies.get(session.CSRF) != token:
-        session.set_csrf(response, token, _secure(request))
-    return response
 
 
 @get("/app/login", include_in_schema=False)

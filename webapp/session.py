@@ -3,7 +3,8 @@
 - ``ca_session`` holds the access token and ``ca_refresh`` the refresh token of an accounts login: both
   HttpOnly, SameSite=Lax, ``Secure`` when the page is served over https, path ``/app`` (the API never
   sees them, so a cookie can never stand in for a Bearer token there).
-- ``ca_csrf`` is a random token, HttpOnly, SameSite=Strict, set when the sign-in page is shown; every
+- ``ca_csrf`` is a random token, HttpOnly, SameSite=Lax (Strict would drop it when a page is opened from a
+  link on another site, and that page's forms would then fail), set by any page shown without it; every
   form carries it in a hidden ``_csrf`` field and a POST whose field does not match is refused
   (the double-submit pattern; SameSite=Lax on the session already keeps cross-site POSTs unauthenticated).
 """
@@ -68,7 +69,7 @@ def store(response: Response[Any], cookies: Cookies, secure: bool) -> None:
 def set_csrf(response: Response[Any], token: str, secure: bool) -> None:
     """The CSRF cookie (kept for a month; the same token serves every form of the session)."""
     response.set_cookie(
-        CSRF, token, max_age=30 * 86_400, path=PATH, secure=secure, httponly=True, samesite="strict"
+        CSRF, token, max_age=30 * 86_400, path=PATH, secure=secure, httponly=True, samesite="lax"
     )
 
 

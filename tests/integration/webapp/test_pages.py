@@ -161,3 +161,13 @@ async def test_cookies_are_secure_over_https(settings, accounts: Accounts) -> No
     cookies = [v.lower() for k, v in r.headers.multi_items() if k == "set-cookie"]
     assert {c.split("=")[0] for c in cookies} == {"ca_session", "ca_refresh"}
     assert all("; secure" in c for c in cookies)
+
+
+async def test_a_page_gives_a_missing_csrf_cookie(client, accounts: Accounts) -> None:
+    await sign_in(client, accounts.analyst)
+    client.cookies.delete("ca_csrf")
+    r = await client.get("/app/exports")
+    assert r.status_code == 200
+    token = client.cookies.get("ca_csrf")
+    assert token
+    assert csrf_of(r.text) == token
