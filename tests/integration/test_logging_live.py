@@ -8,6 +8,7 @@ import os
 import pty
 import re
 import select
+import signal
 import subprocess
 import sys
 import time
@@ -18,6 +19,7 @@ from typing import IO, Any
 import httpx
 import orjson
 
+from kernel.scheduler import JOB_ID
 from tests.support import ROOT, free_port
 
 
@@ -43,7 +45,8 @@ def serve(url: str, *args: str, stderr: IO[bytes] | int) -> Iterator[str]:
             time.sleep(0.1)
         yield base
     finally:
-        os.killpg(proc.pid, 15)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(20)
 
 
@@ -74,7 +77,9 @@ def test_text_format_prints_one_short_line_per_record(clean_db: str, tmp_path: P
     text = "\n".join(lines)
     for job in ("experiments.goal_events", "ingest.prune_message_ids", "retention.partition_upkeep"):
         assert f'Added job "{job}"' in text, text
-    assert "_run" not in text
+    names = re.findall(r'Added job "([^"]+)"', text)
+    assert names, text
+    assert all(JOB_ID.fullmatch(name) for name in names), names
     assert "<locals>" not in text
 
 
