@@ -22,6 +22,7 @@ The result is the dict served at ``/schema/openapi.json`` and embedded in the Sw
 from __future__ import annotations
 
 import inspect
+import logging
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ from litestar.routes import HTTPRoute
 
 __all__ = ["ERROR_SCHEMA", "Operation", "complete", "merge_operations"]
 
+_log = logging.getLogger("corp_astro.openapi")
 _REF = "#/components/schemas/{name}"
 _CODE = re.compile(r"``([^`]*)``")
 _BEARER = "bearerAuth"
@@ -289,7 +291,8 @@ def complete(schema: dict[str, Any], app: Litestar, declared: Mapping[str, Opera
             if handler is not None:
                 _complete_operation(method, op, handler, declared.get(key, Operation()), schemas)
     if unknown:
-        raise ValueError(f"OpenAPI declarations for operations that do not exist: {sorted(unknown)}")
+        # The document is still served (a 500 here would take Swagger UI down); test_openapi fails on it.
+        _log.warning("OpenAPI declarations for operations that do not exist: %s", sorted(unknown))
     schemas["ErrorDetail"] = _ERROR_DETAIL
     schemas["Error"] = ERROR_SCHEMA
     components["securitySchemes"] = _SECURITY_SCHEMES
