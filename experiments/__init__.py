@@ -6,8 +6,11 @@ change experiments through them, as the HTTP API does).
 
 from __future__ import annotations
 
+import uuid
+from typing import Any
+
 from experiments.report import Schedule, guardrail_verdict, verdict
-from experiments.schemas import ExperimentOut, ExperimentPatch, ResultsOut, VariantTraffic
+from experiments.schemas import AssignmentOut, ExperimentOut, ExperimentPatch, ResultsOut, VariantTraffic
 from experiments.service import (
     experiment_out,
     experiment_views,
@@ -17,12 +20,30 @@ from experiments.service import (
     update_experiment,
 )
 
+
+async def assign_user(pool: Any, name: str, user_id: uuid.UUID) -> AssignmentOut:
+    """A registered user's variant in the running experiment ``name`` (sticky: assigned once, then
+    found), as ``POST /v1/experiments/{name}/assign`` answers it; for other domains (workflows'
+    ``assign_experiment`` step). On the pool, in its own short transaction."""
+    from experiments.assigner import AssignmentBatcher
+    from experiments.definitions import ExperimentCache
+    from experiments.service import assign
+
+    batcher = AssignmentBatcher.for_pool(pool)
+    try:
+        return (await assign(pool, ExperimentCache(), batcher, name, user_id)).out()
+    finally:
+        await batcher.close()
+
+
 __all__ = [
+    "AssignmentOut",
     "ExperimentOut",
     "ExperimentPatch",
     "ResultsOut",
     "Schedule",
     "VariantTraffic",
+    "assign_user",
     "experiment_out",
     "experiment_views",
     "get_experiment",

@@ -130,6 +130,7 @@ async def run_due(
     """Run every step due by ``now`` (the real clock when None); ``max_batches`` bounds the claims."""
     config = config or RunnerConfig.from_env()
     ctx = ctx or steps.RunContext()
+    steps.use_pool(db.pool)
     stats = RunStats()
     await _match(db, now, config, stats)
     batches = 0

@@ -204,3 +204,39 @@ async def test_signed_inbound_trigger_starts_one_execution_per_webhook_id(
     manual = await create_workflow(hooks, admin, [step("v", "set_variables")])
     r = await hooks.post(f"/v1/workflows/{manual['workflow_id']}/trigger", content=body, headers=headers)
     assert r.status_code == 404
+
+
+async def test_assign_experiment_step_uses_the_public_assignment(
+    hooks: AsyncTestClient[Any], admin: Actor, conn: asyncpg.Connection, settings: Settings
+) -> None:
+    from tests.integration.experiments.conftest import definition as experiment
+
+    r = await hooks.post("/v1/experiments", json=experiment("wf-exp"), headers=admin.headers)
+    assert r.status_code == 201, r.text
+    assert r.json()["running"] is True
+    user = await make_user(conn, settings)
+    wf = await create_workflow(
+        hooks,
+        admin,
+        [
+            step("assign", "assign_experiment", experiment="wf-exp", user_id="{{ trigger.user }}"),
+            step("v", "set_variables", variant="{{ steps.assign.output.variant }}"),
+        ],
+    )
+    ex = await hooks.post(
+        f"/v1/workflows/{wf['workflow_id']}/executions",
+        json={"trigger_data": {"user": str(user.user_id)}},
+        headers=admin.headers,
+    )
+    await run_due(settings.database_url or "")
+    detail = (
+        await hooks.get(f"/v1/workflow-executions/{ex.json()['execution_id']}", headers=admin.headers)
+    ).json()
+    assert detail["status"] == "completed", detail
+    stored = await conn.fetchval(
+        """SELECT v.name FROM ab_test_assignments a JOIN ab_test_variants v USING (variant_id)
+           WHERE a.user_id = $1""",
+        user.user_id,
+    )
+    assert detail["variables"]["variant"] == stored
+    assert detail["steps"][0]["output"]["new"] is True
