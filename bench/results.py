@@ -193,18 +193,14 @@ async def _generate(url: str, units: int, events: int, start: dt.datetime) -> No
         await conn.close()
 
 
-async def _timed(runs: int, fn: Any) -> list[float]:
-    """Wall seconds of ``runs`` calls after one warm-up."""
+async def _timed(fn: Any) -> float:
+    """Wall seconds of one call."""
+    t0 = time.perf_counter()
     await fn()
-    out = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        await fn()
-        out.append(time.perf_counter() - t0)
-    return out
+    return time.perf_counter() - t0
 
 
-async def _measure(url: str, runs: int) -> tuple[list[float], list[float], Any]:
+async def _measure(url: str, runs: int, warmup: bool) -> tuple[list[float], list[float], Any]:
     from experiments import service
 
     conn = await _connect(url)
@@ -224,12 +220,14 @@ async def _measure(url: str, runs: int) -> tuple[list[float], list[float], Any]:
                 await conn.execute("SET LOCAL work_mem = '256MB'")
                 await conn.fetch(_BARE, test_id, since)
 
+        if warmup:  # the events into the OS cache, once for both
+            await results()
         # Alternate, so that background load on a shared machine hits both.
         res: list[float] = []
         sql: list[float] = []
         for _ in range(runs):
-            res += await _timed(1, results)
-            sql += await _timed(1, bare)
+            res.append(await _timed(results))
+            sql.append(await _timed(bare))
         return res, sql, holder["out"]
     finally:
         await conn.close()
@@ -240,7 +238,10 @@ async def _measure(url: str, runs: int) -> tuple[list[float], list[float], Any]:
 @click.option("--events", default=10_000_000, show_default=True, help="Events over 30 days.")
 @click.option("--runs", default=5, show_default=True, help="Measured runs of each (median reported).")
 @click.option("--regenerate", is_flag=True, help="Rebuild the scratch database even if present.")
-def bench_results(units: int, events: int, runs: int, regenerate: bool) -> None:
+@click.option(
+    "--warmup/--no-warmup", default=True, show_default=True, help="One unmeasured results run first."
+)
+def bench_results(units: int, events: int, runs: int, regenerate: bool, warmup: bool) -> None:
     """Per-metric results (6 metrics, CUPED) against the bare SQL of the same sufficient statistics."""
     from kernel import migrate
 
@@ -250,7 +251,7 @@ def bench_results(units: int, events: int, runs: int, regenerate: bool) -> None:
         migrate.upgrade(url, "heads")
         now = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
         asyncio.run(_generate(url, units, events, now - dt.timedelta(days=_DAYS)))
-    res, sql, out = asyncio.run(_measure(url, runs))
+    res, sql, out = asyncio.run(_measure(url, runs, warmup))
     r, s = statistics.median(res), statistics.median(sql)
     click.echo(
         f"{units:,} assigned units, {events:,} events over {_DAYS} days, 6 metrics (1 + 3 + 2), CUPED 14 days"
