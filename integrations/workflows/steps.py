@@ -152,10 +152,11 @@ async def advance(conn: asyncpg.Connection, ctx: RunContext, ex: Any, now: dt.da
     if following == "end":
         await _finish(conn, ex, "completed", now, variables=variables, step=record)
         return "completed"
+    # due_at stays: the next step is due at once, and ahead of executions that started later, so a
+    # runner takes an execution's steps one after another (depth first) rather than breadth first.
     fields = {
         "status": "running",
         "next_step": following,
-        "due_at": now,
         "attempts": 0,
         "variables": variables,
         "wait_event": None,
