@@ -111,12 +111,15 @@ async def test_two_schedulers_run_each_job_once(
 ) -> None:
     users = await create_users(conn, 2)
     now = utcnow()
+    # Today's event must fall today: between 00:00 and 01:00 UTC "an hour ago" is yesterday, which the
+    # daily job rolls up too (the test failed in that hour).
+    this_morning = dt.datetime.combine(now.date(), dt.time(), tzinfo=now.tzinfo)
     await insert_events(
         conn,
         [
             Event(now - dt.timedelta(days=3), user_id=users[0]),
             Event(now - dt.timedelta(days=1), user_id=users[1]),
-            Event(now - dt.timedelta(hours=1), user_id=users[1]),
+            Event(max(now - dt.timedelta(hours=1), this_morning), user_id=users[1]),
         ],
     )
     dbs = [Database(clean_db, max_size=3), Database(clean_db, max_size=3)]
