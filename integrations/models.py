@@ -149,9 +149,7 @@ class WorkflowExecutionStep(Base):
     __tablename__ = "workflow_execution_steps"
     __table_args__ = (
         *col.indexes("workflow_execution_steps", "step_type", "status", "started_at"),
-        Index(
-            "uq_workflow_execution_steps_execution_id_step_name", "execution_id", "step_name", unique=True
-        ),
+        Index("uq_workflow_execution_steps_execution_id_step_name", "execution_id", "step_name", unique=True),
     )
 
     step_id: Mapped[uuid.UUID] = col.pk_column()

@@ -66,7 +66,26 @@ def test_refuses(text: str) -> None:
         parse(text)
 
 
-_NAMES = [*sorted(n for n in dir(builtins) if not n.startswith("_")), "__class__", "__dict__", "__globals__", "__builtins__", "__subclasses__", "mro", "__init__", "get", "keys", "items", "copy", "pop", "clear", "update", "format", "join", "upper"]
+_NAMES = [
+    *sorted(n for n in dir(builtins) if not n.startswith("_")),
+    "__class__",
+    "__dict__",
+    "__globals__",
+    "__builtins__",
+    "__subclasses__",
+    "mro",
+    "__init__",
+    "get",
+    "keys",
+    "items",
+    "copy",
+    "pop",
+    "clear",
+    "update",
+    "format",
+    "join",
+    "upper",
+]
 _ATOMS = st.one_of(
     st.sampled_from(_NAMES),
     st.sampled_from(["trigger", "steps", "variables"]).flatmap(
