@@ -22,7 +22,7 @@ from ingest.mapping.values import (
     ID_MAX,
     Invalid,
     PropertyIds,
-    event_id,
+    event_ids,
     identity,
     json,
     parse_timestamp,
@@ -186,13 +186,20 @@ def _context_properties(
             props[key] = value if type(value) is str else json(value).decode()
     if integrations:
         props["integrations"] = text(integrations)
+    # Most messages have no unmapped field: that is tested without building the difference set.
+    if not _MAPPED_FIELDS.issuperset(msg):
+        _unmapped_fields(msg, call, props)
+    return ip, ua
+
+
+def _unmapped_fields(msg: dict[str, Any], call: str, props: dict[str, str]) -> None:
+    """Top-level fields with no column or mapping, as ``$<name>`` into ``props``."""
     for key in msg.keys() - _MAPPED_FIELDS:
         if not (key == "name" and (call == "page" or call == "screen")):
             name_key = "$" + key
             if len(name_key) > _NAME_MAX:
                 raise Invalid("property_name_too_long")
             props[name_key] = text(msg[key])
-    return ip, ua
 
 
 def _descriptors(
@@ -232,32 +239,69 @@ def _refuse_nul(texts: tuple[str | None, ...], props: dict[str, str]) -> None:
             raise Invalid("nul_character")
 
 
-def _map_one(
-    msg: Any,
-    forced_type: str | None,
-    info: RequestInfo,
-    source_bytes: bytes,
-    batch_sent_at: Any,
-    batch_context: dict[str, Any] | None,
-    batch_integrations: dict[str, Any] | None,
-    ids: PropertyIds,
-    check_nul: bool,
-    window: tuple[dt.datetime, dt.datetime],
-) -> tuple[tuple[Any, ...], list[tuple[Any, ...]], str]:
+class _Request:
+    """What every event of one request shares, computed once per request rather than once per event."""
+
+    __slots__ = (
+        "agent",
+        "check_nul",
+        "context",
+        "event_id",
+        "forced_type",
+        "integrations",
+        "next_value",
+        "pack",
+        "peer_ip",
+        "prefix",
+        "received",
+        "sent",
+        "source_id",
+        "window",
+    )
+
+    def __init__(
+        self,
+        info: RequestInfo,
+        forced_type: str | None,
+        sent_at: Any,
+        context: dict[str, Any] | None,
+        integrations: dict[str, Any] | None,
+        check_nul: bool,
+    ) -> None:
+        self.forced_type = forced_type
+        self.context = context
+        self.integrations = integrations
+        self.check_nul = check_nul
+        self.received = info.received_at
+        self.peer_ip = info.peer_ip
+        self.source_id = info.source_id
+        # The request's User-Agent, cut to the column, for the events whose context names none.
+        self.agent = info.user_agent[:_UA_MAX] if info.user_agent else None
+        self.event_id = event_ids(info.source_id.bytes)
+        ids = PropertyIds()
+        self.prefix, self.pack, self.next_value = ids.prefix, ids.pack, ids.next_value
+        try:
+            self.sent = None if sent_at is None else parse_timestamp(sent_at)
+        except (ValueError, OverflowError):
+            self.sent = BAD_SENT_AT
+        # The time window: each event then costs one comparison per side.
+        self.window = time_window(info.received_at, info.max_past_months, info.max_future)
+
+
+def _map_one(msg: Any, req: _Request) -> tuple[tuple[Any, ...], list[tuple[Any, ...]], str]:
     """One message to its event row, its property rows and its messageId; raises ``Invalid``."""
     if type(msg) is not dict:
         raise Invalid("not_an_object")
-    call, name, user_id, anonymous_id, message_id = _identify(msg, forced_type)
-    properties, traits, context, integrations = _sections(msg, batch_context, batch_integrations)
-    received = info.received_at
+    call, name, user_id, anonymous_id, message_id = _identify(msg, req.forced_type)
+    properties, traits, context, integrations = _sections(msg, req.context, req.integrations)
+    received = req.received
     props: dict[str, str] = {}
-    ts = _event_time(msg, received, batch_sent_at, window, props)
+    ts = _event_time(msg, received, req.sent, req.window, props)
     _own_properties(properties, traits, props)
     ip, ua = _context_properties(msg, call, context, integrations, props)
     category, device_id, session_id = _descriptors(call, properties, context, integrations)
-    agent = ua if ua is not None else info.user_agent
-    agent = agent[:_UA_MAX] if agent else None
-    if check_nul:
+    agent = req.agent if ua is None else (ua[:_UA_MAX] or None)
+    if req.check_nul:
         _refuse_nul((name, category, device_id, session_id, ip, agent), props)
     candidate = None
     if user_id is not None and len(user_id) == 36:
@@ -265,7 +309,7 @@ def _map_one(
             candidate = PgUUID(user_id)
         except ValueError:
             candidate = None
-    eid = event_id(source_bytes, message_id)
+    eid = req.event_id(message_id)
     # In EVENT_COLUMNS order (ingest.mapping.columns checks it against the model at import).
     row = (
         eid,
@@ -274,18 +318,17 @@ def _map_one(
         category or call,
         device_id,
         session_id,
-        ip if ip is not None else info.peer_ip,
+        ip if ip is not None else req.peer_ip,
         agent,
         ts,
-        info.source_id,
+        req.source_id,
         message_id,
         user_id,
         anonymous_id,
         received,
     )
-    prefix = ids.prefix
-    counter = ids.counter
-    prop_rows = [(PgUUID(prefix + next(counter).to_bytes(8, "big")), eid, k, v, ts) for k, v in props.items()]
+    pack, prefix, next_value = req.pack, req.prefix, req.next_value
+    prop_rows = [(PgUUID(pack(prefix, next_value())), eid, k, v, ts) for k, v in props.items()]
     return row, prop_rows, message_id
 
 
@@ -318,15 +361,7 @@ def map_events(
     """
     batch = Batch()
     decoder = msgspec.json.Decoder()
-    ids = PropertyIds()
-    source_bytes = info.source_id.bytes  # once per request: UUID.bytes is computed on every access
-    sent: Any
-    try:
-        sent = None if sent_at is None else parse_timestamp(sent_at)
-    except (ValueError, OverflowError):
-        sent = BAD_SENT_AT
-    # The time window, once per request: each event then costs one comparison per side.
-    window = time_window(info.received_at, info.max_past_months, info.max_future)
+    req = _Request(info, forced_type, sent_at, context, integrations, check_nul)
     for index, item in enumerate(items):
         msg: Any = None
         try:
@@ -341,9 +376,7 @@ def map_events(
                 msg = item
                 if sizes is not None and sizes[index] > info.max_event_bytes:
                     raise Invalid("event_too_large")
-            row, props, message_id = _map_one(
-                msg, forced_type, info, source_bytes, sent, context, integrations, ids, check_nul, window
-            )
+            row, props, message_id = _map_one(msg, req)
         except Invalid as exc:
             batch.rejected.append(Rejection(index, _message_id_of(msg), str(exc.args[0])))
             continue

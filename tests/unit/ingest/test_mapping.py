@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import random
 import uuid
 
 import msgspec
 import orjson
 
 from ingest.mapping import EVENT_COLUMNS, PROPERTY_COLUMNS, RequestInfo, derive_event_id, map_events
+from ingest.mapping.values import event_ids
 
 SOURCE = uuid.UUID("8a0b6a1e-6a86-4b8e-9d39-3d1f4c2b7f10")
 RECEIVED = dt.datetime(2026, 11, 20, 12, 0, 0)
@@ -40,6 +42,36 @@ def _props(rows: list[tuple[object, ...]]) -> dict[str, object]:
 def test_event_id_is_uuid5_of_source_and_message_id() -> None:
     assert derive_event_id(SOURCE, "abc") == uuid.uuid5(SOURCE, "abc")
     assert derive_event_id(SOURCE, "é-ü") == uuid.uuid5(SOURCE, "é-ü")
+
+
+def test_event_ids_of_one_request_equal_uuid5_on_many_inputs() -> None:
+    """The pre-hashed namespace gives exactly uuid.uuid5, over many sources and messageIds (ASCII,
+    non-ASCII, astral, empty, up to 255 characters), and one request's function never carries state
+    from one messageId to the next."""
+    rng = random.Random(20)
+    alphabet = "abcXYZ019-_:. éüß漢字😀\u2028\t\""
+    for _ in range(50):
+        source = uuid.UUID(int=rng.getrandbits(128))
+        make = event_ids(source.bytes)
+        for _ in range(100):
+            mid = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 255)))
+            assert make(mid) == uuid.uuid5(source, mid)
+            assert make(mid) == uuid.uuid5(source, mid)  # twice: no state leaks between calls
+    # And the mapped rows carry those ids.
+    msgs = [{"type": "track", "event": "e", "userId": "u", "messageId": f"m-{i}"} for i in range(200)]
+    batch = map_events(_raw(*msgs), _info())
+    assert [r[0] for r in batch.events] == [uuid.uuid5(SOURCE, f"m-{i}") for i in range(200)]
+
+
+def test_property_ids_are_distinct_uuid7s_in_order() -> None:
+    msgs = [
+        {"type": "track", "event": "e", "userId": "u", "properties": {str(k): k for k in range(5)}}
+        for _ in range(100)
+    ]
+    ids = [uuid.UUID(str(r[0])) for rows in map_events(_raw(*msgs), _info()).properties for r in rows]
+    assert len(ids) == len(set(ids)) == 500
+    assert all(u.version == 7 and u.variant == uuid.RFC_4122 for u in ids)
+    assert [u.bytes for u in ids] == sorted(u.bytes for u in ids)
 
 
 def test_track_maps_to_columns_and_properties() -> None:
