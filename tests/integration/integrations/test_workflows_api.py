@@ -240,3 +240,48 @@ async def test_assign_experiment_step_uses_the_public_assignment(
     )
     assert detail["variables"]["variant"] == stored
     assert detail["steps"][0]["output"]["new"] is True
+
+
+async def test_webhook_step_to_a_subscription_reuses_its_delivery_id_as_webhook_id(
+    hooks: AsyncTestClient[Any], admin: Actor, conn: asyncpg.Connection, settings: Settings
+) -> None:
+    r = await hooks.post(
+        "/v1/webhooks",
+        json={
+            "client_id": "crm",
+            "event_type": "workflow.execution_completed",
+            "target_url": "http://127.0.0.1:9/x",
+        },
+        headers=admin.headers,
+    )
+    assert r.status_code == 201, r.text
+    webhook_id = r.json()["webhook_id"]
+    wf = await create_workflow(
+        hooks,
+        admin,
+        [step("tell", "webhook", webhook_id=webhook_id, payload={"order": "{{ trigger.order }}"})],
+    )
+    ex = await hooks.post(
+        f"/v1/workflows/{wf['workflow_id']}/executions",
+        json={"trigger_data": {"order": 7}},
+        headers=admin.headers,
+    )
+    await run_due(settings.database_url or "")
+    detail = (
+        await hooks.get(f"/v1/workflow-executions/{ex.json()['execution_id']}", headers=admin.headers)
+    ).json()
+    assert detail["status"] == "completed", detail
+    step_row = detail["steps"][0]
+    rows = await conn.fetch("SELECT event_id, event_type, payload FROM webhook_deliveries ORDER BY queued_at")
+    by_type = {r["event_type"]: r for r in rows}
+    delivery = by_type["workflow.webhook"]
+    assert str(delivery["event_id"]) == step_row["step_id"]
+    assert json.loads(delivery["payload"])["data"] == {"order": 7}
+    # The completion event reaches the subscription through the outbox once the dispatcher fans it out.
+    assert (
+        await conn.fetchval(
+            "SELECT count(*) FROM event_outbox WHERE event_type = 'workflow.execution_completed'"
+        )
+        + len([r for r in rows if r["event_type"] == "workflow.execution_completed"])
+        == 1
+    )
