@@ -285,3 +285,42 @@ async def test_webhook_step_to_a_subscription_reuses_its_delivery_id_as_webhook_
         + len([r for r in rows if r["event_type"] == "workflow.execution_completed"])
         == 1
     )
+
+
+def _cli(database_url: str, *args: str) -> Any:
+    import os
+    import subprocess
+    import sys
+
+    from tests.support import ROOT
+
+    return subprocess.run(
+        [sys.executable, "-m", "corp_astro.cli", "workflows", *args],
+        cwd=ROOT,
+        env={**os.environ, "DATABASE_URL": database_url},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+async def test_cli_list_and_show(hooks: AsyncTestClient[Any], admin: Actor, settings: Settings) -> None:
+    wf = await create_workflow(hooks, admin, [step("v", "set_variables", x=1)])
+    ex = (
+        await hooks.post(f"/v1/workflows/{wf['workflow_id']}/executions", json={}, headers=admin.headers)
+    ).json()
+    url = settings.database_url or ""
+    ran = _cli(url, "run-due", "--now", "2030-01-01T00:00:00+02:00")
+    assert ran.returncode == 0, ran.stderr
+    assert "steps run 1" in ran.stdout
+    listed = _cli(url, "list")
+    assert wf["workflow_id"] in listed.stdout
+    shown = _cli(url, "show", ex["execution_id"])
+    assert json.loads(shown.stdout)["steps"][0]["output"] == {"x": 1}
+    assert json.loads(shown.stdout)["status"] == "completed"
+    workflow = json.loads(_cli(url, "show", wf["workflow_id"]).stdout)
+    assert workflow["executions"][0]["execution_id"] == ex["execution_id"]
+    missing = _cli(url, "show", str(uuid.uuid4()))
+    assert missing.returncode == 1
+    assert "No workflow or execution" in missing.stderr
