@@ -23,6 +23,7 @@ import asyncpg
 
 from experiments import repository as repo
 from experiments import unit_repository as unit_repo
+from experiments.metrics import ASSIGN_BATCH
 
 __all__ = ["AssignmentBatcher"]
 
@@ -135,6 +136,7 @@ class AssignmentBatcher:
             if i == len(wanted):
                 wanted.append(w)
             slot.append(i)
+        ASSIGN_BATCH.observe(len(wanted))
         try:
             rows: Sequence[Any] = await self._run_batch(wanted)
         except asyncio.CancelledError:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 import asyncpg.exceptions._base as asyncpg_base
 
-from ingest import repository
+from ingest import metrics, repository
 from ingest.errors import IngestOverloaded
 from ingest.mapping import USER_ID_SLOT, Batch
 
@@ -127,15 +128,18 @@ class Pipeline:
         while self._queue:
             pending = self._queue.popleft()
             if not pending.future.done():
+                metrics.record_unavailable("shutdown")
                 pending.future.set_exception(IngestOverloaded("The server is shutting down; retry."))
 
     def check_room(self) -> None:
         """Raise ``IngestOverloaded`` at once if the queue is full, before a request is read and parsed:
         under overload, refusing early keeps the CPU for the requests that can still be committed."""
         if self._closing:
+            metrics.record_unavailable("shutdown")
             raise IngestOverloaded("The server is shutting down; nothing was stored. Retry.")
         if self._pending_events >= self._config.max_pending_events:
             self.stats["rejected_overload"] += 1
+            metrics.record_unavailable("overload")
             raise IngestOverloaded(
                 "The ingest queue is full; nothing was stored. Retry later.",
                 retry_after=self._config.retry_after_seconds,
@@ -146,9 +150,11 @@ class Pipeline:
         n = len(batch)
         cfg = self._config
         if self._closing:
+            metrics.record_unavailable("shutdown")
             raise IngestOverloaded("The server is shutting down; nothing was stored. Retry.")
         if self._pending_events and self._pending_events + n > cfg.max_pending_events:
             self.stats["rejected_overload"] += 1
+            metrics.record_unavailable("overload")
             raise IngestOverloaded(
                 "The ingest queue is full; nothing was stored. Retry later.",
                 retry_after=cfg.retry_after_seconds,
@@ -162,6 +168,7 @@ class Pipeline:
             # shield: a timed-out request leaves its events to the flush (a retry is deduplicated).
             return await asyncio.wait_for(asyncio.shield(future), cfg.ack_timeout_seconds)
         except TimeoutError:
+            metrics.record_unavailable("timeout")
             raise IngestOverloaded(
                 "The events were not committed in time; retry (a retry never duplicates).",
                 retry_after=cfg.retry_after_seconds,
@@ -204,8 +211,10 @@ class Pipeline:
     async def _flush(self, take: list[_Pending]) -> None:
         """Write ``take`` in one transaction (isolating poisoned rows), then answer each request."""
         count = sum(len(p.batch) for p in take)
+        started = time.perf_counter()
         try:
             await self._write_isolating([(p, 0, len(p.batch)) for p in take])
+            metrics.record_flush(count, time.perf_counter() - started)
         except asyncio.CancelledError:
             # Stopped mid-flush (shutdown): whether it committed is unknown, so "not committed, retry";
             # a retry of a committed message is a duplicate, never a second copy.
@@ -226,6 +235,7 @@ class Pipeline:
             return
         if pending.unavailable:
             self.stats["unavailable"] += 1
+            metrics.record_unavailable("database")
             pending.future.set_exception(
                 IngestOverloaded(
                     "The database is unavailable; the events were not stored. Retry.",

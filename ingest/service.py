@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from ingest import repository
+from ingest import metrics, repository
 from ingest.body import read_body
 from ingest.config import IngestConfig
 from ingest.errors import (
@@ -216,10 +216,12 @@ async def ingest(
     )
     rejected = list(batch.rejected)
     if not batch.events:
+        metrics.record_request(0, 0, rejected)
         return _response(envelope.call, rejected, 0, 0)
     outcome = await pipeline.submit(batch)
     for pos in outcome.failed:
         rejected.append(Rejection(batch.indexes[pos], batch.message_ids[pos], "storage_error"))
+    metrics.record_request(outcome.accepted, outcome.duplicates, rejected)
     return _response(envelope.call, rejected, outcome.accepted, outcome.duplicates)
 
 

@@ -8,8 +8,12 @@ module by name.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import importlib
 import logging
+import os
+import time
 from contextlib import asynccontextmanager
 from os import PathLike
 from pathlib import Path
@@ -22,7 +26,7 @@ from litestar.config.compression import CompressionConfig
 from litestar.datastructures import State
 from litestar.template.config import TemplateConfig
 
-from kernel import docs, health
+from kernel import docs, health, metrics
 from kernel.auth import AuthUser
 from kernel.db import Database, resolve_database_url
 from kernel.deps import SKIP_COMPRESSION, dependencies
@@ -31,7 +35,14 @@ from kernel.hashing import PasswordHashing
 from kernel.http_errors import exception_handlers
 from kernel.observability import RequestIdMiddleware, configure_logging
 from kernel.openapi import merge_operations
-from kernel.scheduler import create_scheduler
+from kernel.scheduler import (
+    LOCK_ENV,
+    NamedJobScheduler,
+    create_scheduler,
+    start_if_elected,
+    start_when_elected,
+    stop_at_safe_point,
+)
 from kernel.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -41,6 +52,9 @@ if TYPE_CHECKING:
 __all__ = ["App", "create_app", "domain_modules"]
 
 _log = logging.getLogger("corp_astro.app")
+# The share of the shutdown grace period (CORP_ASTRO_SHUTDOWN_GRACE_SECONDS) in which the server lets
+# in-flight requests finish (uvicorn's timeout_graceful_shutdown); the rest is the lifespan's.
+SERVER_SHARE = 0.6
 
 
 def _optional_module(name: str) -> ModuleType | None:
@@ -84,10 +98,17 @@ class App(Litestar):
         """
         if scope["type"] == "http":
             send = _with_security_headers(send)
+            if metrics.enabled():
+                await metrics.observe_http(self._dispatch, scope, receive, send)
+                return
+        await self._dispatch(scope, receive, send)
+
+    async def _dispatch(self, scope: Any, receive: Any, send: Any) -> None:
         fast = self.fast
         if fast is not None and fast.match(scope):
             scope["app"] = scope["litestar_app"] = self
             scope.setdefault("state", {})
+            scope["corp_astro.fast_route"] = scope["corp_astro.fast_match"][0].path  # the metrics' label
             await fast(scope, receive, send)
             return
         await super().__call__(scope, receive, send)
@@ -103,6 +124,7 @@ def _lifespan(
 ) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
     """Start-up and shutdown: the pool, shared state, each domain's start-up, the scheduled jobs."""
     jobs_modules = domain_modules(domains, "jobs")
+    metrics_modules = [m for m in domain_modules(domains, "metrics") if hasattr(m, "register_metrics")]
     erase_hooks = [m.on_user_erased for m in domain_modules(domains, "hooks") if hasattr(m, "on_user_erased")]
 
     @asynccontextmanager
@@ -115,9 +137,13 @@ def _lifespan(
         app.state.user_erased_hooks = erase_hooks
         limits = settings.auth_limits
         app.state.hashing = PasswordHashing(limits.hash_workers or None, limits.hash_queue)
+        registry = app.state.metrics_registry = metrics.MetricsRegistry()
+        for module in metrics_modules:
+            module.register_metrics(registry)
         started: list[ModuleType] = []
         scheduler = create_scheduler()
         app.state.scheduler = scheduler
+        election: asyncio.Task[None] | None = None
         try:
             for module in routes_modules:
                 if hasattr(module, "on_startup"):
@@ -126,19 +152,44 @@ def _lifespan(
             if settings.scheduler_enabled:
                 for module in jobs_modules:
                     module.register_jobs(scheduler, app)
-                scheduler.start()
+                lock = os.environ.get(LOCK_ENV)
+                if not start_if_elected(scheduler, lock) and lock is not None:
+                    election = asyncio.create_task(start_when_elected(scheduler, lock))
             _log.info("app started", extra={"scheduler": settings.scheduler_enabled})
-            yield
+            async with metrics.sampling(app.state, registry):
+                yield
         finally:
-            if scheduler.running:
-                scheduler.shutdown(wait=False)
-            for module in reversed(started):
-                if hasattr(module, "on_shutdown"):
-                    await module.on_shutdown(app)
+            await _shutdown(app, scheduler, election, started, settings.shutdown_grace_seconds)
             await db.close()
             app.state.hashing.close()
 
     return lifespan
+
+
+async def _shutdown(
+    app: Litestar,
+    scheduler: NamedJobScheduler,
+    election: asyncio.Task[None] | None,
+    started: list[ModuleType],
+    grace: float,
+) -> None:
+    """After the server stopped accepting and its in-flight requests ended (``serve`` gives those
+    ``SERVER_SHARE`` of the grace period): jobs stop at a safe point, then each domain stops (ingest
+    flushes and commits its queue), all within the rest of the grace period."""
+    budget = grace * (1 - SERVER_SHARE)
+    deadline = time.monotonic() + budget
+    if election is not None:
+        election.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await election
+    await stop_at_safe_point(scheduler, budget / 2)
+    for module in reversed(started):
+        if hasattr(module, "on_shutdown"):
+            try:
+                async with asyncio.timeout(max(0.5, deadline - time.monotonic())):
+                    await module.on_shutdown(app)
+            except TimeoutError:
+                _log.error("shutdown of %s exceeded the grace period", module.__name__)
 
 
 def _template_config(directories: list[Path]) -> TemplateConfig[Any] | None:
@@ -158,6 +209,8 @@ def create_app(settings: Settings | None, domains: Sequence[str]) -> App:
     configure_logging(settings.log_level, fmt=settings.log_format, access=settings.access_log)
 
     route_handlers: list[Any] = [*health.route_handlers, docs.assets_router()]
+    if metrics.enabled() and settings.metrics_enabled:
+        route_handlers.append(metrics.metrics_route)
     routes_modules = domain_modules(domains, "routes")
     fast_routes: list[FastRoute] = []
     template_dirs: list[Path] = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import signal
 import sys
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
@@ -144,6 +145,7 @@ def serve(
 
     import uvicorn
 
+    from kernel.app import SERVER_SHARE
     from kernel.serving import CoalescingHttpToolsProtocol
 
     url = _url()
@@ -157,6 +159,9 @@ def serve(
         os.environ["CORP_ASTRO_SCHEDULER"] = "1" if scheduler else "0"
     _logging_env(os.environ, log_format, access_log, access_log_sample)
     get_settings.cache_clear()
+    if workers > 1:
+        _workers_env(os.environ, get_settings().data_dir, port)
+    grace = get_settings().shutdown_grace_seconds
     # uvicorn re-raises SIGTERM after its graceful shutdown; with the default action the process would die
     # without running atexit handlers, leaving the embedded PostgreSQL running. Exiting normally lets
     # pgserver stop it when this is its last user.
@@ -170,7 +175,12 @@ def serve(
         log_config=None,
         access_log=False,
         server_header=False,
-        timeout_graceful_shutdown=10,
+        # SIGTERM: stop accepting, let in-flight requests finish for this share of the grace period;
+        # the app's shutdown (jobs, the ingest queue's last flush) has the rest (kernel.app._shutdown).
+        timeout_graceful_shutdown=max(1, math.ceil(grace * SERVER_SHARE)),
+        # With --workers N the parent restarts a worker that does not answer its ping in time; 5 s (the
+        # default) restarted workers still importing the app on a loaded machine.
+        timeout_worker_healthcheck=30,
         # X-Forwarded-For is resolved by kernel.auth.client_ip against CORP_ASTRO_TRUSTED_PROXIES;
         # uvicorn's own handling would trust any local peer.
         proxy_headers=False,
@@ -179,6 +189,21 @@ def serve(
         # httptools, writing each response with one system call instead of two.
         http=CoalescingHttpToolsProtocol,
     )
+
+
+def _workers_env(env: MutableMapping[str, str], data_dir: Path, port: int) -> None:
+    """Several workers: their metrics go to one directory, emptied now (prometheus-client's
+    multi-process mode), and a lock file elects the one worker that runs the scheduled jobs."""
+    import shutil
+
+    from kernel.metrics import MULTIPROC_ENV
+    from kernel.scheduler import LOCK_ENV
+
+    run = data_dir / f"serve-{port}"
+    shutil.rmtree(run / "metrics", ignore_errors=True)
+    (run / "metrics").mkdir(parents=True)
+    env[MULTIPROC_ENV] = str(run / "metrics")
+    env[LOCK_ENV] = str(run / "scheduler.lock")
 
 
 def _logging_env(

@@ -10,20 +10,36 @@ logs carries ``job=<that name>``, instead of the function's name (``_run``, ``re
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import fcntl
 import inspect
 import logging
+import os
 import re
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from kernel import metrics
 from kernel.observability import job_var
 
 if TYPE_CHECKING:
     import asyncpg
 
-__all__ = ["JOB_ID", "NamedJobScheduler", "create_scheduler", "named_job", "try_job_lock"]
+__all__ = [
+    "JOB_ID",
+    "LOCK_ENV",
+    "NamedJobScheduler",
+    "create_scheduler",
+    "named_job",
+    "start_if_elected",
+    "start_when_elected",
+    "stop_at_safe_point",
+    "try_job_lock",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -32,14 +48,19 @@ JOB_ID = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
 
 
 def named_job(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
-    """``func`` under the name ``name``, setting ``job_var`` while it runs (so its logs say which job)."""
+    """``func`` under the name ``name``, setting ``job_var`` while it runs (so its logs say which job),
+    each run counted by outcome with its duration (``corp_astro_job_runs_total`` and the rest)."""
     if inspect.iscoroutinefunction(func):
 
         async def run_async(*args: Any, **kwargs: Any) -> Any:
             token = job_var.set(name)
+            start, ok = time.perf_counter(), False
             try:
-                return await func(*args, **kwargs)
+                result = await func(*args, **kwargs)
+                ok = True
+                return result
             finally:
+                metrics.record_job(name, ok, time.perf_counter() - start)
                 job_var.reset(token)
 
         job: Callable[..., Any] = run_async
@@ -47,9 +68,13 @@ def named_job(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
 
         def run_sync(*args: Any, **kwargs: Any) -> Any:
             token = job_var.set(name)
+            start, ok = time.perf_counter(), False
             try:
-                return func(*args, **kwargs)
+                result = func(*args, **kwargs)
+                ok = True
+                return result
             finally:
+                metrics.record_job(name, ok, time.perf_counter() - start)
                 job_var.reset(token)
 
         job = run_sync
@@ -86,3 +111,57 @@ async def try_job_lock(conn: asyncpg.Connection, key: str) -> bool:
     if not got:
         _log.info("job already running elsewhere", extra={"job_key": key})
     return got
+
+
+# serve --workers N names a lock file here: the worker holding it runs the scheduler, the others wait.
+LOCK_ENV = "CORP_ASTRO_SCHEDULER_LOCK"
+_ELECTION_SECONDS = 5.0
+_held: list[int] = []  # the lock's descriptor, open for the life of the process (the OS drops it at exit)
+SCHEDULERS = metrics.gauge("corp_astro_scheduler_processes", "Processes running the scheduled jobs.")
+
+
+def _try_lock(path: str) -> bool:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return False
+    _held.append(fd)
+    return True
+
+
+def start_if_elected(scheduler: NamedJobScheduler, lock_path: str | None) -> bool:
+    """Start ``scheduler`` if this process may run the jobs: always when there is no lock (one process),
+    else when it takes ``lock_path`` (one of several workers: exactly one runs them)."""
+    if lock_path is not None and not _try_lock(lock_path):
+        return False
+    scheduler.start()
+    SCHEDULERS.set(1)
+    return True
+
+
+async def start_when_elected(scheduler: NamedJobScheduler, lock_path: str) -> None:
+    """Try for the lock every few seconds: if the worker running the jobs dies, another takes over."""
+    # Polled: flock has no asynchronous wait, and a takeover within seconds is soon enough.
+    while not start_if_elected(scheduler, lock_path):  # noqa: ASYNC110
+        await asyncio.sleep(_ELECTION_SECONDS)
+
+
+async def stop_at_safe_point(scheduler: NamedJobScheduler, timeout: float) -> None:
+    """No new runs; the runs under way get ``timeout`` seconds to end; what still runs then is cancelled,
+    which rolls its transaction back (every job commits its work in transactions, and a run that
+    did not commit is redone by its next run)."""
+    if not scheduler.running:
+        return
+    scheduler.pause()
+    running = [f for ex in scheduler._executors.values() for f in getattr(ex, "_pending_futures", ())]
+    if running:
+        _done, late = await asyncio.wait(running, timeout=max(0.0, timeout))
+        if late:
+            _log.warning("cancelling %d job run(s) at shutdown", len(late))
+    scheduler.shutdown(wait=False)
+    SCHEDULERS.set(0)
+    with contextlib.suppress(OSError):
+        while _held:
+            os.close(_held.pop())

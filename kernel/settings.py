@@ -269,6 +269,12 @@ class Settings:
     ingest: IngestConfig = field(default_factory=IngestConfig)
     # How often each process with the scheduler on delivers due scheduled notifications.
     delivery_interval_seconds: float = 2.0
+    # GET /metrics and the counters behind it (CORP_ASTRO_METRICS=0: neither); docs/metrics.md.
+    metrics_enabled: bool = True
+    # Set: /metrics needs "Authorization: Bearer <token>"; unset: it answers loopback clients only.
+    metrics_token: str | None = None
+    # SIGTERM: in-flight requests, the ingest queue and running jobs get this long in all to finish.
+    shutdown_grace_seconds: float = 30.0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -291,6 +297,9 @@ class Settings:
             retention=RetentionPolicy.from_env(),
             ingest=IngestConfig.from_env(),
             delivery_interval_seconds=env_float("CORP_ASTRO_DELIVERY_INTERVAL_SECONDS", 2.0),
+            metrics_enabled=env_bool("CORP_ASTRO_METRICS", True),
+            metrics_token=os.environ.get("CORP_ASTRO_METRICS_TOKEN") or None,
+            shutdown_grace_seconds=env_float("CORP_ASTRO_SHUTDOWN_GRACE_SECONDS", 30.0),
         )
 
     @property

@@ -93,7 +93,14 @@ async def truncate_all(url: str) -> None:
 class LiveServer:
     """``corp-astro serve`` in its own process group on 127.0.0.1, stopped by its pid."""
 
-    def __init__(self, database_url: str, *, env: dict[str, str] | None = None, scheduler: bool = False):
+    def __init__(
+        self,
+        database_url: str,
+        *,
+        env: dict[str, str] | None = None,
+        scheduler: bool = False,
+        args: tuple[str, ...] = (),
+    ):
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self._env = {
@@ -107,6 +114,7 @@ class LiveServer:
             **(env or {}),
         }
         self._scheduler = scheduler
+        self._args = args  # more ``serve`` options (--workers 2)
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30.0) -> LiveServer:
@@ -121,6 +129,7 @@ class LiveServer:
             "127.0.0.1",
             "--port",
             str(self.port),
+            *self._args,
         ]
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=self._env, start_new_session=True)
         deadline = time.monotonic() + timeout
