@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import re
+import shutil
+import subprocess
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import asyncpg
 import httpx
 import pytest
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.ingest.conftest import KeyedSource, count, track
-from tests.support import LiveServer
+from tests.support import ROOT, LiveServer
 
 TOKEN = "metrics-test-token-0123456789"
 
@@ -196,3 +201,31 @@ async def test_two_workers_are_summed(
         assert await count(conn, "analytics_events", "message_id LIKE $1", f"w-{run}-%") == 200
     finally:
         s.stop()
+
+
+def test_alert_rules_in_the_runbook_use_served_metrics(server: LiveServer, tmp_path: Path) -> None:
+    """Every rule group in docs/operations.md is valid YAML with the rule fields, and every metric its
+    expressions name is one /metrics serves; promtool checks them too where it is installed."""
+    text = (ROOT / "docs" / "operations.md").read_text()
+    blocks = [yaml.safe_load(b) for b in re.findall(r"```yaml\n(.*?)```", text, re.DOTALL)]
+    rules = [rule for b in blocks if "groups" in b for g in b["groups"] for rule in g["rules"]]
+    alerts = {rule["alert"] for rule in rules}
+    assert {
+        "CorpAstroRollupLag",
+        "CorpAstroDefaultPartitionNotEmpty",
+        "CorpAstroIngest503Rate",
+        "CorpAstroBackupTooOld",
+        "CorpAstroBackupVerifyFailed",
+    } <= alerts
+    served = {name for name, _ in scrape(server)}
+    for rule in rules:
+        assert set(rule) >= {"alert", "expr", "annotations"}
+        for name in re.findall(r"corp_astro_\w+", rule["expr"]):
+            assert name in served, (rule["alert"], name)
+    promtool = shutil.which("promtool")
+    if promtool:
+        for n, block in enumerate(b for b in blocks if "groups" in b):
+            path = tmp_path / f"rules-{n}.yml"
+            path.write_text(yaml.safe_dump(block))
+            done = subprocess.run([promtool, "check", "rules", str(path)], capture_output=True, text=True)
+            assert done.returncode == 0, done.stdout + done.stderr
