@@ -155,12 +155,14 @@ async def stop_at_safe_point(scheduler: NamedJobScheduler, timeout: float) -> No
     if not scheduler.running:
         return
     scheduler.pause()
+    await asyncio.sleep(0)  # AsyncIOScheduler applies pause() and shutdown() on the loop's next turn
     running = [f for ex in scheduler._executors.values() for f in getattr(ex, "_pending_futures", ())]
     if running:
         _done, late = await asyncio.wait(running, timeout=max(0.0, timeout))
         if late:
             _log.warning("cancelling %d job run(s) at shutdown", len(late))
     scheduler.shutdown(wait=False)
+    await asyncio.sleep(0)
     SCHEDULERS.set(0)
     with contextlib.suppress(OSError):
         while _held:
