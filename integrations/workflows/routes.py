@@ -30,8 +30,9 @@ from integrations.workflows.schemas import (
 from kernel.auth import require_role
 from kernel.crypto import SecretBox
 from kernel.deps import CurrentUser, DbConn
-from kernel.errors import InvalidJsonError, ValidationError, problem
+from kernel.errors import ValidationError
 from kernel.pagination import DEFAULT_PAGE_SIZE, CursorParam, LimitParam, Page
+from kernel.problems import not_json, wrong_type
 from kernel.resources import ResourceController
 
 __all__ = ["route_handlers"]
@@ -162,12 +163,10 @@ class WorkflowsController(ResourceController):
         body = await request.body()
         try:
             payload = msgspec.json.decode(body) if body else {}
-        except msgspec.DecodeError as exc:
-            raise InvalidJsonError(str(exc)) from None
+        except (msgspec.DecodeError, RecursionError, UnicodeDecodeError) as exc:
+            raise not_json(body, exc) from None  # as on every route (docs/errors.md)
         if not isinstance(payload, dict):
-            raise ValidationError(
-                "The body must be a JSON object.", details=[problem("body", "is not an object")]
-            )
+            raise wrong_type(payload)
         headers = {k.lower(): v for k, v in request.headers.items()}
         execution_id, duplicate = await service.trigger_inbound(
             conn, _box(request), workflow_id, headers, body, payload
