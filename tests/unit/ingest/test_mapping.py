@@ -49,7 +49,7 @@ def test_event_ids_of_one_request_equal_uuid5_on_many_inputs() -> None:
     non-ASCII, astral, empty, up to 255 characters), and one request's function never carries state
     from one messageId to the next."""
     rng = random.Random(20)
-    alphabet = "abcXYZ019-_:. éüß漢字😀\u2028\t\""
+    alphabet = 'abcXYZ019-_:. éüß漢字😀\u2028\t"'
     for _ in range(50):
         source = uuid.UUID(int=rng.getrandbits(128))
         make = event_ids(source.bytes)
