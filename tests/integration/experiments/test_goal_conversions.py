@@ -212,4 +212,9 @@ async def test_the_scan_uses_the_ingestion_index(conn: asyncpg.Connection) -> No
     )
     assert indexes, plan
     assert "Seq Scan on analytics_events" not in plan, plan
-    assert all("_event_name_" in name for name in indexes), plan
+    # The default partition is left out: upkeep keeps it empty (ingest rejects times outside the
+    # partitions), and on an empty table the planner may probe any index, e.g. user_id for the
+    # "user_id IS NOT NULL" of user units (seen once in CI).
+    monthly = [name for name in indexes if not name.startswith("analytics_events_default")]
+    assert monthly, plan
+    assert all("_event_name_" in name for name in monthly), plan
