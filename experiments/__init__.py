@@ -19,6 +19,8 @@ from experiments.service import (
     results,
     update_experiment,
 )
+from experiments.service.daily import daily_results
+from experiments.service.dimensions import DIMENSIONS, dimension_results
 
 
 async def assign_user(pool: Any, name: str, user_id: uuid.UUID) -> AssignmentOut:
@@ -37,6 +39,7 @@ async def assign_user(pool: Any, name: str, user_id: uuid.UUID) -> AssignmentOut
 
 
 __all__ = [
+    "DIMENSIONS",
     "AssignmentOut",
     "ExperimentOut",
     "ExperimentPatch",
@@ -44,6 +47,8 @@ __all__ = [
     "Schedule",
     "VariantTraffic",
     "assign_user",
+    "daily_results",
+    "dimension_results",
     "experiment_out",
     "experiment_views",
     "get_experiment",

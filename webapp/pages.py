@@ -21,7 +21,7 @@ import experiments
 from kernel.auth import AuthUser, require_role
 from kernel.deps import DbConn
 from kernel.errors import DomainError, ValidationError, problem
-from webapp import session, views
+from webapp import metric_views, session, views
 
 __all__ = ["ExperimentPages", "Viewer", "page", "read_form", "remember_viewer", "today"]
 
@@ -118,16 +118,37 @@ class ExperimentPages(Controller):
 
     @get("/{name:str}")
     async def detail(
-        self, name: FromPath[str], request: Request[Any, Any, Any], conn: DbConn, viewer: Viewer
+        self,
+        name: FromPath[str],
+        request: Request[Any, Any, Any],
+        conn: DbConn,
+        viewer: Viewer,
+        dimension: FromQuery[str | None] = None,
     ) -> Template:
-        """One experiment's results: forest plots, p-values, SRM, power, verdicts."""
+        """One experiment's results: forest plots, p-values, SRM, power, verdicts; the cumulative chart per
+        declared metric (the goal-event conversion without metrics); one dimension's slices when chosen."""
         remember_viewer(request, viewer)
         exp = await self._view(conn, name)
         res = await experiments.results(conn, name)
         context = views.experiment_page(exp, res, today())
-        daily = await aggregation.query_experiment_daily(conn, exp.test_id)
+        by_metric = metric_views.daily_charts(
+            await experiments.daily_results(conn, name, alpha=res.alpha),
+            {m.metric: m.kind for m in res.metrics},
+        )
+        cumulative = None
+        if not by_metric:
+            daily = await aggregation.query_experiment_daily(conn, exp.test_id)
+            cumulative = views.cumulative_chart(exp, daily, res.alpha)
+        sliced = None
+        if dimension:
+            found = await experiments.dimension_results(conn, name, dimension, alpha=res.alpha)
+            sliced = metric_views.dimension_view(found, res.alpha)
         context.update(
-            cumulative=views.cumulative_chart(exp, daily, res.alpha),
+            cumulative=cumulative,
+            daily_charts=by_metric,
+            dimensions=metric_views.DIMENSION_CHOICES,
+            dimension=dimension or "",
+            sliced=sliced,
             title=exp.name,
             actions=[(to, label) for to, label in _ACTIONS.items() if _allowed(exp.status, to)],
             done=request.query_params.get("done"),

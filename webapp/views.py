@@ -17,7 +17,15 @@ from markupsafe import Markup
 from experiments import ExperimentOut, ResultsOut, Schedule, guardrail_verdict, verdict
 from webapp import charts, fmt
 
-__all__ = ["ExperimentRow", "chip_of", "cumulative_chart", "experiment_page", "experiment_row"]
+__all__ = [
+    "ExperimentRow",
+    "chip_of",
+    "comparison_cells",
+    "cumulative_chart",
+    "experiment_page",
+    "experiment_row",
+    "variant_cells",
+]
 
 _RATE_KINDS = {"binomial", "retention"}
 
@@ -112,7 +120,7 @@ class MetricView:
     note: str | None = None
 
 
-def _variant_cells(m: Any, alpha: float) -> list[dict[str, str]]:
+def variant_cells(m: Any, alpha: float) -> list[dict[str, str]]:
     """Each variant's units and value; a rate also gets its Wald CI (the API gives no per-arm CI)."""
     z = NormalDist().inv_cdf(1 - alpha / 2)
     out = []
@@ -130,7 +138,7 @@ def _variant_cells(m: Any, alpha: float) -> list[dict[str, str]]:
     return out
 
 
-def _comparison_cells(c: Any, is_rate: bool, direction: str) -> dict[str, Any]:
+def comparison_cells(c: Any, is_rate: bool, direction: str) -> dict[str, Any]:
     lift = fmt.pp(c.absolute_lift) if is_rate else fmt.signed(c.absolute_lift, 3)
     ci = fmt.interval(c.absolute_ci, 100.0 if is_rate else 1.0)
     chance = c.chance_to_beat_control
@@ -192,8 +200,8 @@ def _metrics(res: ResultsOut) -> list[MetricView]:
             direction=m.direction,
             is_rate=is_rate,
             lift_unit="percentage points" if is_rate else "relative lift, %",
-            variants=_variant_cells(m, res.alpha),
-            comparisons=[_comparison_cells(c, is_rate, m.direction) for c in m.comparisons],
+            variants=variant_cells(m, res.alpha),
+            comparisons=[comparison_cells(c, is_rate, m.direction) for c in m.comparisons],
             note=m.note,
         )
         view.forest = _forest(view, list(m.comparisons), res.control)
