@@ -252,4 +252,7 @@ async def test_a_register_flood_does_not_stall_other_requests(clean_db: str) -> 
     assert outcomes[201] >= 10, outcomes  # the flood really hashed
     assert set(outcomes) <= {201, 429}, outcomes
     assert len(latencies) >= 50
-    assert p99 <= 0.100, f"p99 {p99 * 1000:.1f} ms over {len(latencies)} probes; {outcomes}"
+    # The finding was a stall of 1.7-3.2 s. On 2 cores the hash pool, the 20 flooding clients and the
+    # test itself share the CPU with PostgreSQL, so any other load on the machine moves this p99 between
+    # 50 ms (alone, with a CI run beside it: 205 ms) and 233 ms (seen); 250 ms still fails on a stall.
+    assert p99 <= 0.250, f"p99 {p99 * 1000:.1f} ms over {len(latencies)} probes; {outcomes}"
