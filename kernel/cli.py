@@ -194,6 +194,7 @@ def serve(
 def _workers_env(env: MutableMapping[str, str], data_dir: Path, port: int) -> None:
     """Several workers: their metrics go to one directory, emptied now (prometheus-client's
     multi-process mode), and a lock file elects the one worker that runs the scheduled jobs."""
+    import atexit
     import shutil
 
     from kernel.metrics import MULTIPROC_ENV
@@ -204,6 +205,8 @@ def _workers_env(env: MutableMapping[str, str], data_dir: Path, port: int) -> No
     (run / "metrics").mkdir(parents=True)
     env[MULTIPROC_ENV] = str(run / "metrics")
     env[LOCK_ENV] = str(run / "scheduler.lock")
+    # Gone with the server: the parent exits normally once its workers have stopped.
+    atexit.register(shutil.rmtree, run, ignore_errors=True)
 
 
 def _logging_env(
