@@ -22,20 +22,13 @@ from experiments import metric_sql, stats
 from experiments.definitions import Experiment
 from experiments.metric_definitions import Analysis, LinkedMetric, MetricDef
 from experiments.metric_schemas import MetricComparison, MetricResult, MetricVariant
+from experiments.service.comparison import run_tests
 from experiments.stats import Statistic
 
 __all__ = ["Plan", "conversion_metric", "flag_uncorrected", "metric_results"]
 
 PerVariant = dict[uuid.UUID, Statistic]
 _ROLE_ORDER = {"primary": 0, "secondary": 1, "guardrail": 2}
-
-
-def _finite(x: float | None) -> float | None:
-    return x if x is not None and math.isfinite(x) else None
-
-
-def _interval(ci: tuple[float, float]) -> tuple[float, float] | None:
-    return ci if math.isfinite(ci[0]) and math.isfinite(ci[1]) else None
 
 
 def _mean_stats(n: int, total: float, squares: float, binary: bool) -> stats.SampleMeanStats:
@@ -77,23 +70,15 @@ def _statistics(
 
 
 def _comparison(a: Statistic, b: Statistic, name: str, alpha: float, cuped: bool) -> MetricComparison:
-    absolute = stats.welch_test(a, b, alpha=alpha)
-    relative = stats.welch_test(a, b, alpha=alpha, relative=True)
-    sequential = stats.sequential_test(a, b, alpha=alpha)
+    tests, enough = run_tests(a, b, alpha)
     return MetricComparison(
         variant=name,
-        absolute_lift=absolute.estimate if absolute else None,
-        absolute_ci=_interval(absolute.ci) if absolute else None,
-        relative_lift=relative.estimate if relative else None,
-        relative_ci=_interval(relative.ci) if relative else None,
-        p_value=_finite(absolute.p_value) if absolute else None,
+        **tests._asdict(),
         adjusted_p_value=None,
         significant=False,
-        chance_to_beat_control=_finite(stats.chance_to_beat_control(a, b)),
-        sequential_p_value=_finite(sequential.p_value) if sequential else None,
         cuped=cuped,
         note=None
-        if absolute
+        if enough
         else "Not enough data: each variant needs 2+ units, a non-zero control mean and some variance.",
     )
 

@@ -13,6 +13,7 @@ from experiments import repository as repo
 from experiments import stats
 from experiments.definitions import Experiment, Variant
 from experiments.schemas import Comparison, PowerOut, ResultsOut, SrmOut, VariantResult
+from experiments.service.comparison import run_tests
 from experiments.service.management import get_experiment
 from experiments.service.metric_results import conversion_metric, metric_results
 from experiments.service.metrics import analysis_of
@@ -28,14 +29,6 @@ MDE_RANGE = (0.0001, 10.0)
 MIN_ALPHA = 1e-10
 
 PerVariant = dict[uuid.UUID, stats.ProportionStats]
-
-
-def _finite(x: float | None) -> float | None:
-    return x if x is not None and math.isfinite(x) else None
-
-
-def _interval(ci: tuple[float, float]) -> tuple[float, float] | None:
-    return ci if math.isfinite(ci[0]) and math.isfinite(ci[1]) else None
 
 
 def _check_parameters(alpha: float, mde: float, power: float) -> None:
@@ -83,22 +76,14 @@ def _expected_shares(
 
 def _comparison(a: stats.ProportionStats, b: stats.ProportionStats, v: Variant, alpha: float) -> Comparison:
     """One treatment against the control (Holm adjustment comes after, across all comparisons)."""
-    absolute = stats.welch_test(a, b, alpha=alpha)
-    relative = stats.welch_test(a, b, alpha=alpha, relative=True)
-    sequential = stats.sequential_test(a, b, alpha=alpha)
+    tests, enough = run_tests(a, b, alpha)
     return Comparison(
         variant=v.name,
-        absolute_lift=absolute.estimate if absolute else None,
-        absolute_ci=_interval(absolute.ci) if absolute else None,
-        relative_lift=relative.estimate if relative else None,
-        relative_ci=_interval(relative.ci) if relative else None,
-        p_value=_finite(absolute.p_value) if absolute else None,
+        **tests._asdict(),
         adjusted_p_value=None,
         significant=False,
-        chance_to_beat_control=_finite(stats.chance_to_beat_control(a, b)),
-        sequential_p_value=_finite(sequential.p_value) if sequential else None,
         note=None
-        if absolute
+        if enough
         else "Not enough data: each variant needs 2+ users, and the rates must be strictly between 0 and 1.",
     )
 
