@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from experiments.report import Schedule, guardrail_verdict, verdict
+from experiments.report import Schedule, format_chance, format_p, guardrail_verdict, verdict
 from experiments.schemas import AssignmentOut, ExperimentOut, ExperimentPatch, ResultsOut, VariantTraffic
 from experiments.service import (
     experiment_out,
@@ -51,6 +51,8 @@ __all__ = [
     "dimension_results",
     "experiment_out",
     "experiment_views",
+    "format_chance",
+    "format_p",
     "get_experiment",
     "guardrail_verdict",
     "list_experiments",

@@ -21,6 +21,8 @@ from experiments.schemas import Comparison, ResultsOut
 __all__ = [
     "CSV_HEADER",
     "Schedule",
+    "format_chance",
+    "format_p",
     "guardrail_verdict",
     "metric_lines",
     "render_csv",
@@ -69,12 +71,12 @@ def _interval(ci: tuple[float, float], places: int, sign: str = "") -> str:
     return f"[{ci[0]:{sign}.{places}f}, {ci[1]:{sign}.{places}f}]"
 
 
-def _p(p: float) -> str:
+def format_p(p: float) -> str:
     """``0.012``; ``<0.001`` below a thousandth."""
     return "<0.001" if p < 0.001 else f"{p:.2g}" if p < 0.01 else f"{p:.3f}".rstrip("0").rstrip(".")
 
 
-def _chance(x: float) -> str:
+def format_chance(x: float) -> str:
     """A probability in whole percent, never rounded to a certainty it is not: ``>99 %``, ``<1 %``."""
     pct = round(x * 100)
     if pct >= 100 and x < 1:
@@ -98,10 +100,10 @@ def _evidence(
     evidence = f"{_signed(lift, places)} {unit}"
     if ci_of is not None:
         evidence += " " + _interval((values[1], values[2]), places)
-    evidence += f", p={_p(p)} ({p_label})"
+    evidence += f", p={format_p(p)} ({p_label})"
     if c.chance_to_beat_control is not None:  # P(variant > control): beating a "decrease" metric is below
         chance = c.chance_to_beat_control if increase else 1.0 - c.chance_to_beat_control
-        evidence += f", {_chance(chance)} chance to beat"
+        evidence += f", {format_chance(chance)} chance to beat"
     return evidence
 
 
@@ -231,8 +233,8 @@ def _comparison_cells(c: Comparison) -> list[str]:
         _interval((pp[1], pp[2]), places, "+") if c.absolute_ci else "—",
         "—" if rel is None else _signed(rel, 1),
         "—" if rel_ci is None else _interval(rel_ci, 1, "+"),
-        "—" if c.adjusted_p_value is None else _p(c.adjusted_p_value),
-        "—" if c.chance_to_beat_control is None else _chance(c.chance_to_beat_control).replace(" ", ""),
+        "—" if c.adjusted_p_value is None else format_p(c.adjusted_p_value),
+        "—" if c.chance_to_beat_control is None else format_chance(c.chance_to_beat_control).replace(" ", ""),
     ]
 
 

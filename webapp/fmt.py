@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import math
 
+from experiments import format_chance, format_p
+
 __all__ = ["chance", "count", "decimal", "interval", "p_value", "percent", "pp", "signed"]
 
 MINUS = "\u2212"
@@ -66,21 +68,10 @@ def interval(ci: tuple[float, float] | None, scale: float = 100.0, places: int |
 
 
 def p_value(p: float | None) -> str:
-    """``0.012``; ``<0.001`` below a thousandth."""
-    if p is None or not math.isfinite(p):
-        return DASH
-    if p < 0.001:
-        return "<0.001"
-    return f"{p:.2g}" if p < 0.01 else f"{p:.3f}".rstrip("0").rstrip(".")
+    """``0.012``; ``<0.001`` below a thousandth (the results command's wording)."""
+    return DASH if p is None or not math.isfinite(p) else format_p(p)
 
 
 def chance(x: float | None) -> str:
     """A probability in whole percent, never rounded to a certainty it is not: ``>99 %``, ``<1 %``."""
-    if x is None or not math.isfinite(x):
-        return DASH
-    pct = round(x * 100)
-    if pct >= 100 and x < 1:
-        return ">99 %"
-    if pct <= 0 < x:
-        return "<1 %"
-    return f"{pct} %"
+    return DASH if x is None or not math.isfinite(x) else format_chance(x)
