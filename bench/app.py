@@ -26,8 +26,8 @@ import asyncpg
 import click
 import httpx
 
-from bench.kit import ServeProcess
-from kernel.db import recreate_database, resolve_database_url, url_for_database
+from bench.kit import ServeProcess, scratch_database
+from kernel.db import resolve_database_url
 from kernel.settings import get_settings
 
 __all__ = ["bench_app"]
@@ -37,26 +37,6 @@ _DB = "corp_astro_bench_app"
 _EMAIL = "bench-admin@bench.invalid"
 _PASSWORD = "bench passphrase for the web app 7"  # noqa: S105 (a scratch database's account)
 _SECRET = "bench-app-secret-0123456789abcdef0123456789"  # noqa: S105
-
-
-async def _database(server: str, units: int, regenerate: bool) -> tuple[str, bool]:
-    """The scratch database's URL and whether it must be generated (its size is recorded in it)."""
-    url = url_for_database(server, _DB)
-    if not regenerate:
-        try:
-            conn = await asyncpg.connect(url)
-        except (asyncpg.PostgresError, OSError):
-            conn = None
-        if conn is not None:
-            try:
-                size = await conn.fetchval("SELECT description FROM ab_tests WHERE name = $1", _NAME)
-            except asyncpg.PostgresError:
-                size = None
-            finally:
-                await conn.close()
-            if size == str(units):
-                return url, False
-    return await recreate_database(server, _DB), True
 
 
 async def _account(url: str) -> None:
@@ -196,7 +176,7 @@ def bench_app(units: int, warmup: int, runs: int, regenerate: bool) -> None:
     from kernel import migrate
 
     server = resolve_database_url(get_settings())
-    url, generate = asyncio.run(_database(server, units, regenerate))
+    url, generate = asyncio.run(scratch_database(server, _DB, _NAME, str(units), regenerate))
     if generate:
         migrate.upgrade(url, "heads")
     asyncio.run(_account(url))

@@ -12,9 +12,12 @@ import time
 from pathlib import Path
 from typing import IO
 
+import asyncpg
 import click
 
-__all__ = ["ServeProcess", "cpu_seconds", "free_port", "own_cpu_seconds"]
+from kernel.db import recreate_database, url_for_database
+
+__all__ = ["ServeProcess", "cpu_seconds", "free_port", "own_cpu_seconds", "scratch_database"]
 
 _ROOT = Path(__file__).resolve().parent.parent
 
@@ -109,3 +112,27 @@ def own_cpu_seconds() -> float:
     """CPU seconds this process (the load generator) has used so far."""
     t = os.times()
     return t.user + t.system
+
+
+async def scratch_database(
+    server: str, name: str, experiment: str, size: str, regenerate: bool
+) -> tuple[str, bool]:
+    """A scratch database kept between runs: its URL, and whether it must be (re)generated. A run records
+    the size it generated as the ``description`` of its experiment ``experiment``; another size, a
+    missing database or ``regenerate`` recreates it empty."""
+    url = url_for_database(server, name)
+    if not regenerate:
+        try:
+            conn = await asyncpg.connect(url)
+        except (asyncpg.PostgresError, OSError):
+            conn = None
+        if conn is not None:
+            try:
+                found = await conn.fetchval("SELECT description FROM ab_tests WHERE name = $1", experiment)
+            except asyncpg.PostgresError:
+                found = None
+            finally:
+                await conn.close()
+            if found == size:
+                return url, False
+    return await recreate_database(server, name), True

@@ -27,7 +27,8 @@ from typing import Any
 import asyncpg
 import click
 
-from kernel.db import recreate_database, resolve_database_url, url_for_database
+from bench.kit import scratch_database
+from kernel.db import resolve_database_url
 from kernel.settings import get_settings
 
 __all__ = ["bench_results"]
@@ -114,26 +115,6 @@ async def _connect(url: str) -> asyncpg.Connection:
     for kind in ("json", "jsonb"):
         await conn.set_type_codec(kind, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
     return conn
-
-
-async def _database(server: str, name: str, units: int, events: int, regenerate: bool) -> tuple[str, bool]:
-    """The scratch database's URL and whether it must be (re)generated (its size is recorded in it)."""
-    url = url_for_database(server, name)
-    if not regenerate:
-        try:
-            conn = await _connect(url)
-        except asyncpg.PostgresError:
-            conn = None
-        if conn is not None:
-            try:
-                size = await conn.fetchval("SELECT description FROM ab_tests WHERE name = $1", _NAME)
-            except asyncpg.PostgresError:
-                size = None
-            finally:
-                await conn.close()
-            if size == f"{units}/{events}":
-                return url, False
-    return await recreate_database(server, name), True
 
 
 async def _define(conn: asyncpg.Connection, start: dt.date, units: int, events: int) -> None:
@@ -246,7 +227,9 @@ def bench_results(units: int, events: int, runs: int, regenerate: bool, warmup: 
     from kernel import migrate
 
     server = resolve_database_url(get_settings())
-    url, generate = asyncio.run(_database(server, "corp_astro_bench_results", units, events, regenerate))
+    url, generate = asyncio.run(
+        scratch_database(server, "corp_astro_bench_results", _NAME, f"{units}/{events}", regenerate)
+    )
     if generate:
         migrate.upgrade(url, "heads")
         now = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
