@@ -169,3 +169,18 @@ async def variant_ids(conn: asyncpg.Connection, name: str) -> tuple[uuid.UUID, d
         name,
     )
     return rows[0]["test_id"], {r["name"]: r["variant_id"] for r in rows}
+
+
+async def copy_events(conn: asyncpg.Connection, events: list[Any], props: list[Any]) -> None:
+    """Binary COPY of raw rows, as ingest stores them: events ``(event_id, user_id, event_name,
+    event_category, timestamp)`` and properties ``(property_id, event_id, name, value, timestamp)``."""
+    await conn.copy_records_to_table(
+        "analytics_events",
+        records=events,
+        columns=["event_id", "user_id", "event_name", "event_category", "timestamp"],
+    )
+    await conn.copy_records_to_table(
+        "event_properties",
+        records=props,
+        columns=["property_id", "event_id", "property_name", "property_value", "timestamp"],
+    )

@@ -17,7 +17,14 @@ import asyncpg
 import pytest
 
 from experiments import stats
-from tests.integration.experiments.conftest import Actors, Client, create, make_users, variant_ids
+from tests.integration.experiments.conftest import (
+    Actors,
+    Client,
+    copy_events,
+    create,
+    make_users,
+    variant_ids,
+)
 
 NOW = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
 EXPOSED = NOW - dt.timedelta(days=5)
@@ -76,16 +83,7 @@ async def _arrange(
                 events.append(_event(u, "session", EXPOSED + dt.timedelta(hours=2 + 20 * k)))
             for _ in range(rng.randrange(0, 2) + (rng.random() < 0.4 if arm == "treatment" else 0)):
                 events.append(_event(u, "crash", EXPOSED + dt.timedelta(hours=3)))
-    await conn.copy_records_to_table(
-        "analytics_events",
-        records=events,
-        columns=["event_id", "user_id", "event_name", "event_category", "timestamp"],
-    )
-    await conn.copy_records_to_table(
-        "event_properties",
-        records=props,
-        columns=["property_id", "event_id", "property_name", "property_value", "timestamp"],
-    )
+    await copy_events(conn, events, props)
     amounts = {p[1]: p[3] for p in props}
     return {"users": users, "events": events, "amounts": amounts}
 
@@ -278,16 +276,7 @@ async def test_capping_and_empty_arms(client: Client, actors: Actors, conn: asyn
         ev = _event(u, "buy", EXPOSED + dt.timedelta(hours=1))
         events.append(ev)
         props.append((uuid.uuid4(), ev[0], "amount", amount, ev[4]))
-    await conn.copy_records_to_table(
-        "analytics_events",
-        records=events,
-        columns=["event_id", "user_id", "event_name", "event_category", "timestamp"],
-    )
-    await conn.copy_records_to_table(
-        "event_properties",
-        records=props,
-        columns=["property_id", "event_id", "property_name", "property_value", "timestamp"],
-    )
+    await copy_events(conn, events, props)
     body = (await client.get("/v1/experiments/checkout/results", headers=actors.analyst)).json()
     (metric,) = body["metrics"]
     # The median of the non-zero unit values 1, 3, 5, 1000 is 4: 5 and 1000 are capped at 4.
@@ -365,16 +354,7 @@ async def test_dimension_slices(client: Client, actors: Actors, conn: asyncpg.Co
             name = os_name if k == 0 else "Other OS"
             props.append((uuid.uuid4(), ev[0], "context.os", f'{{"name": "{name}", "version": "1"}}', ev[4]))
         expected[os_name if os_name != "Web" else "other"] += 1 + i % 3
-    await conn.copy_records_to_table(
-        "analytics_events",
-        records=events,
-        columns=["event_id", "user_id", "event_name", "event_category", "timestamp"],
-    )
-    await conn.copy_records_to_table(
-        "event_properties",
-        records=props,
-        columns=["property_id", "event_id", "property_name", "property_value", "timestamp"],
-    )
+    await copy_events(conn, events, props)
 
     r = await client.get("/v1/experiments/checkout/results/dimensions/os?top=2", headers=actors.analyst)
     assert r.status_code == 200, r.text

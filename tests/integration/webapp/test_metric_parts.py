@@ -9,7 +9,7 @@ import uuid
 
 import asyncpg
 
-from tests.integration.experiments.conftest import bearer, create, make_users, variant_ids
+from tests.integration.experiments.conftest import bearer, copy_events, create, make_users, variant_ids
 from tests.integration.webapp.conftest import Accounts, sign_in
 from webapp import fmt
 
@@ -43,16 +43,7 @@ async def _seed(client, conn: asyncpg.Connection, settings, admin_email: str) ->
             ev = (uuid.uuid4(), ids[i], "open", "test", at)
             events.append(ev)
             props.append((uuid.uuid4(), ev[0], "context.os", f'{{"name": "{os_name}"}}', at))
-    await conn.copy_records_to_table(
-        "analytics_events",
-        records=events,
-        columns=["event_id", "user_id", "event_name", "event_category", "timestamp"],
-    )
-    await conn.copy_records_to_table(
-        "event_properties",
-        records=props,
-        columns=["property_id", "event_id", "property_name", "property_value", "timestamp"],
-    )
+    await copy_events(conn, events, props)
 
 
 async def test_cumulative_chart_per_metric(
