@@ -60,18 +60,19 @@ async def event_properties(
 
 
 async def find_event(
-    conn: asyncpg.Connection, name: str, user: str, since: dt.datetime, until: dt.datetime
+    conn: asyncpg.Connection, name: str, user: str, stored_after: dt.datetime, until: dt.datetime
 ) -> list[Row]:
-    """Events ``name`` of ``user`` (account id, external or anonymous id) stored in [since, until]."""
+    """Events ``name`` of ``user`` (account id, external or anonymous id) stored (``created_at``, the
+    real clock) at or after ``stored_after`` whose own ``timestamp`` is at or before ``until``."""
     return await fetch_all(
         conn,
         f"""SELECT {_EVENT_COLUMNS} FROM analytics_events e
-            WHERE e.event_name = $1 AND e.created_at >= $3 AND e.created_at <= $4
+            WHERE e.event_name = $1 AND e.created_at >= $3 AND e."timestamp" <= $4
               AND (e.user_id::text = $2 OR e.external_user_id = $2 OR e.anonymous_id = $2)
             ORDER BY e.created_at, e.event_id LIMIT 20""",
         name,
         user,
-        since,
+        stored_after,
         until,
     )
 

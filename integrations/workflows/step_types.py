@@ -19,7 +19,7 @@ from core_api.notifications import notify
 from integrations import queue
 from integrations.workflows import events_sql, expressions, timing
 from integrations.workflows import repository as repo
-from integrations.workflows.triggers import event_trigger_data, matches_where
+from integrations.workflows.triggers import WATERMARK, event_trigger_data, matches_where
 from kernel import events
 
 if TYPE_CHECKING:
@@ -159,10 +159,23 @@ async def _wait_for_event(
     name = data["event"]
     if existing is None or existing["status"] != "waiting":
         until = now + timing.parse_duration(data["timeout"])
-        output = {"event": name, "user": str(who), "timeout_at": until.isoformat() + "Z", "received": False}
+        # Storage times are real: the wait counts events stored from the real clock on, whatever the
+        # run's clock (``run-due --now``). The matcher's watermark starts here at the latest, so an
+        # event stored from now on wakes the wait.
+        stored = _real_now()
+        await repo.init_watermark(conn, WATERMARK, stored - _WATERMARK_MARGIN)
+        output = {
+            "event": name,
+            "user": str(who),
+            "timeout_at": until.isoformat() + "Z",
+            "stored_after": stored.isoformat() + "Z",
+            "received": False,
+        }
         return Outcome(output=output, waiting_until=until, wait_for=(name, str(who)))
     until = timing.parse_instant(existing["output"]["timeout_at"])
-    found = await _received(conn, name, str(who), existing["started_at"], max(now, until), data.get("where"))
+    since = existing["output"].get("stored_after")
+    stored_after = timing.parse_instant(since) if since else existing["started_at"]
+    found = await _received(conn, name, str(who), stored_after, until, data.get("where"))
     if found is not None:
         return Outcome(output={**existing["output"], "received": True, "event_data": found})
     if now >= until:
@@ -170,11 +183,20 @@ async def _wait_for_event(
     return Outcome(output=existing["output"], waiting_until=until, wait_for=(name, str(who)))
 
 
+_WATERMARK_MARGIN = dt.timedelta(seconds=60)
+
+
+def _real_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
 async def _received(
-    conn: asyncpg.Connection, name: str, who: str, since: dt.datetime, until: dt.datetime, where: Any
+    conn: asyncpg.Connection, name: str, who: str, stored_after: dt.datetime, until: dt.datetime, where: Any
 ) -> dict[str, Any] | None:
-    """The first event ``name`` of ``who`` stored in [since, until] whose properties match ``where``."""
-    found = await events_sql.find_event(conn, name, who, since, until)
+    """The first event ``name`` of ``who`` stored at or after ``stored_after`` (the real clock when the
+    wait began), whose own ``timestamp`` is at or before ``until`` (the wait's timeout, on the clock of
+    the run that began it) and whose properties match ``where``."""
+    found = await events_sql.find_event(conn, name, who, stored_after, until)
     if not found:
         return None
     props = await events_sql.properties_of(conn, found)
