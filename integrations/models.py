@@ -101,6 +101,9 @@ class Workflow(col.Timestamps, Base):
     # version (workflow_versions), a schedule's next fire time.
     secret: Mapped[str | None] = mapped_column(String(255))
     version: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("1"))
+    # Migration 0018: after a rotation, the previous sealed secret verifies triggers until it expires.
+    previous_secret: Mapped[str | None] = mapped_column(String(255))
+    previous_secret_expires_at: Mapped[dt.datetime | None] = col.time_column()
     next_run_at: Mapped[dt.datetime | None] = col.time_column()
 
 

@@ -32,6 +32,7 @@ __all__ = [
     "insert_version",
     "insert_workflow",
     "record_step",
+    "rotate_secret",
     "set_watermark",
     "start_executions",
     "steps_of",
@@ -45,7 +46,10 @@ __all__ = [
 ]
 
 Row = Any  # asyncpg.Record
-WORKFLOW_COLUMNS = columns(Workflow.__table__, exclude=("secret",))
+WORKFLOW_COLUMNS = columns(
+    Workflow.__table__, exclude=("secret", "previous_secret", "previous_secret_expires_at")
+)
+_NOW = "(now() AT TIME ZONE 'UTC')"
 _EXECUTION_COLUMNS = columns(
     WorkflowExecution.__table__, exclude=("trigger_key", "user_key", "wait_event", "wait_user")
 )
@@ -87,11 +91,41 @@ async def get_version(conn: asyncpg.Connection, workflow_id: uuid.UUID, version:
 
 
 async def get_workflow(conn: asyncpg.Connection, workflow_id: uuid.UUID, *, lock: bool = False) -> Row | None:
-    """One workflow, with its sealed ``secret``; ``lock`` takes its row lock."""
+    """One workflow, with its sealed ``secret`` and, while a rotation's overlap lasts, the sealed
+    ``previous_secret`` (else None); ``lock`` takes its row lock."""
     suffix = " FOR UPDATE" if lock else ""
     return await conn.fetchrow(
-        f"SELECT {WORKFLOW_COLUMNS}, secret FROM workflows WHERE workflow_id = $1{suffix}", workflow_id
+        f"""SELECT {WORKFLOW_COLUMNS}, secret,
+                   CASE WHEN previous_secret_expires_at > {_NOW} THEN previous_secret END AS previous_secret
+            FROM workflows WHERE workflow_id = $1{suffix}""",
+        workflow_id,
     )
+
+
+async def rotate_secret(
+    conn: asyncpg.Connection, workflow_id: uuid.UUID, sealed: str, overlap_seconds: float
+) -> Row | None:
+    """Make ``sealed`` the workflow's secret, the current one its previous secret for
+    ``overlap_seconds``, and do the same on the endpoints of its ``{url}`` webhook steps (client
+    ``workflow:<id>``), which then sign with both; the workflow after (None if there is none)."""
+    row = await conn.fetchrow(
+        f"""UPDATE workflows SET previous_secret = secret, secret = $2,
+                previous_secret_expires_at = {_NOW} + make_interval(secs => $3), updated_at = {_NOW}
+            WHERE workflow_id = $1 RETURNING {WORKFLOW_COLUMNS}""",
+        workflow_id,
+        sealed,
+        overlap_seconds,
+    )
+    if row is not None:
+        await conn.execute(
+            f"""UPDATE webhooks SET previous_secret = secret, secret = $2,
+                    previous_secret_expires_at = {_NOW} + make_interval(secs => $3), updated_at = {_NOW}
+                WHERE client_id = $1""",
+            f"workflow:{workflow_id}",
+            sealed,
+            overlap_seconds,
+        )
+    return row
 
 
 async def workflow_page(

@@ -125,6 +125,20 @@ class WorkflowsController(ResourceController):
         require_role(current_user, "admin")
         await service.delete(conn, workflow_id)
 
+    @post("/{workflow_id:uuid}/rotate-secret", status_code=200)
+    async def rotate_secret(
+        self,
+        request: Request[Any, Any, Any],
+        workflow_id: FromPath[uuid.UUID],
+        conn: DbConn,
+        current_user: CurrentUser,
+    ) -> WorkflowWithSecret:
+        """A new secret for the workflow, shown this once. For 24 hours the old one still verifies
+        inbound triggers, and ``{url}`` webhook steps are signed with both."""
+        require_role(current_user, "admin")
+        overlap = request.app.state.webhook_config.numbers.rotation_overlap_seconds
+        return await service.rotate_secret(conn, _box(request), workflow_id, overlap)
+
     @get("/{workflow_id:uuid}/executions")
     async def executions(
         self,

@@ -57,6 +57,7 @@ __all__ = [
     "get",
     "list_workflows",
     "retry",
+    "rotate_secret",
     "start",
     "start_manual",
     "trigger_inbound",
@@ -111,6 +112,19 @@ async def create(
             "next_run_at": _next_run(data.trigger_type, data.trigger_config, utcnow()),
         },
     )
+    return WorkflowWithSecret(**{**_fields(row), "secret": secret})
+
+
+async def rotate_secret(
+    conn: asyncpg.Connection, box: SecretBox, workflow_id: uuid.UUID, overlap_seconds: float
+) -> WorkflowWithSecret:
+    """A new secret, returned once. For ``overlap_seconds`` (the webhooks' rotation overlap, 24 h by
+    default) the previous one still verifies inbound triggers, and ``{url}`` webhook steps are signed
+    with both."""
+    secret = signing.generate_secret()
+    row = await repo.rotate_secret(conn, workflow_id, box.seal(secret), overlap_seconds)
+    if row is None:
+        raise WorkflowNotFoundError("No such workflow.")
     return WorkflowWithSecret(**{**_fields(row), "secret": secret})
 
 
@@ -226,8 +240,17 @@ async def start_manual(
     return to_struct(ExecutionOut, await repo.get_execution(conn, execution_id))
 
 
-def verify_signature(secret: str, headers: dict[str, str], body: bytes, now: float | None = None) -> str:
-    """The ``webhook-id`` of a Standard Webhooks request signed with ``secret``; raises 401 otherwise."""
+def _secrets(box: SecretBox, row: Any) -> list[str]:
+    """The workflow's secret and, during a rotation's overlap, its previous one (``get_workflow``)."""
+    sealed = [row["secret"], row["previous_secret"]]
+    return [box.open(s) for s in sealed if s is not None]
+
+
+def verify_signature(
+    secrets: list[str], headers: dict[str, str], body: bytes, now: float | None = None
+) -> str:
+    """The ``webhook-id`` of a Standard Webhooks request signed with one of ``secrets``; raises 401
+    otherwise."""
     msg_id = headers.get("webhook-id", "")
     stamp = headers.get("webhook-timestamp", "")
     signatures = headers.get("webhook-signature", "").split()
@@ -235,8 +258,8 @@ def verify_signature(secret: str, headers: dict[str, str], body: bytes, now: flo
         raise InvalidTriggerSignatureError("Send webhook-id, webhook-timestamp and webhook-signature.")
     if abs((now or time.time()) - int(stamp)) > SIGNATURE_TOLERANCE:
         raise InvalidTriggerSignatureError("webhook-timestamp is more than 5 minutes away.")
-    expected = signing.sign(secret, msg_id, int(stamp), body)
-    if not any(hmac.compare_digest(expected, s) for s in signatures):
+    expected = [signing.sign(key, msg_id, int(stamp), body) for key in secrets]
+    if not any(hmac.compare_digest(e, s) for e in expected for s in signatures):
         raise InvalidTriggerSignatureError("The signature does not match.")
     return msg_id
 
@@ -254,7 +277,7 @@ async def trigger_inbound(
     row = await repo.get_workflow(conn, workflow_id)
     if row is None or row["trigger_type"] != "webhook" or row["secret"] is None:
         raise WorkflowNotFoundError("No such webhook-triggered workflow.")
-    msg_id = verify_signature(box.open(row["secret"]), headers, body)
+    msg_id = verify_signature(_secrets(box, row), headers, body)
     if row["status"] != "active":
         raise WorkflowNotActiveError(f"The workflow is {row['status']}.")
     check_json_object(payload, "body")

@@ -35,7 +35,7 @@ ADDED_COLUMNS = {
     "ab_test_assignments": {"phase"},
     "webhooks": {"previous_secret", "previous_secret_expires_at", "failing_since"},
     "webhook_deliveries": {"event_id", "attempts", "next_attempt_at", "locked_until"},
-    "workflows": {"secret", "version", "next_run_at"},
+    "workflows": {"secret", "version", "next_run_at", "previous_secret", "previous_secret_expires_at"},
     "workflow_executions": {
         "version",
         "next_step",
