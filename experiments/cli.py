@@ -70,3 +70,21 @@ def register(main: click.Group) -> None:
             schedule = report.Schedule(exp.start_date, exp.end_date, today)
             width = shutil.get_terminal_size((80, 24)).columns
             click.echo(report.render_table(res, schedule, width), nl=False)
+
+    @experiments.command("rollup-daily")
+    @click.option(
+        "--days",
+        default=31,
+        show_default=True,
+        type=click.IntRange(1, 10_000),
+        help="At most this many days computed.",
+    )
+    def rollup_daily(days: int) -> None:
+        """Compute and store the daily series' missing or stale closed days now (what the scheduled job
+        ``experiments.daily_results`` does every 10 minutes), with no time limit."""
+        from experiments.jobs import run_daily_results
+        from experiments.service.daily_cache import Budget
+        from kernel.cli import with_database
+
+        n = with_database(lambda db: run_daily_results(db, Budget(days, float("inf"))))
+        click.echo(f"{n} day(s) computed")

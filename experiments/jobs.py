@@ -3,14 +3,54 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from experiments.service import convert_goal_events
+from experiments.service.daily import daily_experiments, rollup_daily
+from experiments.service.daily_cache import Budget
+from kernel.errors import DomainError
 from kernel.scheduler import try_job_lock
+
+if TYPE_CHECKING:
+    from kernel.db import Database
 
 __all__ = ["convert_goal_events", "register_jobs"]
 
 _log = logging.getLogger(__name__)
+
+__all__ += ["DAILY_BUDGET_DAYS", "DAILY_BUDGET_SECONDS", "run_daily_results"]
+
+# One run of the daily-results job recomputes at most this many days (all experiments together) and
+# starts none after this long; what is left waits for the next run (or is computed by a request).
+DAILY_BUDGET_DAYS = 31
+DAILY_BUDGET_SECONDS = 120.0
+
+
+async def run_daily_results(db: Database, budget: Budget | None = None) -> int:
+    """Store the missing or stale closed days of every running experiment with metrics, one experiment
+    per transaction, within ``budget`` (default: ``DAILY_BUDGET_DAYS`` / ``DAILY_BUDGET_SECONDS``); the
+    number of days computed. One runner across processes (0 if another holds the job)."""
+    budget = budget or Budget(DAILY_BUDGET_DAYS, DAILY_BUDGET_SECONDS)
+    async with db.transaction() as held:
+        if not await try_job_lock(held, "experiments.daily_results"):
+            return 0
+        async with db.transaction() as conn:
+            names = await daily_experiments(conn)
+        for name in names:
+            if not budget.allows():
+                break
+            try:
+                async with db.transaction() as conn:
+                    await rollup_daily(conn, name, budget)
+            except DomainError as exc:  # deleted or changed meanwhile: the next run sees it as it is
+                _log.info("daily results skipped", extra={"experiment": name, "reason": exc.message})
+    if budget.recomputed:
+        _log.info("daily results computed", extra={"days": budget.recomputed})
+    return budget.recomputed
+
+
+async def _run_daily(app: Any) -> None:
+    await run_daily_results(app.state.db)
 
 
 async def _run(app: Any) -> None:
@@ -26,4 +66,8 @@ def register_jobs(scheduler: Any, app: Any) -> None:
     """Every minute, single-runner across processes; each run reads only what was ingested since the last."""
     scheduler.add_job(
         _run, "interval", minutes=1, args=[app], id="experiments.goal_events", replace_existing=True
+    )
+    # The daily series' closed days (docs/experiments-metrics.md, "Over time"): every 10 minutes.
+    scheduler.add_job(
+        _run_daily, "interval", minutes=10, args=[app], id="experiments.daily_results", replace_existing=True
     )

@@ -7,6 +7,7 @@ import decimal
 import uuid
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Date,
     Float,
@@ -22,7 +23,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import TIMESTAMP, UUID
+from sqlalchemy.dialects.postgresql import JSON, TIMESTAMP, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from kernel import columns as col
@@ -35,6 +36,7 @@ __all__ = [
     "AbTestVariantWeight",
     "ConversionWatermark",
     "ExperimentAnalysis",
+    "ExperimentDailyResult",
     "ExperimentMetric",
     "ExperimentMetricLink",
     "ExperimentWatermark",
@@ -215,6 +217,8 @@ class IdentityLink(Base):
         PrimaryKeyConstraint("anonymous_id", "external_user_id", name="pk_experiment_identity_links"),
         Index("ix_experiment_identity_links_external_user_id", "external_user_id"),
         Index("ix_experiment_identity_links_user_id", "user_id"),
+        # "Links made since X" (the daily results' late-data check; migration 0015).
+        Index("ix_experiment_identity_links_created_at", "created_at"),
     )
 
     anonymous_id: Mapped[str] = mapped_column(String(255), nullable=False)
@@ -308,3 +312,29 @@ class ExperimentAnalysis(Base):
     cuped_enabled: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("true"))
     cuped_lookback_days: Mapped[int] = mapped_column(SmallInteger, nullable=False, server_default=text("14"))
     correction: Mapped[str] = mapped_column(String(10), nullable=False, server_default=text("'holm'"))
+
+
+class ExperimentDailyResult(Base):
+    """Addition: the daily series' cache: per test and closed UTC day, the rows of the results statement
+    as of the end of that day (``sums``), and what tells whether they still hold (docs/schema.md).
+
+    ``analysis_hash``: the statement and parameters they were computed with (metrics, CUPED, unit);
+    ``ingested_through``: the data watermark (``analytics_events.created_at`` and
+    ``experiment_identity_links.created_at``): ``tail_events``/``tail_links`` are the metric events
+    (timestamp before the day's end) and the links to the test's units exposed by then that were
+    created after it, counted when the watermark was set; more of them now means late data.
+    """
+
+    __tablename__ = "experiment_daily_results"
+
+    test_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("ab_tests.test_id", ondelete="CASCADE"), primary_key=True
+    )
+    day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    analysis_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    sums: Mapped[list[dict[str, object]]] = mapped_column(JSON, nullable=False)
+    computed_at: Mapped[dt.datetime] = mapped_column(TIMESTAMP(), nullable=False)
+    ingested_through: Mapped[dt.datetime] = mapped_column(TIMESTAMP(), nullable=False)
+    tail_events: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    tail_links: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    checked_at: Mapped[dt.datetime] = mapped_column(TIMESTAMP(), nullable=False)
