@@ -1,4 +1,5 @@
-"""Scheduled work: conversions from ingested goal events (``ab_tests.goal_event``), docs/conversions.md."""
+"""Scheduled work: conversions from ingested goal events (``ab_tests.goal_event``), docs/conversions.md,
+and the per-unit metric state the results read (docs/experiments-metrics.md)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,14 @@ from typing import TYPE_CHECKING, Any
 from experiments.service import convert_goal_events
 from experiments.service.daily import daily_experiments, rollup_daily
 from experiments.service.daily_cache import Budget
+from experiments.service.unit_state_job import fold_unit_values
 from kernel.errors import DomainError
 from kernel.scheduler import try_job_lock
 
 if TYPE_CHECKING:
     from kernel.db import Database
 
-__all__ = ["convert_goal_events", "register_jobs"]
+__all__ = ["convert_goal_events", "fold_unit_values", "register_jobs"]
 
 _log = logging.getLogger(__name__)
 
@@ -62,10 +64,23 @@ async def _run(app: Any) -> None:
         _log.info("goal events converted assignments", extra={"converted": n})
 
 
+async def _fold(app: Any) -> None:
+    # READ COMMITTED (the default): fold_unit_values reads its horizon before the events.
+    async with app.state.db.transaction() as conn:
+        if not await try_job_lock(conn, "experiments.unit_values"):
+            return
+        n = await fold_unit_values(conn)
+    if n:
+        _log.info("unit metric state folded", extra={"units": n})
+
+
 def register_jobs(scheduler: Any, app: Any) -> None:
     """Every minute, single-runner across processes; each run reads only what was ingested since the last."""
     scheduler.add_job(
         _run, "interval", minutes=1, args=[app], id="experiments.goal_events", replace_existing=True
+    )
+    scheduler.add_job(
+        _fold, "interval", minutes=1, args=[app], id="experiments.unit_values", replace_existing=True
     )
     # The daily series' closed days (docs/experiments-metrics.md, "Over time"): every 10 minutes.
     scheduler.add_job(

@@ -23,7 +23,17 @@ import asyncpg
 from experiments.metric_definitions import MetricDef
 from experiments.unit_repository import unit_assignments_sql, unit_event_join_sql
 
-__all__ = ["USER_UNITS", "UnitSource", "build", "fetch_earliest", "fetch_sums", "unit_source"]
+__all__ = [
+    "USER_UNITS",
+    "UnitSource",
+    "build",
+    "fetch_earliest",
+    "fetch_sums",
+    "property_columns",
+    "summary_sql",
+    "unit_source",
+    "windows",
+]
 
 # A property value counts as a number when PostgreSQL reads it as a finite double within ±1e12 (larger
 # values would overflow the sums of squares); anything else is skipped and counted.
@@ -69,7 +79,7 @@ def unit_source(unit: str) -> UnitSource:
     )
 
 
-def _windows(part: MetricDef) -> tuple[str, str]:
+def windows(part: MetricDef) -> tuple[str, str]:
     """(after exposure, before exposure) conditions on ``ev.ts`` against ``ev.exposed_at``."""
     if part.retention_days is not None:
         lo, hi = part.retention_days
@@ -98,7 +108,7 @@ def _value(part: MetricDef, cond: str, col: str | None) -> str:
 def _per_unit(parts: Sequence[MetricDef], props: dict[tuple[str, str], str], cuped: bool) -> list[str]:
     cols = []
     for i, part in enumerate(parts):
-        post, pre = _windows(part)
+        post, pre = windows(part)
         col = props.get((part.event or "", part.property_name or ""))
         is_event = f"ev.event_name = ${6 + i}"
         cols.append(f"{_value(part, f'{is_event} AND {post}', col)} AS y{i}")
@@ -130,6 +140,39 @@ def _cap_and_sum(parts: Sequence[MetricDef], capped_parts: list[int]) -> tuple[s
     return caps, capped, sums
 
 
+def property_columns(parts: Sequence[MetricDef]) -> tuple[dict[tuple[str, str], str], str, str]:
+    """The parts' numeric properties: their column names ``p{k}`` by (event, property), the LEFT JOINs of
+    ``event_properties`` to append after ``analytics_events e`` and the select list of their values."""
+    props = {
+        (p.event or "", p.property_name): f"p{k}" for k, p in enumerate(parts) if p.property_name is not None
+    }
+    joins = "".join(
+        f' LEFT JOIN event_properties {c} ON {c}.event_id = e.event_id AND {c}."timestamp" = e."timestamp"'
+        f" AND {c}.property_name = '{_quote(prop)}' AND e.event_name = '{_quote(event)}'"
+        for (event, prop), c in props.items()
+    )
+    prop_cols = "".join(f", {_NUMBER.format(v=f'{c}.property_value')} AS {c}" for c in props.values())
+    return props, joins, prop_cols
+
+
+def summary_sql(
+    parts: Sequence[MetricDef], ratios: Sequence[tuple[int, int]], dim: str = "''", dim_join: str = ""
+) -> str:
+    """The statement's end, from the CTEs ``u`` (units: ``variant_id, unit``) and ``pu`` (units with
+    events: ``variant_id, unit_key, y{i}, x{i}, s{i}``): the caps, the capped values, the per-variant
+    sums and the final rows (``dim_join``: the dimension's join, with ``{unit}``)."""
+    capped_parts = [i for i, p in enumerate(parts) if p.cap_percentile is not None]
+    caps, capped, sums = _cap_and_sum(parts, capped_parts)
+    products = "".join(f", sum(y{a} * y{b}) AS r{k}" for k, (a, b) in enumerate(ratios))
+    return f"""caps AS ({f"SELECT {caps} FROM pu" if caps else "SELECT"}),
+capped AS (SELECT pu.variant_id, {dim} AS dim, {capped} FROM pu{dim_join.format(unit="pu.unit_key")} CROSS JOIN caps),
+sums AS (SELECT variant_id AS sv, dim AS sd, {sums}{products} FROM capped GROUP BY variant_id, dim),
+nv AS (SELECT u.variant_id, {dim} AS dim, count(*) AS n FROM u{dim_join.format(unit="u.unit")} GROUP BY 1, 2)
+SELECT nv.variant_id, nv.dim, nv.n, $5::int AS lookback_days, sums.*
+FROM nv LEFT JOIN sums ON sums.sv = nv.variant_id AND sums.sd = nv.dim
+"""
+
+
 def build(
     units: UnitSource,
     parts: Sequence[MetricDef],
@@ -143,18 +186,7 @@ def build(
     the units' values each). With ``dimension`` (an event property holding a JSON object, and its key)
     the sums are per variant and value of that key on the unit's earliest event in the time range
     (``'unknown'`` without one)."""
-    props = {
-        (p.event or "", p.property_name): f"p{k}" for k, p in enumerate(parts) if p.property_name is not None
-    }
-    joins = "".join(
-        f' LEFT JOIN event_properties {c} ON {c}.event_id = e.event_id AND {c}."timestamp" = e."timestamp"'
-        f" AND {c}.property_name = '{_quote(prop)}' AND e.event_name = '{_quote(event)}'"
-        for (event, prop), c in props.items()
-    )
-    prop_cols = "".join(f", {_NUMBER.format(v=f'{c}.property_value')} AS {c}" for c in props.values())
-    capped_parts = [i for i, p in enumerate(parts) if p.cap_percentile is not None]
-    caps, capped, sums = _cap_and_sum(parts, capped_parts)
-    products = "".join(f", sum(y{a} * y{b}) AS r{k}" for k, (a, b) in enumerate(ratios))
+    props, joins, prop_cols = property_columns(parts)
     dims, dim, dim_join = _dimension(units, dimension)
     return f"""
 WITH u AS MATERIALIZED (SELECT * FROM ({units.assignments}) AS x WHERE x.exposed_at < $4),{dims}
@@ -168,13 +200,7 @@ pu AS MATERIALIZED (
     FROM ev
     GROUP BY ev.variant_id, ev.unit
 ),
-caps AS ({f"SELECT {caps} FROM pu" if caps else "SELECT"}),
-capped AS (SELECT pu.variant_id, {dim} AS dim, {capped} FROM pu{dim_join.format(unit="pu.unit_key")} CROSS JOIN caps),
-sums AS (SELECT variant_id AS sv, dim AS sd, {sums}{products} FROM capped GROUP BY variant_id, dim),
-nv AS (SELECT u.variant_id, {dim} AS dim, count(*) AS n FROM u{dim_join.format(unit="u.unit")} GROUP BY 1, 2)
-SELECT nv.variant_id, nv.dim, nv.n, $5::int AS lookback_days, sums.*
-FROM nv LEFT JOIN sums ON sums.sv = nv.variant_id AND sums.sd = nv.dim
-"""
+{summary_sql(parts, ratios, dim, dim_join)}"""
 
 
 def _dimension(units: UnitSource, dimension: tuple[str, str] | None) -> tuple[str, str, str]:

@@ -23,7 +23,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSON, TIMESTAMP, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSON, TIMESTAMP, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from kernel import columns as col
@@ -42,6 +42,8 @@ __all__ = [
     "ExperimentWatermark",
     "IdentityLink",
     "UnitAssignment",
+    "UnitValue",
+    "UnitValueMark",
 ]
 
 
@@ -338,3 +340,40 @@ class ExperimentDailyResult(Base):
     tail_events: Mapped[int] = mapped_column(BigInteger, nullable=False)
     tail_links: Mapped[int] = mapped_column(BigInteger, nullable=False)
     checked_at: Mapped[dt.datetime] = mapped_column(TIMESTAMP(), nullable=False)
+
+
+class UnitValue(Base):
+    """Addition: one assigned unit's metric state in an experiment (docs/experiments-metrics.md).
+
+    ``v`` holds, per event metric of the experiment's analysis in order, the unit's additive pieces over
+    the events folded so far: the value after exposure within the metric's window and over the CUPED
+    lookback before it (a sum, a count, or a 0/1 maximum), the skipped property values, and for a mean
+    also the two numbers of values. ``experiment_unit_value_marks`` says which definition and which
+    ingested events they are for.
+    """
+
+    __tablename__ = "experiment_unit_values"
+
+    test_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("ab_tests.test_id", ondelete="CASCADE"), primary_key=True
+    )
+    unit_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    variant_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    exposed_at: Mapped[dt.datetime] = mapped_column(TIMESTAMP(), nullable=False)
+    v: Mapped[list[float]] = mapped_column(ARRAY(Float), nullable=False)
+
+
+class UnitValueMark(Base):
+    """Addition: per experiment, the analysis definition (a hash) its ``experiment_unit_values`` were
+    built for and the ingestion time (``analytics_events.created_at``) they include events up to."""
+
+    __tablename__ = "experiment_unit_value_marks"
+
+    test_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("ab_tests.test_id", ondelete="CASCADE"), primary_key=True
+    )
+    definition: Mapped[str] = mapped_column(String(64), nullable=False)
+    ingested_through: Mapped[dt.datetime] = mapped_column(TIMESTAMP(), nullable=False)
+    updated_at: Mapped[dt.datetime] = mapped_column(
+        TIMESTAMP(), nullable=False, server_default=func.current_timestamp()
+    )

@@ -23,6 +23,7 @@ from experiments.definitions import Experiment
 from experiments.metric_definitions import Analysis, LinkedMetric, MetricDef
 from experiments.metric_schemas import MetricComparison, MetricResult, MetricVariant
 from experiments.service.comparison import run_tests
+from experiments.service.unit_state import read_state, until_of
 from experiments.stats import Statistic
 
 __all__ = ["Plan", "conversion_metric", "flag_uncorrected", "metric_results"]
@@ -135,12 +136,6 @@ def conversion_metric(
     return _result(exp, metric, "primary", dict(per_variant), alpha, cuped=False)
 
 
-def _until(exp: Experiment) -> dt.datetime:
-    if exp.end_date is None:
-        return dt.datetime.max
-    return dt.datetime.combine(exp.end_date + dt.timedelta(days=1), dt.time())
-
-
 async def metric_results(
     conn: asyncpg.Connection,
     exp: Experiment,
@@ -165,13 +160,15 @@ async def metric_results(
 @dataclass(frozen=True)
 class Plan:
     """What the sums statement computes for an experiment's metrics: the event metrics ("parts") by
-    index, the ratios' part pairs, the CUPED lookback (None: off)."""
+    index, the ratios' part pairs, the CUPED lookback (None: off) and the lookback the per-unit state
+    keeps (``history``: CUPED's, on or off)."""
 
     linked: tuple[LinkedMetric, ...]
     parts: tuple[MetricDef, ...]
     index: dict[uuid.UUID, int]
     ratio_metrics: tuple[MetricDef, ...]
     lookback: int | None
+    history: int
 
     @classmethod
     def of(cls, analysis: Analysis) -> Plan:
@@ -182,7 +179,8 @@ class Plan:
                 parts.setdefault(p.metric_id, p)
         ratios = tuple(lm.metric for lm in linked if lm.metric.kind == "ratio")
         lookback = analysis.cuped_lookback_days if analysis.cuped_enabled else None
-        return cls(linked, tuple(parts.values()), {m: i for i, m in enumerate(parts)}, ratios, lookback)
+        index = {m: i for i, m in enumerate(parts)}
+        return cls(linked, tuple(parts.values()), index, ratios, lookback, analysis.cuped_lookback_days)
 
     async def fetch(
         self,
@@ -192,16 +190,26 @@ class Plan:
         dimension: tuple[str, str] | None = None,
         until: dt.datetime | None = None,
     ) -> list[dict[str, Any]]:
-        """The sums statement's rows (none when the experiment has no units yet); ``until``: as of then."""
-        earliest = await metric_sql.fetch_earliest(conn, units, exp.test_id)
-        if earliest is None:
-            return []
+        """The sums statement's rows (none when the experiment has no units yet); ``until``: as of then.
+
+        Without a dimension or ``until``, from the per-unit state when it is current for this analysis
+        (``service.unit_state``: the same rows, exact); otherwise, or failing that, the live statement.
+        """
         ratios = [
             (self.index[m.parts[0].metric_id], self.index[m.parts[1].metric_id]) for m in self.ratio_metrics
         ]
+        if dimension is None and until is None and units == metric_sql.unit_source(exp.unit):
+            rows = await read_state(
+                conn, exp, self.parts, ratios, cuped=self.lookback is not None, history=self.history
+            )
+            if rows is not None:
+                return rows
+        earliest = await metric_sql.fetch_earliest(conn, units, exp.test_id)
+        if earliest is None:
+            return []
         rows = await metric_sql.fetch_sums(
             conn, units, exp.test_id, self.parts, ratios,
-            since=earliest - dt.timedelta(days=self.lookback or 0), until=until or _until(exp),
+            since=earliest - dt.timedelta(days=self.lookback or 0), until=until or until_of(exp),
             lookback_days=self.lookback, dimension=dimension,
         )  # fmt: skip
         return [dict(r) for r in rows]
