@@ -38,6 +38,7 @@ __all__ = [
     "mark_all_read",
     "mark_read",
     "notify",
+    "notify_many",
     "schedules",
 ]
 
@@ -126,6 +127,19 @@ async def notify(
         conn, [(notification_id, user_id, title, body, data, type, "sent", utcnow())]
     )
     return notification_id
+
+
+async def notify_many(conn: asyncpg.Connection, items: list[tuple[Any, ...]]) -> None:
+    """``notify`` for several notifications at once, in one round trip (the workflow runner's batch):
+    ``items`` are ``(notification_id, user_id, title, body, type, data)``."""
+    now = utcnow()
+    await repo.insert_notifications(
+        conn,
+        [
+            (nid, user_id, title, body, data, type_, "sent", now)
+            for nid, user_id, title, body, type_, data in items
+        ],
+    )
 
 
 async def deliver_batch(conn: asyncpg.Connection, provider: PushProvider, limit: int = DELIVERY_BATCH) -> int:

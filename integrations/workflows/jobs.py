@@ -1,10 +1,14 @@
 """The workflow runner: the boundary of every step (claim, run, record: one transaction per batch).
 
 ``run_due`` does, until nothing is due: match newly ingested events (``triggers.match_events``), fire
-due schedules, then claim due executions with ``FOR UPDATE SKIP LOCKED`` and advance each by one step
-in a savepoint of the claim's transaction. Committing a batch commits each step with its effect and the
-execution's next position. A step that raises rolls back to its savepoint and is recorded as a failed
-attempt (``steps.failed``). Any number of runners (processes, ``workflows run-due``) share the work.
+due schedules, then claim due executions with ``FOR UPDATE SKIP LOCKED`` and advance them in the
+claim's transaction. ``batch`` runs each execution's steps without effects in memory, with at most one
+notification, and writes the whole batch (notifications, step rows, states, completion events) in a
+savepoint; if that fails, every execution of the batch advances one step at a time instead, each in
+its own savepoint (``steps.advance``), as do the steps with other effects. Committing the claim
+commits each step with its effect and the execution's next position. A step that raises rolls back
+to its savepoint and is recorded as a failed attempt (``steps.failed``). Any number of runners
+(processes, ``workflows run-due``) share the work.
 
 ``register_jobs`` runs it every ``CORP_ASTRO_WORKFLOW_POLL_SECONDS`` in each process with the
 scheduler on.
@@ -17,8 +21,8 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from integrations.workflows import batch, steps, triggers
 from integrations.workflows import repository as repo
-from integrations.workflows import steps, triggers
 from integrations.workflows.config import RunnerConfig
 
 if TYPE_CHECKING:
@@ -66,54 +70,65 @@ async def _match(db: Database, now: dt.datetime | None, config: RunnerConfig, st
         stats.scheduled += await triggers.fire_schedules(conn, _now(now))
 
 
-class _UnguardedStepFailed(Exception):
-    """A step run without a savepoint failed: the batch's transaction is lost and is run again guarded."""
-
-
-async def _run_one(
-    conn: Any, ctx: steps.RunContext, ex: Any, when: dt.datetime, guarded: bool, stats: RunStats
-) -> str:
-    # Steps whose only SQL is their own record (set_variables, condition, delay) run without a
-    # savepoint: if that record fails, the whole batch is run again with savepoints (``guarded``).
-    savepoint = guarded or await steps.has_effects(conn, ctx, ex)
-    if savepoint:  # not released: one round trip; the batch's commit ends them all
-        await conn.execute("SAVEPOINT workflow_step")
+async def _run_one(conn: Any, ctx: steps.RunContext, ex: Any, when: dt.datetime, stats: RunStats) -> None:
+    """Advance one execution by one step in its own savepoint (not released: the batch's commit ends
+    them all). A step that raises rolls back to it and is recorded as a failed attempt."""
+    await conn.execute("SAVEPOINT workflow_step")
     try:
         status = await steps.advance(conn, ctx, ex, when)
         stats.steps += 1
-        return status
     except Exception as exc:  # any step error is a failed attempt, never a stuck runner
-        if not savepoint:
-            raise _UnguardedStepFailed from exc
         await conn.execute("ROLLBACK TO SAVEPOINT workflow_step")
         _log.warning(
             "workflow step failed", extra={"execution_id": str(ex["execution_id"]), "error": str(exc)}
         )
         status = await steps.failed(conn, ctx, ex, f"{type(exc).__name__}: {exc}", when)
         stats.retried += status == "running"
-        return status
+    stats.completed += status == "completed"
+    stats.failed += status == "failed"
+
+
+async def _flush(conn: Any, plans: list[batch.Plan]) -> bool:
+    """Write the batch in a savepoint; False (rolled back) if it failed."""
+    await conn.execute("SAVEPOINT workflow_batch")
+    try:
+        await batch.flush(conn, plans)
+    except Exception as exc:  # one bad row: every execution of the batch goes one step at a time
+        await conn.execute("ROLLBACK TO SAVEPOINT workflow_batch")
+        _log.warning("workflow batch failed; running its steps one by one", extra={"error": str(exc)})
+        return False
+    return True
+
+
+async def _advance(
+    conn: Any, ctx: steps.RunContext, claimed: list[Any], when: dt.datetime, stats: RunStats
+) -> None:
+    """Advance the claimed executions: the batch (``batch``), then one step each of those it leaves."""
+    plans, single = await batch.plan_batch(conn, ctx, claimed, when)
+    if plans and not await _flush(conn, plans):
+        single += [p.ex for p in plans]
+        plans = []
+    for p in plans:
+        stats.steps += len(p.records)
+        stats.completed += p.status == "completed"
+    batch.keep(ctx, plans)
+    for ex in [batch.resumed(p) for p in plans if p.effect_next] + single:
+        await _run_one(conn, ctx, ex, when, stats)
 
 
 async def _step_batch(
-    db: Database,
-    ctx: steps.RunContext,
-    now: dt.datetime | None,
-    batch: int,
-    stats: RunStats,
-    guarded: bool = False,
+    db: Database, ctx: steps.RunContext, now: dt.datetime | None, batch_size: int, stats: RunStats
 ) -> int:
     local = RunStats()
     try:
         async with db.pool.acquire() as conn, conn.transaction():
             when = _now(now)
-            claimed = await repo.claim_due(conn, when, batch)
-            for ex in claimed:
-                status = await _run_one(conn, ctx, ex, when, guarded, local)
-                local.completed += status == "completed"
-                local.failed += status == "failed"
-    except _UnguardedStepFailed:
+            claimed = await repo.claim_due(conn, when, batch_size)
+            if claimed:
+                await _advance(conn, ctx, claimed, when, local)
+    except BaseException:
         ctx.rows.clear()  # rolled back: what it remembered did not happen
-        return await _step_batch(db, ctx, now, batch, stats, guarded=True)
+        raise
     for name in ("steps", "retried", "completed", "failed"):
         setattr(stats, name, getattr(stats, name) + getattr(local, name))
     return len(claimed)

@@ -9,23 +9,25 @@ same variant).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import uuid
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import experiments
-from core_api.notifications import notify
+from core_api.notifications import notify_many
 from integrations import queue
 from integrations.workflows import events_sql, expressions, timing
 from integrations.workflows import repository as repo
 from integrations.workflows.triggers import WATERMARK, event_trigger_data, matches_where
 from kernel import events
+from kernel.db import uuid7
 
 if TYPE_CHECKING:
     import asyncpg
 
-__all__ = ["RUN", "WEBHOOK_EVENT", "Outcome", "StepError", "use_pool"]
+__all__ = ["RUN", "WEBHOOK_EVENT", "Outcome", "StepError", "notification", "use_pool"]
 
 # The runner's pool, for steps that work outside the step's transaction (assign_experiment).
 _POOL: ContextVar[Any] = ContextVar("workflow_pool", default=None)
@@ -65,10 +67,16 @@ async def _set_variables(
     return Outcome(output=data, variables={**ex["variables"], **data})
 
 
+@functools.lru_cache(maxsize=1024)
+def _parsed(text: str) -> Any:
+    """A condition's tree, parsed once per text (trees are tuples, never changed)."""
+    return expressions.parse(text)
+
+
 async def _condition(
     conn: asyncpg.Connection, ex: Any, step_id: uuid.UUID, data: Any, existing: Any, context: Any, now: Any
 ) -> Outcome:
-    result = bool(expressions.evaluate(expressions.parse(data["if"]), context))
+    result = bool(expressions.evaluate(_parsed(data["if"]), context))
     target = data["then"] if result else data.get("else", "end")
     return Outcome(output={"result": result, "next": target}, next_step=target)
 
@@ -80,26 +88,35 @@ def _uuid(value: Any, field_name: str) -> uuid.UUID:
         raise StepError(f"{field_name} {value!r} is not a user id (a UUID).") from None
 
 
-async def _send_notification(
-    conn: asyncpg.Connection, ex: Any, step_id: uuid.UUID, data: Any, *_: Any
-) -> Outcome:
+def notification(ex: Any, step_id: uuid.UUID, data: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """The notification a ``send_notification`` step puts in the inbox, as ``notify_many`` takes it
+    (its ``data`` names the step id), and the step's output. StepError for a bad templated value."""
     user_id = _uuid(data.get("user_id"), "user_id")
     for key in ("title", "message"):
         if not isinstance(data.get(key), str) or not data[key]:
             raise StepError(f"{key} is empty after templating.")
-    notification_id = await notify(
-        conn,
+    notification_id = uuid7()
+    row = (
+        notification_id,
         user_id,
-        title=data["title"][:255],
-        body=data["message"],
-        type=str(data.get("notification_type") or "workflow")[:50],
-        data={
+        data["title"][:255],
+        data["message"],
+        str(data.get("notification_type") or "workflow")[:50],
+        {
             "workflow_id": str(ex["workflow_id"]),
             "execution_id": str(ex["execution_id"]),
             "step_id": str(step_id),
         },
     )
-    return Outcome(output={"notification_id": str(notification_id), "user_id": str(user_id)})
+    return row, {"notification_id": str(notification_id), "user_id": str(user_id)}
+
+
+async def _send_notification(
+    conn: asyncpg.Connection, ex: Any, step_id: uuid.UUID, data: Any, *_: Any
+) -> Outcome:
+    row, output = notification(ex, step_id, data)
+    await notify_many(conn, [row])
+    return Outcome(output=output)
 
 
 async def _webhook(conn: asyncpg.Connection, ex: Any, step_id: uuid.UUID, data: Any, *_: Any) -> Outcome:

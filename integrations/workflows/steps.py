@@ -1,8 +1,9 @@
 """The durable runner's step logic: advance one claimed execution by one step. Never commits.
 
-The runner (``jobs.run_due``) claims due executions with ``FOR UPDATE SKIP LOCKED`` and calls
-``advance`` for each inside a savepoint of one transaction, which commits the step's row, its effect and
-the execution's next position together. So an effect happens exactly once per step:
+The runner (``jobs.run_due``) claims due executions with ``FOR UPDATE SKIP LOCKED``; ``batch`` runs
+their steps without effects and their notifications, and ``advance`` the other steps (and every step
+when a batch fails), each inside a savepoint of the claim's transaction, which commits the step's row,
+its effect and the execution's next position together. So an effect happens exactly once per step:
 
 - ``send_notification`` inserts the notification in that transaction (its ``data`` names the step id);
 - ``webhook`` enqueues one delivery whose event id (the ``webhook-id`` receivers dedupe on) is the step
@@ -37,7 +38,10 @@ __all__ = [
     "advance",
     "backoff",
     "failed",
-    "has_effects",
+    "find_step",
+    "step_after",
+    "step_context",
+    "step_record",
     "use_pool",
 ]
 
@@ -82,7 +86,7 @@ def backoff(attempt: int) -> dt.timedelta:
     return dt.timedelta(seconds=min(30 * 2 ** max(attempt - 1, 0), 3600))
 
 
-def _context(ex: Any, rows: list[Any]) -> dict[str, Any]:
+def step_context(ex: Any, rows: list[Any]) -> dict[str, Any]:
     return {
         "trigger": ex["trigger_data"],
         "variables": ex["variables"],
@@ -90,23 +94,14 @@ def _context(ex: Any, rows: list[Any]) -> dict[str, Any]:
     }
 
 
-_PURE = frozenset({"set_variables", "condition", "delay"})
-
-
-async def has_effects(conn: asyncpg.Connection, ctx: RunContext, ex: Any) -> bool:
-    """Whether the execution's next step does SQL beyond its own record (so it needs a savepoint)."""
-    definition = await ctx.definition(conn, ex["workflow_id"], ex["version"])
-    return not any(s["name"] == ex["next_step"] and s["type"] in _PURE for s in definition["steps"])
-
-
-def _step(definition: dict[str, Any], name: str) -> tuple[int, dict[str, Any]]:
+def find_step(definition: dict[str, Any], name: str) -> tuple[int, dict[str, Any]]:
     for i, step in enumerate(definition["steps"]):
         if step["name"] == name:
             return i, step
     raise StepError(f"The definition has no step {name!r}.")
 
 
-def _record(
+def step_record(
     ex: Any, step: dict[str, Any], existing: Any, data: Any, outcome: Outcome, now: dt.datetime
 ) -> dict[str, Any]:
     """The step's row after this attempt."""
@@ -129,14 +124,14 @@ def _record(
 async def advance(conn: asyncpg.Connection, ctx: RunContext, ex: Any, now: dt.datetime) -> str:
     """Run the execution's next step (or resume it); the execution's status after."""
     definition = await ctx.definition(conn, ex["workflow_id"], ex["version"])
-    index, step = _step(definition, ex["next_step"])
+    index, step = find_step(definition, ex["next_step"])
     rows = await ctx.steps_of(conn, ex)
     existing = next((r for r in rows if r["step_name"] == step["name"]), None)
-    context = _context(ex, rows)
+    context = step_context(ex, rows)
     step_id = existing["step_id"] if existing else uuid7()
     data = templating.render(step["input"], context) if step["type"] != "condition" else step["input"]
     outcome = await RUN[step["type"]](conn, ex, step_id, data, existing, context, now)
-    record = {**_record(ex, step, existing, data, outcome, now), "step_id": step_id}
+    record = {**step_record(ex, step, existing, data, outcome, now), "step_id": step_id}
     if outcome.waiting_until:
         wait_event, wait_user = outcome.wait_for or (None, None)
         fields = {
@@ -147,7 +142,7 @@ async def advance(conn: asyncpg.Connection, ctx: RunContext, ex: Any, now: dt.da
         }
         await repo.record_step(conn, record, fields)
         return "waiting"
-    following = outcome.next_step or _after(definition, index)
+    following = outcome.next_step or step_after(definition, index)
     variables = outcome.variables if outcome.variables is not None else ex["variables"]
     if following == "end":
         await _finish(conn, ex, "completed", now, variables=variables, step=record)
@@ -167,7 +162,7 @@ async def advance(conn: asyncpg.Connection, ctx: RunContext, ex: Any, now: dt.da
     return "running"
 
 
-def _after(definition: dict[str, Any], index: int) -> str:
+def step_after(definition: dict[str, Any], index: int) -> str:
     steps = definition["steps"]
     return str(steps[index + 1]["name"]) if index + 1 < len(steps) else "end"
 
@@ -202,7 +197,7 @@ async def failed(conn: asyncpg.Connection, ctx: RunContext, ex: Any, error: str,
     step's ``max_attempts``, the step and the execution fail. The execution's status after."""
     definition = await ctx.definition(conn, ex["workflow_id"], ex["version"])
     try:
-        _, step = _step(definition, ex["next_step"])
+        _, step = find_step(definition, ex["next_step"])
     except StepError:
         step = {"name": ex["next_step"] or "?", "type": "unknown", "input": {}}
     attempts = ex["attempts"] + 1
