@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from sqlalchemy import ForeignKey, Index, LargeBinary, String, Text, func
+from sqlalchemy import Date, ForeignKey, Index, LargeBinary, String, Text, func, text
 from sqlalchemy.dialects.postgresql import TIMESTAMP, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -90,22 +90,21 @@ class EventProperty(Base):
 
 
 class IngestMessageId(Base):
-    """One row per stored message: the exactly-once key, independent of the (skew-corrected) timestamp.
+    """The exactly-once ledger: one row per stored message, in the partition of the day it arrived.
 
     ``event_id`` is uuid5(source_id, messageId). The event tables cannot carry a unique key without the
-    partition key, and the corrected timestamp changes between retries, so dedupe lives here. Rows older
-    than the dedupe window are pruned by ``ingest.jobs``.
+    partition key, and the corrected timestamp changes between retries, so dedupe lives here. ``day`` is
+    the database's UTC date when the claiming transaction began (never a client's clock). Range-partitioned
+    by ``day``, one partition a day: today's index stays small and cached, the earlier days of the window
+    are only read, and a day past the window is dropped whole (``ingest.ledger``; docs/ingest.md).
     """
 
     __tablename__ = "ingest_message_ids"
-    __table_args__ = (
-        # Rows arrive in first_seen_at order, so a BRIN index serves the prune at almost no write cost.
-        Index("ix_ingest_message_ids_first_seen_at", "first_seen_at", postgresql_using="brin"),
-    )
+    __table_args__ = ({"postgresql_partition_by": "RANGE (day)"},)
 
     event_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
-    first_seen_at: Mapped[dt.datetime] = mapped_column(
-        TIMESTAMP(), nullable=False, server_default=func.current_timestamp()
+    day: Mapped[dt.date] = mapped_column(
+        Date, primary_key=True, server_default=text("((now() AT TIME ZONE 'UTC'::text))::date")
     )
 
 

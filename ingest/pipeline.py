@@ -7,13 +7,15 @@
   bad events are isolated; every other event is committed and the bad ones are reported as rejected.
 - Connection failures (PostgreSQL restarting, a stale pooled connection) are retried once on a fresh
   connection, then reported as 503; the pool reconnects by itself once the server is back.
-- Exactly once: each event id is claimed in ``ingest_message_ids`` in the same transaction as its rows.
+- Exactly once: each event id is claimed in the ledger (``ingest.ledger``, partitioned by arrival day) in
+  the same transaction as its rows.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import time
 from collections import deque
@@ -23,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 import asyncpg.exceptions._base as asyncpg_base
 
-from ingest import metrics, repository
+from ingest import ledger, metrics, repository
 from ingest.errors import IngestOverloaded
 from ingest.mapping import USER_ID_SLOT, Batch
 
@@ -286,21 +288,31 @@ class Pipeline:
                         raise _Unavailable from exc
         raise _Unavailable
 
-    @staticmethod
-    async def _claim(conn: asyncpg.Connection, ids: list[Any], timeout: float) -> set[Any]:
-        """The ids of ``ids`` never seen before, now recorded in the ledger (in this transaction).
+    async def _claim(self, conn: asyncpg.Connection, ids: list[Any], timeout: float) -> set[Any]:
+        """The ids of ``ids`` not seen in the dedupe window, now recorded in the ledger (in this
+        transaction, whose first statement this must be: ``ledger.begin`` bounds its length).
 
-        Duplicates are rare (SDK retries), so the cheap path is tried first: COPY all ids inside a
-        savepoint. Only if one was already there does the slower INSERT ... ON CONFLICT sort them out.
+        The window's earlier days are read; the claim goes into the transaction's day (and, in a day's
+        first hour, the day before: ``ingest.ledger``). Duplicates are rare (SDK retries), so the cheap
+        path is tried first: COPY the ids inside a savepoint. Only if one was already claimed that day
+        does the slower INSERT ... ON CONFLICT sort them out.
         """
         if not ids:
             return set()
+        days = ledger.claim_days(await ledger.begin(conn, timeout))
+        first = days[0] - dt.timedelta(days=self._config.dedupe_days)
+        seen = await ledger.seen_before(conn, ids, first, days[-1], timeout)
+        fresh = sorted(i for i in ids if i not in seen) if seen else sorted(ids)
         try:
             async with conn.transaction():
-                await repository.copy_event_ids(conn, ids, timeout)
-            return set(ids)
+                for day in days:
+                    await ledger.copy_claims(conn, fresh, day, timeout)
+            return set(fresh)
         except asyncpg.UniqueViolationError:
-            return await repository.claim_event_ids(conn, ids, timeout)
+            new = set(fresh)
+            for day in days:
+                new &= await ledger.claim(conn, fresh, day, timeout)
+            return new
 
     async def _write(self, slices: list[_Slice]) -> None:
         timeout = self._config.flush_timeout_seconds
@@ -323,8 +335,8 @@ class Pipeline:
 
         accepted: dict[int, int] = {}
         async with self._db.pool.acquire(timeout=timeout) as conn, conn.transaction():
-            known = await repository.lock_known_users(conn, candidates, timeout) if candidates else set()
             new = await self._claim(conn, ids, timeout)
+            known = await repository.lock_known_users(conn, candidates, timeout) if candidates else set()
             event_rows: list[tuple[Any, ...]] = []
             property_rows: list[tuple[Any, ...]] = []
             for p, i in owners:

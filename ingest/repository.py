@@ -1,29 +1,26 @@
-"""SQL of the ingest domain: the flush (dedupe claim, user lock, binary COPY) and event sources."""
+"""SQL of the ingest domain: the flush (user lock, binary COPY) and event sources; the dedupe ledger's
+SQL is ``ingest.ledger``."""
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ingest.mapping import EVENT_COLUMNS, PROPERTY_COLUMNS
-from ingest.models import AnalyticsEvent, ApiSource, EventProperty, IngestMessageId
+from ingest.models import AnalyticsEvent, ApiSource, EventProperty
 from kernel.auth import Source
 
 if TYPE_CHECKING:
     import asyncpg
 
 __all__ = [
-    "claim_event_ids",
-    "copy_event_ids",
     "copy_events",
     "copy_properties",
     "find_active_source",
     "insert_source",
     "list_sources",
     "lock_known_users",
-    "prune_message_ids",
     "revoke_source",
 ]
 
@@ -32,30 +29,17 @@ __all__ = [
 # so the flush runs no ORM code.
 _EVENTS = AnalyticsEvent.__tablename__
 _PROPERTIES = EventProperty.__tablename__
-_LEDGER = IngestMessageId.__tablename__
 _SOURCES = ApiSource.__tablename__
 _E = AnalyticsEvent.__table__.c
-_L = IngestMessageId.__table__.c
 _S = ApiSource.__table__.c
-_LEDGER_COLUMNS: tuple[str, ...] = (_L.event_id.name,)
 # What a source row reads as everywhere: all but the key's hash (which never leaves the database).
 _SOURCE_OUT = ", ".join(c.name for c in ApiSource.__table__.columns if c.name != _S.key_hash.name)
 
-# Sorted input: two flushes claiming overlapping ids take the unique-index locks in the same order, so
-# they wait for each other instead of deadlocking.
-_CLAIM = f"""
-INSERT INTO {_LEDGER} ({_L.event_id.name})
-SELECT id FROM unnest($1::uuid[]) AS t(id) ORDER BY id
-ON CONFLICT ({_L.event_id.name}) DO NOTHING
-RETURNING {_L.event_id.name}
-"""
 # FOR KEY SHARE is the lock a foreign-key check takes: the users row cannot be deleted (or its key
 # changed) until the flush commits, and a user deleted before it is simply not found.
 # The users table is core_api's, not described here: named literally, so this declared read of another
 # domain's table stays visible to the ownership check (tests/unit/test_architecture.py).
 _LOCK_USERS = "SELECT user_id FROM users WHERE user_id = ANY($1::uuid[]) FOR KEY SHARE"
-_PRUNE = f"""DELETE FROM {_LEDGER} WHERE {_L.event_id.name} IN (
-               SELECT {_L.event_id.name} FROM {_LEDGER} WHERE {_L.first_seen_at.name} < $1 LIMIT $2)"""
 _INSERT_SOURCE = f"""INSERT INTO {_SOURCES} ({_S.name.name}, {_S.key_hash.name}, {_S.key_prefix.name}) VALUES ($1, $2, $3)
            RETURNING {_SOURCE_OUT}"""
 _LIST_SOURCES = f"SELECT {_SOURCE_OUT} FROM {_SOURCES} ORDER BY {_S.created_at.name}, {_S.name.name}"
@@ -66,28 +50,6 @@ _FIND_SOURCE = (
     f"SELECT {_S.source_id.name}, {_S.name.name} FROM {_SOURCES} "
     f"WHERE {_S.key_hash.name} = $1 AND {_S.revoked_at.name} IS NULL"
 )
-
-
-async def claim_event_ids(
-    conn: asyncpg.Connection, event_ids: Sequence[uuid.UUID], timeout: float
-) -> set[Any]:
-    """Record ``event_ids`` as seen; return the ones that were new (the others are duplicates).
-
-    A concurrent transaction claiming the same id makes this wait for it; if it commits, the id is a
-    duplicate here, if it rolls back, the id is ours. Either way each message is stored once.
-    """
-    rows = await conn.fetch(_CLAIM, sorted(event_ids), timeout=timeout)
-    return {r[0] for r in rows}
-
-
-async def copy_event_ids(conn: asyncpg.Connection, event_ids: Sequence[uuid.UUID], timeout: float) -> None:
-    """Record ``event_ids`` as seen by binary COPY (about half the cost of ``claim_event_ids``).
-
-    Raises ``UniqueViolationError`` if any was seen before; the caller then falls back to the claim.
-    """
-    await conn.copy_records_to_table(
-        _LEDGER, records=[(i,) for i in sorted(event_ids)], columns=_LEDGER_COLUMNS, timeout=timeout
-    )
 
 
 async def lock_known_users(
@@ -106,12 +68,6 @@ async def copy_events(conn: asyncpg.Connection, rows: Sequence[tuple[Any, ...]],
 async def copy_properties(conn: asyncpg.Connection, rows: Sequence[tuple[Any, ...]], timeout: float) -> None:
     """Binary COPY of ``event_properties`` rows (``ingest.mapping.PROPERTY_COLUMNS`` order)."""
     await conn.copy_records_to_table(_PROPERTIES, records=rows, columns=PROPERTY_COLUMNS, timeout=timeout)
-
-
-async def prune_message_ids(conn: asyncpg.Connection, older_than: dt.datetime, limit: int) -> int:
-    """Forget up to ``limit`` message ids first seen before ``older_than``; return how many."""
-    status: str = await conn.execute(_PRUNE, older_than, limit)
-    return int(status.split()[-1])
 
 
 # --- Event sources (write keys) -------------------------------------------------------------------

@@ -23,8 +23,9 @@ _DOMAIN_MODELS = (
 )
 metadata = Base.metadata
 
-# Partition children (analytics_events_p2026_11, ..._default) are created by SQL, not by metadata.
-_PARTITION_CHILD = re.compile(r"_(p\d{4}_\d{2}|default)$")
+# Partition children (analytics_events_p2026_11, ingest_message_ids_p2026_12_01, ..._default) are created by
+# SQL, not by metadata.
+_PARTITION_CHILD = re.compile(r"_(p\d{4}_\d{2}(?:_\d{2})?|default)$")
 
 
 def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:

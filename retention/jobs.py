@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, TypeVar
 import asyncpg
 
 import aggregation
+import ingest
 from retention import repository as repo
 from retention import service
 from retention.errors import RetentionBusy
@@ -91,7 +92,8 @@ class _Run:
             await service.record(conn, self.run_id, self.now, action, started)
 
     async def upkeep(self) -> list[Action]:
-        """Premake partitions and drain the default partitions, one transaction per month."""
+        """Premake partitions and drain the default partitions, one transaction per month; then the
+        dedupe ledger's day partitions."""
         async with self.db.transaction() as conn:
             actions = await service.upkeep_actions(conn, self.now, self.policy)
         for action in actions:
@@ -117,7 +119,31 @@ class _Run:
                 except Exception as exc:  # one month that cannot be made must not stop the others
                     service.failed(action, exc)
             await self.record(action, started)
-        return actions
+        ledger = await self.ledger()
+        return actions + ([ledger] if ledger else [])
+
+    async def ledger(self) -> Action | None:
+        """Ingest's dedupe ledger: its day partitions made ahead and dropped past the window, on the
+        database's clock (not the run's ``now``). The action, only if it changed something or failed."""
+        started = service.utcnow()
+        action = Action("ledger_partitions", "ingest_message_ids", 0, "a partition a day", "done")
+        try:
+            keep = functools.partial(
+                ingest.keep_ledger_partitions, lock_timeout_ms=self.policy.lock_timeout_ms
+            )
+            done = await _in_transaction(self.db, self.policy, keep)
+        except Exception as exc:  # the event partitions are made either way; retried next hour
+            service.failed(action, exc)
+        else:
+            if not (done.created or done.dropped or done.moved or done.expired):
+                return None
+            action.rows = done.moved + done.expired
+            action.reason = (
+                f"created {len(done.created)} and dropped {len(done.dropped)} day partitions; "
+                f"{done.moved} claims moved out of the default partition, {done.expired} expired"
+            )
+        await self.record(action, started)
+        return action
 
     async def _finalise_day(self, day: dt.date) -> str | None:
         """Finalise one day, rolling it up again first unless it already reconciles; why not, if not."""

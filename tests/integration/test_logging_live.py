@@ -75,7 +75,7 @@ def test_text_format_prints_one_short_line_per_record(clean_db: str, tmp_path: P
     assert "color_message" not in "\n".join(lines)
     # The scheduler names every job <domain>.<job>; the functions' names (_run, <locals>) never show.
     text = "\n".join(lines)
-    for job in ("experiments.goal_events", "ingest.prune_message_ids", "retention.partition_upkeep"):
+    for job in ("experiments.goal_events", "retention.partition_upkeep"):
         assert f'Added job "{job}"' in text, text
     names = re.findall(r'Added job "([^"]+)"', text)
     assert names, text

@@ -14,12 +14,17 @@ from litestar.testing import AsyncTestClient
 
 from corp_astro.app import create_app
 from ingest import service
+from ingest.config import IngestConfig
+from ingest.pipeline import Pipeline
+from kernel.db import Database
 from tests.conftest import make_settings
 from tests.support import LiveServer
 
 # What ingest tests write, emptied before each test. These tables hold a few rows here, and DELETE is
 # much cheaper than TRUNCATE, which recreates every partition's files.
 _TABLES = ("event_properties", "analytics_events", "ingest_message_ids", "api_sources", "audit_log", "users")
+# The group-commit pipeline of the pipeline and ledger tests: no linger, generous timeouts.
+FAST = IngestConfig(flush_linger_ms=0.0, flushers=2, ack_timeout_seconds=20, flush_timeout_seconds=20)
 
 
 @pytest.fixture(scope="module")
@@ -96,3 +101,23 @@ async def live(module_live_server: LiveServer, conn: asyncpg.Connection) -> tupl
     async with conn.transaction():
         created = await service.create_source(conn, "live-app")
     return module_live_server, KeyedSource(created.source_id, created.write_key)
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    database = Database(database_url, max_size=4)
+    await database.open()
+    try:
+        yield database
+    finally:
+        await database.close()
+
+
+@pytest.fixture
+async def pipeline(db: Database) -> AsyncIterator[Pipeline]:
+    p = Pipeline(db, FAST)
+    p.start()
+    try:
+        yield p
+    finally:
+        await p.close()

@@ -6,42 +6,18 @@ import asyncio
 import dataclasses
 import datetime as dt
 import uuid
-from collections.abc import AsyncIterator
 
 import asyncpg
 import msgspec
 import orjson
 import pytest
 
-from ingest.config import IngestConfig
 from ingest.errors import IngestOverloaded
 from ingest.mapping import Batch, RequestInfo, map_events
 from ingest.pipeline import Pipeline
 from kernel.db import Database
-from tests.integration.ingest.conftest import KeyedSource, count, track
+from tests.integration.ingest.conftest import FAST, KeyedSource, count, track
 from tests.support import TcpProxy
-
-FAST = IngestConfig(flush_linger_ms=0.0, flushers=2, ack_timeout_seconds=20, flush_timeout_seconds=20)
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Database]:
-    database = Database(database_url, max_size=4)
-    await database.open()
-    try:
-        yield database
-    finally:
-        await database.close()
-
-
-@pytest.fixture
-async def pipeline(db: Database) -> AsyncIterator[Pipeline]:
-    p = Pipeline(db, FAST)
-    p.start()
-    try:
-        yield p
-    finally:
-        await p.close()
 
 
 def make_batch(
@@ -287,17 +263,3 @@ async def test_no_event_points_at_a_missing_user_when_users_are_erased_during_in
     missing = "user_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM users u WHERE u.user_id = analytics_events.user_id)"
     assert await count(conn, "analytics_events", missing) == 0
     assert await count(conn, "event_properties p", ORPHANS) == 0
-
-
-async def test_prune_forgets_only_message_ids_older_than_the_window(
-    db: Database, conn: asyncpg.Connection
-) -> None:
-    from ingest.jobs import prune_message_ids
-
-    await conn.execute(
-        """INSERT INTO ingest_message_ids (event_id, first_seen_at)
-           SELECT gen_random_uuid(), now() AT TIME ZONE 'UTC' - make_interval(days => d, hours => 12)
-           FROM generate_series(0, 9) d"""
-    )
-    assert await prune_message_ids(db, days=7) == 3  # 7.5, 8.5 and 9.5 days old
-    assert await count(conn, "ingest_message_ids") == 7

@@ -1,0 +1,88 @@
+"""Ingest: the exactly-once ledger partitioned by arrival day.
+
+``ingest_message_ids`` becomes ``(event_id, day)``, range-partitioned by ``day`` (one partition a day,
+and a default partition that catches any day without one). The BRIN index and ``first_seen_at`` go:
+a day past the dedupe window is dropped whole by partition upkeep instead of deleted row by row.
+The rows of the old table move with their first day, so the dedupe window carries over the upgrade.
+
+Revision ID: 0017
+Revises: 0014
+Create Date: 2026-12-01
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+from sqlalchemy.dialects import postgresql
+
+revision: str = "0017"
+down_revision: str | None = "0014"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+_TODAY = "((now() AT TIME ZONE 'UTC'::text))::date"
+# The partitions made here: the 7-day window and one day more, through 7 days ahead (partition
+# upkeep keeps this up from then on: retention's hourly run, ingest.ledger.keep_partitions).
+_BACK, _AHEAD = 8, 7
+
+
+def upgrade() -> None:
+    op.rename_table("ingest_message_ids", "ingest_message_ids_0003")
+    op.execute(
+        "ALTER TABLE ingest_message_ids_0003 RENAME CONSTRAINT pk_ingest_message_ids TO pk_ingest_message_ids_0003"
+    )
+    op.create_table(
+        "ingest_message_ids",
+        sa.Column("event_id", sa.UUID(), nullable=False),
+        sa.Column("day", sa.Date(), server_default=sa.text(_TODAY), nullable=False),
+        sa.PrimaryKeyConstraint("event_id", "day", name=op.f("pk_ingest_message_ids")),
+        postgresql_partition_by="RANGE (day)",
+    )
+    op.execute("CREATE TABLE ingest_message_ids_default PARTITION OF ingest_message_ids DEFAULT")
+    today = op.get_bind().execute(sa.text(f"SELECT {_TODAY}")).scalar_one()
+    for n in range(-_BACK, _AHEAD + 1):
+        day = today + dt.timedelta(days=n)
+        op.execute(
+            f"CREATE TABLE ingest_message_ids_p{day:%Y_%m_%d} PARTITION OF ingest_message_ids "
+            f"FOR VALUES FROM ('{day}') TO ('{day + dt.timedelta(days=1)}')"
+        )
+    op.execute(
+        "INSERT INTO ingest_message_ids (event_id, day) "
+        "SELECT event_id, first_seen_at::date FROM ingest_message_ids_0003"
+    )
+    op.drop_table("ingest_message_ids_0003")
+
+
+def downgrade() -> None:
+    op.rename_table("ingest_message_ids", "ingest_message_ids_0017")
+    op.execute(
+        "ALTER TABLE ingest_message_ids_0017 RENAME CONSTRAINT pk_ingest_message_ids TO pk_ingest_message_ids_0017"
+    )
+    op.create_table(
+        "ingest_message_ids",
+        sa.Column("event_id", sa.UUID(), nullable=False),
+        sa.Column(
+            "first_seen_at",
+            postgresql.TIMESTAMP(),
+            server_default=sa.text("CURRENT_TIMESTAMP"),
+            nullable=False,
+        ),
+        sa.PrimaryKeyConstraint("event_id", name=op.f("pk_ingest_message_ids")),
+    )
+    op.create_index(
+        "ix_ingest_message_ids_first_seen_at",
+        "ingest_message_ids",
+        ["first_seen_at"],
+        unique=False,
+        postgresql_using="brin",
+    )
+    # One row per id (an id can be in two days' partitions): its first day.
+    op.execute(
+        "INSERT INTO ingest_message_ids (event_id, first_seen_at) "
+        "SELECT event_id, min(day)::timestamp FROM ingest_message_ids_0017 GROUP BY event_id"
+    )
+    op.drop_table("ingest_message_ids_0017")

@@ -1,0 +1,30 @@
+"""Partition upkeep keeps ingest's dedupe ledger too: a day partition dropped by hand is made again."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from kernel.db import Database
+from retention import jobs
+from retention.schemas import RetentionPolicy
+
+
+async def test_upkeep_remakes_a_missing_ledger_day_and_records_it(rdb: Database) -> None:
+    today: dt.date = await rdb.fetchval("SELECT (now() AT TIME ZONE 'UTC')::date")
+    day = today + dt.timedelta(days=3)
+    name = f"ingest_message_ids_p{day:%Y_%m_%d}"
+    async with rdb.transaction() as conn:
+        await conn.execute(f"DROP TABLE {name}")
+        await conn.execute(
+            "INSERT INTO ingest_message_ids (event_id, day) VALUES (gen_random_uuid(), $1)", day
+        )
+    # The run's clock (--now) is not the ledger's: its days follow the database's clock.
+    actions = await jobs.run(rdb, dt.date(2031, 5, 17), RetentionPolicy(), upkeep_only=True)
+    ledger = [a for a in actions if a.action == "ledger_partitions"]
+    assert [(a.target, a.status, a.rows) for a in ledger] == [("ingest_message_ids", "done", 1)]
+    assert await rdb.fetchval(f"SELECT count(*) FROM {name}") == 1
+    assert await rdb.fetchval("SELECT count(*) FROM ingest_message_ids_default") == 0
+    recorded = await rdb.fetchval("SELECT count(*) FROM retention_actions WHERE action = 'ledger_partitions'")
+    assert recorded == 1
+    again = await jobs.run(rdb, dt.date(2031, 5, 17), RetentionPolicy(), upkeep_only=True)
+    assert [a for a in again if a.action == "ledger_partitions"] == []
