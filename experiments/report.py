@@ -86,9 +86,7 @@ def format_chance(x: float) -> str:
     return f"{pct} %"
 
 
-def _evidence(
-    c: Comparison | MetricComparison, rate: bool, p: float, p_label: str, increase: bool = True
-) -> str:
+def _evidence(c: Comparison | MetricComparison, rate: bool, p: float, p_label: str) -> str:
     """``+1.8 pp [0.4, 3.2], p=0.012 (Holm), 97 % chance to beat``: a rate's lift in percentage points,
     any other metric's relative lift in percent."""
     lift_of, ci_of, unit = (
@@ -101,9 +99,8 @@ def _evidence(
     if ci_of is not None:
         evidence += " " + _interval((values[1], values[2]), places)
     evidence += f", p={format_p(p)} ({p_label})"
-    if c.chance_to_beat_control is not None:  # P(variant > control): beating a "decrease" metric is below
-        chance = c.chance_to_beat_control if increase else 1.0 - c.chance_to_beat_control
-        evidence += f", {format_chance(chance)} chance to beat"
+    if c.chance_to_beat_control is not None:  # already the chance to be below for a "decrease" metric
+        evidence += f", {format_chance(c.chance_to_beat_control)} chance to beat"
     return evidence
 
 
@@ -128,7 +125,7 @@ def verdict(
     lift = c.absolute_lift if rate else c.relative_lift
     if lift is None or c.adjusted_p_value is None:
         return f"{head}: not enough data" + (f" ({c.note})" if c.note else "")
-    evidence = _evidence(c, rate, c.adjusted_p_value, correction, increase)
+    evidence = _evidence(c, rate, c.adjusted_p_value, correction)
     if not c.significant:
         return f"{head}: no significant difference, {evidence}"
     verb = "beats" if (lift > 0) == increase else "loses to"
@@ -136,7 +133,7 @@ def verdict(
 
 
 def guardrail_verdict(
-    c: MetricComparison, control: str, srm_detected: bool, metric: str, rate: bool, increase: bool = True
+    c: MetricComparison, control: str, srm_detected: bool, metric: str, rate: bool
 ) -> str:
     """``b harms guardrail latency against control: ...`` or ``... no harm ...`` (p uncorrected)."""
     head = f"{c.variant} vs {control} on {metric} (guardrail)"
@@ -144,7 +141,7 @@ def guardrail_verdict(
         return f"{head}: SRM detected — results not trustworthy"
     if (c.absolute_lift if rate else c.relative_lift) is None or c.p_value is None:
         return f"{head}: not enough data" + (f" ({c.note})" if c.note else "")
-    evidence = _evidence(c, rate, c.p_value, "uncorrected", increase)
+    evidence = _evidence(c, rate, c.p_value, "uncorrected")
     if c.harm:
         return f"{c.variant} harms guardrail {metric} against {control}: {evidence}"
     return f"{head}: no harm, {evidence}"
@@ -176,7 +173,7 @@ def metric_lines(res: ResultsOut, width: int) -> list[str]:
         increase = m.direction == "increase"
         for c in m.comparisons:
             if m.role == "guardrail":
-                text = guardrail_verdict(c, res.control, res.srm.detected, m.metric, rate, increase)
+                text = guardrail_verdict(c, res.control, res.srm.detected, m.metric, rate)
             else:
                 text = verdict(
                     c, res.control, res.srm.detected, m.metric, rate=rate, increase=increase, correction=label

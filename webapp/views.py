@@ -141,9 +141,7 @@ def variant_cells(m: Any, alpha: float) -> list[dict[str, str]]:
 def comparison_cells(c: Any, is_rate: bool, direction: str) -> dict[str, Any]:
     lift = fmt.pp(c.absolute_lift) if is_rate else fmt.signed(c.absolute_lift, 3)
     ci = fmt.interval(c.absolute_ci, 100.0 if is_rate else 1.0)
-    chance = c.chance_to_beat_control
-    if chance is not None and direction == "decrease":  # P(variant > control): beating it is going down
-        chance = 1.0 - chance
+    chance = c.chance_to_beat_control  # the API's: for a "decrease" metric, the chance to be below
     return {
         "variant": c.variant,
         "lift": lift,
@@ -182,7 +180,7 @@ def _verdicts(res: ResultsOut, m: Any) -> list[str]:
     label = {"holm": "Holm", "bh": "BH"}.get(res.correction, res.correction)
     rate, increase, srm = m.kind in _RATE_KINDS, m.direction == "increase", res.srm.detected
     if m.role == "guardrail":
-        return [guardrail_verdict(c, res.control, srm, m.metric, rate, increase) for c in m.comparisons]
+        return [guardrail_verdict(c, res.control, srm, m.metric, rate) for c in m.comparisons]
     return [
         verdict(c, res.control, srm, m.metric, rate=rate, increase=increase, correction=label)
         for c in m.comparisons

@@ -31,9 +31,17 @@ def _interval(ci: tuple[float, float]) -> tuple[float, float] | None:
     return ci if math.isfinite(ci[0]) and math.isfinite(ci[1]) else None
 
 
-def run_tests(a: Statistic, b: Statistic, alpha: float) -> tuple[Tests, bool]:
+def _chance(a: Statistic, b: Statistic, inverse: bool) -> float | None:
+    above = stats.chance_to_beat_control(a, b)
+    return None if above is None else 1.0 - above if inverse else above
+
+
+def run_tests(a: Statistic, b: Statistic, alpha: float, *, inverse: bool = False) -> tuple[Tests, bool]:
     """Welch (absolute and relative), sequential and Bayesian for ``b`` against control ``a``; the flag
-    says whether the data were enough for the t-test (the caller words its own note when not)."""
+    says whether the data were enough for the t-test (the caller words its own note when not).
+
+    ``inverse``: lower is better (a ``decrease`` metric), so the chance to beat the control is the chance
+    to be below it, as gbstats' ``inverse=True``."""
     absolute = stats.welch_test(a, b, alpha=alpha)
     relative = stats.welch_test(a, b, alpha=alpha, relative=True)
     sequential = stats.sequential_test(a, b, alpha=alpha)
@@ -43,7 +51,7 @@ def run_tests(a: Statistic, b: Statistic, alpha: float) -> tuple[Tests, bool]:
         relative_lift=relative.estimate if relative else None,
         relative_ci=_interval(relative.ci) if relative else None,
         p_value=_finite(absolute.p_value) if absolute else None,
-        chance_to_beat_control=_finite(stats.chance_to_beat_control(a, b)),
+        chance_to_beat_control=_finite(_chance(a, b, inverse)),
         sequential_p_value=_finite(sequential.p_value) if sequential else None,
     )
     return tests, absolute is not None

@@ -70,8 +70,10 @@ def _statistics(
     return sums.cuped(i, metric) if cuped else sums.post(i, metric)
 
 
-def _comparison(a: Statistic, b: Statistic, name: str, alpha: float, cuped: bool) -> MetricComparison:
-    tests, enough = run_tests(a, b, alpha)
+def _comparison(
+    a: Statistic, b: Statistic, name: str, alpha: float, cuped: bool, inverse: bool
+) -> MetricComparison:
+    tests, enough = run_tests(a, b, alpha, inverse=inverse)
     return MetricComparison(
         variant=name,
         **tests._asdict(),
@@ -95,7 +97,7 @@ def _result(
         total = plain.m.sum if isinstance(plain, stats.RatioStats) else getattr(plain, "sum", None)
         variants.append(MetricVariant(v.name, s.n, plain.unadjusted_mean if s.n else None, total))
     comparisons = [
-        _comparison(control, per_variant[v.variant_id], v.name, alpha, cuped)
+        _comparison(control, per_variant[v.variant_id], v.name, alpha, cuped, metric.direction == "decrease")
         for v in exp.variants
         if not v.is_control
     ]

@@ -214,6 +214,17 @@ async def test_metric_results_equal_the_raw_rows(
     assert crash["comparisons"][0]["absolute_lift"] > 0
     assert crash["comparisons"][0]["harm"] is (crash["comparisons"][0]["p_value"] < 0.05)
     assert crash["comparisons"][0]["harm"] is True
+    # Lower is better for crashes: the chance to beat the control is the chance to be below it (gbstats'
+    # inverse=True), small here since the treatment raises them.
+    crash_post = _per_unit(raw, "crash", *after, "count")
+    crash_pre = _per_unit(raw, "crash", *before, "count") if crash["comparisons"][0]["cuped"] else None
+    above = stats.chance_to_beat_control(
+        _stats(raw, "control", crash_post, crash_pre), _stats(raw, "treatment", crash_post, crash_pre)
+    )
+    assert above is not None
+    below = 1.0 - above
+    assert crash["comparisons"][0]["chance_to_beat_control"] == pytest.approx(below, abs=1e-9)
+    assert crash["comparisons"][0]["chance_to_beat_control"] < 0.05
 
 
 async def test_goal_event_is_the_primary_binomial_metric(

@@ -182,7 +182,7 @@ def test_metrics_get_a_verdict_each_in_their_units_and_direction() -> None:
             "decrease",
             [
                 metric_comparison(
-                    variant=LONG, relative_lift=-0.12, relative_ci=(-0.2, -0.04), chance_to_beat_control=0.02
+                    variant=LONG, relative_lift=-0.12, relative_ci=(-0.2, -0.04), chance_to_beat_control=0.98
                 )
             ],
         ),
