@@ -20,6 +20,7 @@ COMMANDS = (
     ("bench.retention", "bench_retention"),
     ("bench.conversions", "bench_conversions"),
     ("bench.results", "bench_results"),
+    ("bench.daily", "bench_daily"),
     ("bench.webhooks", "bench_webhooks"),
     ("bench.workflows", "bench_workflows"),
     ("bench.access_log", "bench_access_log"),

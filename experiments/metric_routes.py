@@ -88,6 +88,7 @@ async def daily_results(
     name: FromPath[str], conn: DbConn, current_user: CurrentUser, alpha: FromQuery[float] = 0.05
 ) -> DailyResultsOut:
     """Each declared metric's cumulative units, mean and CI per variant at the end of every day (UTC) of
-    the experiment, the most recent 90 days (analyst). Computed on request, one results run per day."""
+    the experiment, the most recent 90 days (analyst). Closed days are stored once computed (again only
+    after late data or a change of the metrics); today's point is computed on request."""
     require_role(current_user, "analyst")
     return await daily.daily_results(conn, name, alpha=alpha)
