@@ -6,11 +6,15 @@ field: ``platform`` (``context.device.type``), ``os`` (``context.os.name``), ``c
 (``context.traits.<name>``), as ingest stores Segment's context (one ``context.<field>`` property holding
 the JSON object). The top N values by units get a slice each; the rest are summed into ``other`` (the sums
 are additive) and units without a value are ``unknown``.
+
+An experiment with no metrics but a ``goal_event`` is broken down by that conversion, as the binomial
+metric it is (the goal event at or after exposure, no CUPED: what the main results show for it).
 """
 
 from __future__ import annotations
 
 import re
+import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
@@ -18,6 +22,8 @@ from typing import Any
 import asyncpg
 
 from experiments import metric_sql
+from experiments.definitions import Experiment
+from experiments.metric_definitions import Analysis, LinkedMetric, MetricDef
 from experiments.metric_schemas import DimensionResultsOut, DimensionSlice
 from experiments.service.management import get_experiment
 from experiments.service.metric_results import Plan, flag_uncorrected
@@ -53,6 +59,14 @@ def _source(dimension: str) -> tuple[str, str]:
             }
         ],
     )
+
+
+def _plan(exp: Experiment, analysis: Analysis) -> Plan:
+    """The experiment's metrics; without any, its goal event's conversion as a binomial primary metric."""
+    if analysis.metrics or exp.goal_event is None:
+        return Plan.of(analysis)
+    goal = MetricDef(uuid.UUID(int=0), exp.goal_event, "binomial", "increase", event=exp.goal_event)
+    return Plan.of(Analysis((LinkedMetric(goal, "primary", 0),), cuped_enabled=False))
 
 
 def _merge(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -97,13 +111,16 @@ async def dimension_results(
         )
     source = _source(dimension)
     exp = await get_experiment(conn, name)
-    plan = Plan.of(await analysis_of(conn, exp.test_id))
+    plan = _plan(exp, await analysis_of(conn, exp.test_id))
     note = None
     rows: list[dict[str, Any]] = []
     if plan.linked:
         rows = await plan.fetch(conn, exp, metric_sql.unit_source(exp.unit), dimension=source)
     else:
-        note = "The experiment has no metrics (primary_metric, secondary_metrics, guardrail_metrics) to break down."
+        note = (
+            "The experiment has no metrics (primary_metric, secondary_metrics, guardrail_metrics) "
+            "nor goal_event to break down."
+        )
     slices = []
     for value, slice_rows in _slices(rows, top):
         metrics = plan.results(exp, slice_rows, alpha)
