@@ -181,8 +181,53 @@ async def _timed(fn: Any) -> float:
     return time.perf_counter() - t0
 
 
-async def _measure(url: str, runs: int, warmup: bool) -> tuple[list[float], list[float], Any]:
+async def _split_last_day(conn: asyncpg.Connection, test_id: uuid.UUID, start: dt.date) -> dt.datetime:
+    """Make the last day's events "new": the state is reset, its horizon is now, and the last day's events
+    get a later ``created_at`` (each run rewrites them); returns the horizon."""
+    await conn.execute("DELETE FROM experiment_unit_values WHERE test_id = $1", test_id)
+    await conn.execute("DELETE FROM experiment_unit_value_marks WHERE test_id = $1", test_id)
+    split: dt.datetime = await conn.fetchval("SELECT LOCALTIMESTAMP")
+    await asyncio.sleep(0.01)
+    last_day = dt.datetime.combine(start, dt.time()) + dt.timedelta(days=_DAYS - 1)
+    await conn.execute(
+        'UPDATE analytics_events SET created_at = LOCALTIMESTAMP WHERE "timestamp" >= $1', last_day
+    )
+    await conn.execute("VACUUM ANALYZE analytics_events")
+    return split
+
+
+async def _state_phases(conn: asyncpg.Connection, runs: int, results: Any) -> dict[str, Any]:
+    """The state's build (all events but the last day's), results with the last day not yet folded (the
+    request folds it), and the job's fold of that day."""
+    from experiments import unit_state_repository
+    from experiments.service import get_experiment, metric_results, unit_state
+    from experiments.service.metrics import analysis_of
+
+    exp = await get_experiment(conn, _NAME)
+    plan = metric_results.Plan.of(await analysis_of(conn, exp.test_id))
+    split = await _split_last_day(conn, exp.test_id, exp.start_date)
+    out: dict[str, Any] = {}
+
+    async def refresh(hi: dt.datetime | None) -> None:
+        async with conn.transaction():
+            hi = hi or await unit_state_repository.horizon(conn)
+            out.setdefault("rows", []).append(
+                await unit_state.refresh(conn, exp, plan.parts, plan.history, hi)
+            )
+
+    out["build"] = await _timed(lambda: refresh(split))
+    out["lag_events"] = await conn.fetchval(
+        "SELECT count(*) FROM analytics_events WHERE created_at >= $1 AND event_name = ANY($2::text[])",
+        split, sorted({p.event for p in plan.parts if p.event}),
+    )  # fmt: skip
+    out["lagging"] = [await _timed(results) for _ in range(runs)]
+    out["fold"] = await _timed(lambda: refresh(None))
+    return out
+
+
+async def _measure(url: str, runs: int, live_runs: int, warmup: bool) -> dict[str, Any]:
     from experiments import service
+    from experiments.service import unit_state
 
     conn = await _connect(url)
     try:
@@ -201,29 +246,63 @@ async def _measure(url: str, runs: int, warmup: bool) -> tuple[list[float], list
                 await conn.execute("SET LOCAL work_mem = '256MB'")
                 await conn.fetch(_BARE, test_id, since)
 
-        if warmup:  # the events into the OS cache, once for both
-            await results()
-        # Alternate, so that background load on a shared machine hits both.
-        res: list[float] = []
-        sql: list[float] = []
-        for _ in range(runs):
-            res.append(await _timed(results))
-            sql.append(await _timed(bare))
-        return res, sql, holder["out"]
+        async def live() -> None:
+            kept, unit_state.MAX_LAG = unit_state.MAX_LAG, dt.timedelta(-1)  # never current: live
+            try:
+                await results()
+                holder["live"] = holder["out"]
+            finally:
+                unit_state.MAX_LAG = kept
+
+        if warmup:  # the events into the OS cache, once for all
+            await bare()
+        out = await _state_phases(conn, runs, results)
+        # Alternate, so that background load on a shared machine hits each.
+        out.update(state=[], sql=[], live=[])
+        for i in range(runs):
+            if i < live_runs:
+                out["live"].append(await _timed(live))
+            out["state"].append(await _timed(results))
+            out["sql"].append(await _timed(bare))
+        out["out"], out["gap"] = holder["out"], _gap(holder["out"], holder.get("live"))
+        return out
     finally:
         await conn.close()
+
+
+def _gap(state: Any, live: Any) -> float | None:
+    """The largest relative difference between the two answers' means, totals and p-values."""
+    if live is None:
+        return None
+    worst = 0.0
+    for a, b in zip(state.metrics, live.metrics, strict=True):
+        pairs = [(x.mean, y.mean) for x, y in zip(a.variants, b.variants, strict=True)]
+        pairs += [(x.total, y.total) for x, y in zip(a.variants, b.variants, strict=True)]
+        pairs += [(x.p_value, y.p_value) for x, y in zip(a.comparisons, b.comparisons, strict=True)]
+        for x, y in pairs:
+            if x is not None and y is not None and (x or y):
+                worst = max(worst, abs(x - y) / max(abs(x), abs(y)))
+    return worst
+
+
+def _line(label: str, xs: list[float]) -> str:
+    return (
+        f"  {label:38} median {statistics.median(xs):.3f} s over {len(xs)} runs {[round(x, 3) for x in xs]}"
+    )
 
 
 @click.command("results")
 @click.option("--units", default=1_000_000, show_default=True, help="Assigned users.")
 @click.option("--events", default=10_000_000, show_default=True, help="Events over 30 days.")
 @click.option("--runs", default=5, show_default=True, help="Measured runs of each (median reported).")
+@click.option("--live-runs", default=1, show_default=True, help="Runs of the live (no state) results.")
 @click.option("--regenerate", is_flag=True, help="Rebuild the scratch database even if present.")
 @click.option(
-    "--warmup/--no-warmup", default=True, show_default=True, help="One unmeasured results run first."
+    "--warmup/--no-warmup", default=True, show_default=True, help="One unmeasured bare SQL run first."
 )
-def bench_results(units: int, events: int, runs: int, regenerate: bool, warmup: bool) -> None:
-    """Per-metric results (6 metrics, CUPED) against the bare SQL of the same sufficient statistics."""
+def bench_results(units: int, events: int, runs: int, live_runs: int, regenerate: bool, warmup: bool) -> None:
+    """Per-metric results (6 metrics, CUPED) from the per-unit state, live, and the bare SQL of the same
+    sufficient statistics; the state's build and the fold of a day of events."""
     from kernel import migrate
 
     server = resolve_database_url(get_settings())
@@ -234,19 +313,24 @@ def bench_results(units: int, events: int, runs: int, regenerate: bool, warmup: 
         migrate.upgrade(url, "heads")
         now = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
         asyncio.run(_generate(url, units, events, now - dt.timedelta(days=_DAYS)))
-    res, sql, out = asyncio.run(_measure(url, runs, warmup))
-    r, s = statistics.median(res), statistics.median(sql)
+    else:
+        migrate.upgrade(url, "heads")  # the state's tables on a database generated before them
+    m = asyncio.run(_measure(url, runs, live_runs, warmup))
+    r, s = statistics.median(m["state"]), statistics.median(m["sql"])
     click.echo(
         f"{units:,} assigned units, {events:,} events over {_DAYS} days, 6 metrics (1 + 3 + 2), CUPED 14 days"
     )
+    click.echo(_line("results from the state (current):", m["state"]))
+    click.echo(_line("bare SQL of the same sums:", m["sql"]))
+    click.echo(_line("results live (no state):", m["live"]))
+    click.echo(_line(f"results, {m['lag_events']:,} events not folded:", m["lagging"]))
+    click.echo(f"  state build (29 days' events): {m['build']:.3f} s, {m['rows'][0]:,} unit rows")
     click.echo(
-        f"  results (service, in-process): median {r:.3f} s over {runs} runs {[round(x, 3) for x in res]}"
+        f"  job fold of the last day ({m['lag_events']:,} metric events): {m['fold']:.3f} s, {m['rows'][1]:,} rows"
     )
-    click.echo(
-        f"  bare SQL of the same sums:     median {s:.3f} s over {runs} runs {[round(x, 3) for x in sql]}"
-    )
-    click.echo(f"  ratio results / bare SQL: {r / s:.2f}x (goal <= 1.5x; results goal <= 2 s)")
-    primary = out.metrics[0]
+    click.echo(f"  ratio state results / bare SQL: {r / s:.2f}x (goal <= 1.5x; results goal <= 2 s)")
+    click.echo(f"  state vs live answer: largest relative difference {m['gap']} (means, totals, p-values)")
+    primary = m["out"].metrics[0]
     click.echo(
         f"  check: {primary.metric} means {[round(v.mean or 0, 4) for v in primary.variants]}, "
         f"cap {primary.cap_value}, skipped {primary.skipped_values:,}"

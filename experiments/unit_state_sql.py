@@ -136,11 +136,21 @@ vv AS (SELECT chg.{via} AS id FROM chg UNION SELECT l.{via} FROM experiment_iden
 aff AS (SELECT id FROM c UNION SELECT l.{direct} FROM experiment_identity_links l JOIN vv ON l.{via} = vv.id)"""
 
 
-def _fresh(test: str) -> str:
-    return (
-        f"fresh AS MATERIALIZED (SELECT u.unit FROM u WHERE NOT EXISTS "
-        f"(SELECT 1 FROM {_STATE} s WHERE s.test_id = {test} AND s.unit_id = u.unit))"
-    )
+def _fresh(test: str, gone: bool = False) -> str:
+    """``fresh``: the units without a row; with ``gone``, also ``gone``: rows whose unit is no longer
+    assigned (an erased account), from one join of the keys."""
+    if not gone:
+        return (
+            f"fresh AS MATERIALIZED (SELECT u.unit FROM u WHERE NOT EXISTS "
+            f"(SELECT 1 FROM {_STATE} s WHERE s.test_id = {test} AND s.unit_id = u.unit))"
+        )
+    return f"""keys AS MATERIALIZED (
+    SELECT u.unit AS assigned, s.unit_id::text AS kept
+    FROM u FULL JOIN (SELECT s.unit_id FROM {_STATE} s WHERE s.test_id = {test}) s ON s.unit_id = u.unit
+    WHERE u.unit IS NULL OR s.unit_id IS NULL
+),
+fresh AS (SELECT k.assigned AS unit FROM keys k WHERE k.kept IS NULL),
+gone AS (SELECT k.kept AS unit FROM keys k WHERE k.assigned IS NULL)"""
 
 
 def _events(unit: str, joins: str, prop_cols: str, hi: str) -> str:
@@ -165,7 +175,7 @@ def _events(unit: str, joins: str, prop_cols: str, hi: str) -> str:
 
 def _changes(unit: str, layout: Layout, hi: str, relinks: bool) -> str:
     """The CTEs ``u``, ``fresh``, ``redo`` and ``pend`` (per unit: ``unit, variant_id, exposed_at, redo,
-    v``, the change since $3)."""
+    v``, the change since $3); with ``relinks`` (the read) also ``gone``."""
     props, joins, prop_cols = property_columns(layout.parts)
     hi_at = f"coalesce({hi}::timestamp, 'infinity'::timestamp)"
     if relinks and unit != "user":
@@ -173,7 +183,7 @@ def _changes(unit: str, layout: Layout, hi: str, relinks: bool) -> str:
     else:
         redo = "redo AS MATERIALIZED (SELECT u.* FROM u JOIN fresh f ON f.unit = u.unit)"
     return f"""u AS MATERIALIZED ({_units(unit)}),
-{_fresh("$1")},
+{_fresh("$1", gone=relinks)},
 {redo},
 ev AS (
     {_events(unit, joins, prop_cols, hi_at)}
@@ -211,22 +221,27 @@ DELETE FROM {_STATE} s WHERE s.test_id = $1 AND s.unit_id IN (SELECT id FROM aff
 
 
 def read_sql(unit: str, layout: Layout, ratios: Sequence[tuple[int, int]], cuped: bool) -> str:
-    """The live statement's rows from the state: each unit's row combined with its change since $3 (or
-    replaced by its recomputation), then the caps and the sums per variant (``metric_sql``)."""
+    """The live statement's rows from the state: the rows of units with no change as they are, the others
+    combined with their change since $3 (or replaced by their recomputation), then the caps and the sums
+    per variant (``metric_sql``). The state is read twice (its keys, its rows), the assignments once."""
     hi = f"${6 + len(layout.parts)}"
     return f"""
 WITH {_changes(unit, layout, hi, relinks=True)},
+skip AS MATERIALIZED (
+    SELECT p.unit FROM pend p UNION SELECT r.unit FROM redo r UNION SELECT g.unit FROM gone g
+    -- Never fewer rows than there are (each unit once); a limit the planner cannot read caps its
+    -- estimate (the CTEs above are estimated far too large), so NOT IN below hashes this side.
+    LIMIT (SELECT count(*) FROM u) + (SELECT count(*) FROM keys)
+),
 m AS (
-    SELECT u.variant_id, u.unit,
-           CASE WHEN r.unit IS NOT NULL THEN p.v WHEN p.v IS NULL THEN st.v WHEN st.v IS NULL THEN p.v
-                ELSE {layout.combine("st.v", "p.v")} END AS v
-    FROM u
-    LEFT JOIN {_STATE} st ON st.test_id = $1 AND st.unit_id = u.unit
-    LEFT JOIN redo r ON r.unit = u.unit
-    LEFT JOIN pend p ON p.unit = u.unit
+    SELECT st.variant_id, st.unit_id AS unit, st.v FROM {_STATE} st
+    WHERE st.test_id = $1 AND st.unit_id::text NOT IN (SELECT k.unit FROM skip k)
+    UNION ALL
+    SELECT p.variant_id, p.unit, CASE WHEN p.redo OR st.v IS NULL THEN p.v ELSE {layout.combine("st.v", "p.v")} END
+    FROM pend p LEFT JOIN {_STATE} st ON st.test_id = $1 AND st.unit_id = p.unit
 ),
 pu AS MATERIALIZED (
     SELECT m.variant_id, m.unit AS unit_key, {", ".join(layout.values("m.v", cuped))}
-    FROM m WHERE m.v IS NOT NULL
+    FROM m
 ),
 {summary_sql(layout.parts, ratios)}"""
