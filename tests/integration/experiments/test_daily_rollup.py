@@ -8,8 +8,12 @@ CUPED) and app opens spread over the days since; a capped sum, a count, a ratio 
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import os
 import random
+import subprocess
+import sys
 import uuid
 from typing import Any
 
@@ -29,6 +33,7 @@ from tests.integration.experiments.conftest import (
     make_users,
     variant_ids,
 )
+from tests.support import ROOT
 
 TODAY = dt.datetime.now(dt.UTC).date()
 START = dt.datetime.combine(TODAY - dt.timedelta(days=6), dt.time())
@@ -272,3 +277,23 @@ async def test_a_bad_alpha_is_422(client: Client, actors: Actors, alpha: str) ->
     await create(client, actors.admin)
     r = await client.get(f"/v1/experiments/checkout/results/daily?alpha={alpha}", headers=actors.analyst)
     assert r.status_code == 422
+
+
+async def test_the_cli_runs_the_job_by_hand(
+    client: Client, actors: Actors, conn: asyncpg.Connection, clean_db: str
+) -> None:
+    await _arrange(client, actors, conn)
+
+    async def rollup(*args: str) -> str:
+        done = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "corp_astro.cli", "experiments", "rollup-daily", *args],
+            cwd=ROOT, env={**os.environ, "DATABASE_URL": clean_db}, capture_output=True, text=True,
+            timeout=120, check=True,
+        )  # fmt: skip
+        return done.stdout.strip()
+
+    assert await rollup("--days", "4") == "4 day(s) computed"
+    assert len(await _computed(conn)) == 4
+    assert await rollup() == "2 day(s) computed"
+    assert await rollup() == "0 day(s) computed"
