@@ -27,7 +27,7 @@ import asyncpg.exceptions._base as asyncpg_base
 
 from ingest import ledger, metrics, repository
 from ingest.errors import IngestOverloaded
-from ingest.mapping import USER_ID_SLOT, Batch
+from ingest.mapping import ROW_USER_ID, Batch, Run, encode_rows
 
 if TYPE_CHECKING:
     from ingest.config import IngestConfig
@@ -316,45 +316,56 @@ class Pipeline:
 
     async def _write(self, slices: list[_Slice]) -> None:
         timeout = self._config.flush_timeout_seconds
-        seen: set[Any] = set()
-        owners: list[tuple[_Pending, int]] = []
         ids: list[Any] = []
         candidates: set[Any] = set()
         for p, start, end in slices:
-            events = p.batch.events
-            for i in range(start, end):
-                row = events[i]
-                event_id = row[0]
-                if event_id in seen:  # the same message twice in one flush: counted as a duplicate below
-                    continue
-                seen.add(event_id)
-                ids.append(event_id)
-                owners.append((p, i))
-                if row[USER_ID_SLOT] is not None:
-                    candidates.add(row[USER_ID_SLOT])
+            batch = p.batch
+            whole = start == 0 and end == len(batch)
+            ids += batch.ids if whole else batch.ids[start:end]
+            candidates.update([row[ROW_USER_ID] for row in (batch.rows if whole else batch.rows[start:end])])
+        candidates.discard(None)
+        unique = set(ids)
+        if len(unique) < len(ids):  # the same message twice in one flush: counted as a duplicate below
+            ids = list(dict.fromkeys(ids))
 
-        accepted: dict[int, int] = {}
         async with self._db.pool.acquire(timeout=timeout) as conn, conn.transaction():
             new = await self._claim(conn, ids, timeout)
             known = await repository.lock_known_users(conn, candidates, timeout) if candidates else set()
-            event_rows: list[tuple[Any, ...]] = []
-            property_rows: list[tuple[Any, ...]] = []
-            for p, i in owners:
-                row = p.batch.events[i]
-                if row[0] not in new:
-                    continue
-                user = row[USER_ID_SLOT]
-                if user is not None and user not in known:
-                    row = (row[0], None, *row[2:])
-                event_rows.append(row)
-                property_rows.extend(p.batch.properties[i])
-                accepted[id(p)] = accepted.get(id(p), 0) + 1
-            if event_rows:
-                await repository.copy_events(conn, event_rows, timeout)
-                if property_rows:
-                    await repository.copy_properties(conn, property_rows, timeout)
+            if len(new) == len(ids) == len(unique) == sum(end - start for _, start, end in slices):
+                runs: list[Run] = [(p.batch, start, end) for p, start, end in slices]
+                accepted = {id(p): end - start for p, start, end in slices}
+            else:
+                runs, accepted = _new_runs(slices, new)
+            if runs:
+                events, properties = encode_rows(runs, known)
+                await repository.copy_events(conn, events, timeout)
+                if properties is not None:
+                    await repository.copy_properties(conn, properties, timeout)
         # Committed: only now do the counts become part of the requests' outcomes.
         for p, start, end in slices:
             n_accepted = accepted.get(id(p), 0)
             p.outcome.accepted += n_accepted
             p.outcome.duplicates += (end - start) - n_accepted
+
+
+def _new_runs(slices: list[_Slice], new: set[Any]) -> tuple[list[Run], dict[int, int]]:
+    """The events of ``slices`` to store, as runs (the first occurrence of each id in ``new``), and how
+    many each request has in them."""
+    runs: list[Run] = []
+    accepted: dict[int, int] = {}
+    taken: set[Any] = set()
+    for p, start, end in slices:
+        batch_ids = p.batch.ids
+        run_start = None
+        for i in range(start, end + 1):
+            event_id = batch_ids[i] if i < end else None
+            keep = event_id is not None and event_id in new and event_id not in taken
+            if keep:
+                taken.add(event_id)
+                accepted[id(p)] = accepted.get(id(p), 0) + 1
+                if run_start is None:
+                    run_start = i
+            elif run_start is not None:
+                runs.append((p.batch, run_start, i))
+                run_start = None
+    return runs, accepted

@@ -4,7 +4,7 @@ SQL is ``ingest.ledger``."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ingest.mapping import EVENT_COLUMNS, PROPERTY_COLUMNS
@@ -60,14 +60,25 @@ async def lock_known_users(
     return {r[0] for r in rows}
 
 
-async def copy_events(conn: asyncpg.Connection, rows: Sequence[tuple[Any, ...]], timeout: float) -> None:
-    """Binary COPY of ``analytics_events`` rows (``ingest.mapping.EVENT_COLUMNS`` order)."""
-    await conn.copy_records_to_table(_EVENTS, records=rows, columns=EVENT_COLUMNS, timeout=timeout)
+async def _parts(stream: Sequence[bytes]) -> AsyncIterator[bytes]:
+    for part in stream:
+        yield part
 
 
-async def copy_properties(conn: asyncpg.Connection, rows: Sequence[tuple[Any, ...]], timeout: float) -> None:
-    """Binary COPY of ``event_properties`` rows (``ingest.mapping.PROPERTY_COLUMNS`` order)."""
-    await conn.copy_records_to_table(_PROPERTIES, records=rows, columns=PROPERTY_COLUMNS, timeout=timeout)
+async def copy_events(conn: asyncpg.Connection, stream: Sequence[bytes], timeout: float) -> None:
+    """Binary COPY of ``analytics_events`` rows: ``stream`` is a whole binary COPY stream of
+    ``ingest.mapping.EVENT_COLUMNS`` in parts (``ingest.mapping.encode_rows``)."""
+    await conn.copy_to_table(
+        _EVENTS, source=_parts(stream), columns=EVENT_COLUMNS, format="binary", timeout=timeout
+    )
+
+
+async def copy_properties(conn: asyncpg.Connection, stream: Sequence[bytes], timeout: float) -> None:
+    """Binary COPY of ``event_properties`` rows: a whole binary COPY stream of
+    ``ingest.mapping.PROPERTY_COLUMNS`` in parts (``ingest.mapping.encode_rows``)."""
+    await conn.copy_to_table(
+        _PROPERTIES, source=_parts(stream), columns=PROPERTY_COLUMNS, format="binary", timeout=timeout
+    )
 
 
 # --- Event sources (write keys) -------------------------------------------------------------------

@@ -215,7 +215,7 @@ async def ingest(
         check_nul=envelope.check_nul,
     )
     rejected = list(batch.rejected)
-    if not batch.events:
+    if not batch.rows:
         metrics.record_request(0, 0, rejected)
         return _response(envelope.call, rejected, 0, 0)
     outcome = await pipeline.submit(batch)

@@ -23,8 +23,9 @@ PROPERTY_COLUMNS: tuple[str, ...] = tuple(
 # The flush clears this slot when the candidate user does not exist.
 USER_ID_SLOT = EVENT_COLUMNS.index("user_id")
 
-# The order in which ``ingest.mapping.events`` fills its row tuples (not a second schema: a guard that
-# fails the import, rather than writing values into the wrong columns, if a model's columns move).
+# The order in which ``ingest.mapping.events`` fills its row tuples and ``ingest.mapping.encoding``
+# writes the COPY columns (not a second schema: a guard that fails the import, rather than writing
+# values into the wrong columns, if a model's columns move).
 _EVENT_ROW_ORDER = (
     "event_id",
     "user_id",

@@ -1,37 +1,37 @@
 """Segment messages to rows of ``analytics_events`` and ``event_properties``, validated event by event.
 
-Pure functions, no I/O: the hot path of the collector, written for speed (plain tuples in COPY column
-order, C-level UUIDs, no per-event objects beyond what the rows need). One event is mapped by
-``_map_one`` in a few steps, each a function called once per event; the loops over an event's
-properties stay inside those steps (a call per property would cost more than the work it does).
+Pure functions, no I/O: the hot path of the collector, written for speed. An event becomes one compact
+row tuple and its properties two flat columns of the request's ``Batch`` (no object per property row);
+event ids (uuid5) and property ids (UUIDv7) are made for the whole request in vectorised steps at the
+end. One event is mapped by ``_map_one`` in a few steps, each a function called once per event
+(``ingest.mapping.message`` has the first ones); the loops over an event's properties stay inside those
+steps (a call per property would cost more than the work it does).
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import uuid
+import hashlib
 from typing import Any
 
 import msgspec
 from asyncpg.pgproto.pgproto import UUID as PgUUID
 
 from ingest.guards import checked_ip, time_window
-from ingest.mapping.batch import Batch, Rejection, RequestInfo
+from ingest.mapping.batch import ROW_MESSAGE_ID, Batch, Rejection, RequestInfo
+from ingest.mapping.message import NAME_MAX, VALID_TYPES, event_time, identify, sections
 from ingest.mapping.values import (
     BAD_SENT_AT,
     ID_MAX,
     Invalid,
-    PropertyIds,
-    event_ids,
-    identity,
     json,
     parse_timestamp,
+    property_ids,
     text,
+    uuid5_bytes,
 )
 
 __all__ = ["VALID_TYPES", "map_events"]
 
-VALID_TYPES = frozenset({"track", "identify", "page", "screen", "group", "alias"})
 # Top-level fields with a column or a dedicated mapping; any other top-level field is kept as "$<name>".
 _MAPPED_FIELDS = frozenset(
     {
@@ -51,114 +51,32 @@ _MAPPED_FIELDS = frozenset(
         "writeKey",
     }
 )
-_NAME_MAX = 100
+_NAME_MAX = NAME_MAX
+_decoder = msgspec.json.Decoder()
 _CATEGORY_MAX = 50
 _UA_MAX = 255
 
 
-def _identify(msg: dict[str, Any], forced_type: str | None) -> tuple[str, str, str | None, str | None, str]:
-    """The call type, event name, userId, anonymousId and messageId (generated if absent)."""
-    call = forced_type or msg.get("type")
-    if type(call) is not str or call not in VALID_TYPES:  # an object or a list is unhashable
-        raise Invalid("invalid_type")
-    user_id = identity(msg.get("userId"), "invalid_user_id")
-    anonymous_id = identity(msg.get("anonymousId"), "invalid_anonymous_id")
-    if user_id is None and anonymous_id is None:
-        raise Invalid("missing_user_id_and_anonymous_id")
-    message_id = identity(msg.get("messageId"), "invalid_message_id") or str(uuid.uuid4())
-    if call == "track":
-        name = msg.get("event")
-        if type(name) is not str or not name:
-            raise Invalid("missing_event")
-    elif call == "page" or call == "screen":
-        name = msg.get("name") or call
-        if type(name) is not str:
-            raise Invalid("invalid_name")
+def _own_properties(
+    properties: dict[str, Any], traits: dict[str, Any], props: dict[str, str]
+) -> dict[str, str]:
+    """properties, then traits (``traits.<name>`` where a property has the name), added to ``props``."""
+    if properties and not props and max(map(len, properties)) <= _NAME_MAX:
+        # The usual case, in one comprehension: every name is short, and nothing is in props yet.
+        props = {k: v if type(v) is str else json(v).decode() for k, v in properties.items()}
     else:
-        name = call
-    if len(name) > _NAME_MAX:
-        raise Invalid("event_name_too_long")
-    return call, name, user_id, anonymous_id, message_id
-
-
-def _sections(
-    msg: dict[str, Any], batch_context: dict[str, Any] | None, batch_integrations: dict[str, Any] | None
-) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], dict[str, Any]]:
-    """properties, traits, context and integrations (the latter two over the batch's), each a dict."""
-    properties = msg.get("properties")
-    if properties is None:
-        properties = {}
-    elif type(properties) is not dict:
-        raise Invalid("invalid_properties")
-    traits = msg.get("traits")
-    if traits is None:
-        traits = {}
-    elif type(traits) is not dict:
-        raise Invalid("invalid_traits")
-    context = msg.get("context")
-    if context is None:
-        context = batch_context or {}
-    elif type(context) is not dict:
-        raise Invalid("invalid_context")
-    elif batch_context:
-        context = {**batch_context, **context}
-    integrations = msg.get("integrations")
-    if integrations is None:
-        integrations = batch_integrations or {}
-    elif type(integrations) is not dict:
-        raise Invalid("invalid_integrations")
-    elif batch_integrations:
-        integrations = {**batch_integrations, **integrations}
-    return properties, traits, context, integrations
-
-
-def _event_time(
-    msg: dict[str, Any],
-    received: dt.datetime,
-    batch_sent_at: Any,
-    window: tuple[dt.datetime, dt.datetime],
-    props: dict[str, str],
-) -> dt.datetime:
-    """The event's time on the server's clock; a time in the future is kept in ``props`` instead."""
-    # Segment's skew correction: the client's clock is off by (sentAt - receivedAt), assuming the upload
-    # itself was instant, so receivedAt - (sentAt - timestamp) puts the event on the server's clock.
-    raw_ts = msg.get("timestamp")
-    if raw_ts is None:
-        raw_ts = msg.get("originalTimestamp")
-    try:
-        own_sent = msg.get("sentAt")
-        sent = batch_sent_at if own_sent is None else parse_timestamp(own_sent)
-        if sent is BAD_SENT_AT:
-            raise ValueError("sentAt")
-        if raw_ts is None:
-            ts = received
-        else:
-            ts = parse_timestamp(raw_ts)
-            if sent is not None:
-                ts = received - (sent - ts)
-    except (ValueError, OverflowError) as exc:
-        raise Invalid("invalid_timestamp") from exc
-    if ts > window[1]:  # a wrong device clock: keep the event, at the receive time (PostHog's rule)
-        props["$original_timestamp"] = text(raw_ts)
-        return received
-    if ts < window[0]:  # before the retained months: it would corrupt them, or outlive them
-        raise Invalid("timestamp_out_of_range")
-    return ts
-
-
-def _own_properties(properties: dict[str, Any], traits: dict[str, Any], props: dict[str, str]) -> None:
-    """properties, then traits (``traits.<name>`` where a property has the name) into ``props``."""
-    # Inlined (rather than a helper per property): these loops run for every property of every event.
-    for key, value in properties.items():
-        if len(key) > _NAME_MAX:
-            raise Invalid("property_name_too_long")
-        props[key] = value if type(value) is str else json(value).decode()
+        # Inlined (rather than a helper per property): these loops run for every property of every event.
+        for key, value in properties.items():
+            if len(key) > _NAME_MAX:
+                raise Invalid("property_name_too_long")
+            props[key] = value if type(value) is str else json(value).decode()
     for key, value in traits.items():
         if key in props:
             key = "traits." + key
         if len(key) > _NAME_MAX:
             raise Invalid("property_name_too_long")
         props[key] = value if type(value) is str else json(value).decode()
+    return props
 
 
 def _context_properties(
@@ -246,16 +164,11 @@ class _Request:
         "agent",
         "check_nul",
         "context",
-        "event_id",
         "forced_type",
         "integrations",
-        "next_value",
-        "pack",
         "peer_ip",
-        "prefix",
         "received",
         "sent",
-        "source_id",
         "window",
     )
 
@@ -274,12 +187,8 @@ class _Request:
         self.check_nul = check_nul
         self.received = info.received_at
         self.peer_ip = info.peer_ip
-        self.source_id = info.source_id
         # The request's User-Agent, cut to the column, for the events whose context names none.
         self.agent = info.user_agent[:_UA_MAX] if info.user_agent else None
-        self.event_id = event_ids(info.source_id.bytes)
-        ids = PropertyIds()
-        self.prefix, self.pack, self.next_value = ids.prefix, ids.pack, ids.next_value
         try:
             self.sent = None if sent_at is None else parse_timestamp(sent_at)
         except (ValueError, OverflowError):
@@ -288,16 +197,16 @@ class _Request:
         self.window = time_window(info.received_at, info.max_past_months, info.max_future)
 
 
-def _map_one(msg: Any, req: _Request) -> tuple[tuple[Any, ...], list[tuple[Any, ...]], str]:
-    """One message to its event row, its property rows and its messageId; raises ``Invalid``."""
+def _map_one(msg: Any, req: _Request) -> tuple[tuple[Any, ...], dict[str, str]]:
+    """One message to its compact event row (``Batch.rows``) and its properties; raises ``Invalid``."""
     if type(msg) is not dict:
         raise Invalid("not_an_object")
-    call, name, user_id, anonymous_id, message_id = _identify(msg, req.forced_type)
-    properties, traits, context, integrations = _sections(msg, req.context, req.integrations)
+    call, name, user_id, anonymous_id, message_id = identify(msg, req.forced_type)
+    properties, traits, context, integrations = sections(msg, req.context, req.integrations)
     received = req.received
     props: dict[str, str] = {}
-    ts = _event_time(msg, received, req.sent, req.window, props)
-    _own_properties(properties, traits, props)
+    ts = event_time(msg, received, req.sent, req.window, props)
+    props = _own_properties(properties, traits, props)
     ip, ua = _context_properties(msg, call, context, integrations, props)
     category, device_id, session_id = _descriptors(call, properties, context, integrations)
     agent = req.agent if ua is None else (ua[:_UA_MAX] or None)
@@ -309,10 +218,9 @@ def _map_one(msg: Any, req: _Request) -> tuple[tuple[Any, ...], list[tuple[Any, 
             candidate = PgUUID(user_id)
         except ValueError:
             candidate = None
-    eid = req.event_id(message_id)
-    # In EVENT_COLUMNS order (ingest.mapping.columns checks it against the model at import).
+    # In Batch.rows order: EVENT_COLUMNS without event_id, source_id and received_at
+    # (ingest.mapping.columns checks the order against the model at import).
     row = (
-        eid,
         candidate,
         name,
         category or call,
@@ -321,15 +229,11 @@ def _map_one(msg: Any, req: _Request) -> tuple[tuple[Any, ...], list[tuple[Any, 
         ip if ip is not None else req.peer_ip,
         agent,
         ts,
-        req.source_id,
         message_id,
         user_id,
         anonymous_id,
-        received,
     )
-    pack, prefix, next_value = req.pack, req.prefix, req.next_value
-    prop_rows = [(PgUUID(pack(prefix, next_value())), eid, k, v, ts) for k, v in props.items()]
-    return row, prop_rows, message_id
+    return row, props
 
 
 def _message_id_of(msg: Any) -> str | None:
@@ -359,24 +263,30 @@ def map_events(
     single call). A message over ``info.max_event_bytes`` is rejected before it is decoded.
     ``check_nul=False`` skips the NUL scan when the caller knows the body has no ``\\u0000`` escape.
     """
-    batch = Batch()
-    decoder = msgspec.json.Decoder()
+    batch = Batch(info.source_id, info.received_at)
+    decode = _decoder.decode
     req = _Request(info, forced_type, sent_at, context, integrations, check_nul)
+    limit = info.max_event_bytes
+    # uuid5(source_id, messageId): the namespace hashed once, each event's hash a copy of it.
+    namespace = hashlib.sha1(info.source_id.bytes, usedforsecurity=False).copy
+    digests: list[bytes] = []
+    rows, names, values, counts = batch.rows, batch.names, batch.values, batch.counts
+    indexes, message_ids = batch.indexes, batch.message_ids
     for index, item in enumerate(items):
         msg: Any = None
         try:
             if isinstance(item, msgspec.Raw):
-                if len(item) > info.max_event_bytes:
+                if len(item) > limit:
                     raise Invalid("event_too_large")
                 try:
-                    msg = decoder.decode(item)
+                    msg = decode(item)
                 except (msgspec.DecodeError, RecursionError) as exc:
                     raise Invalid("invalid_json") from exc
             else:
                 msg = item
-                if sizes is not None and sizes[index] > info.max_event_bytes:
+                if sizes is not None and sizes[index] > limit:
                     raise Invalid("event_too_large")
-            row, props, message_id = _map_one(msg, req)
+            row, props = _map_one(msg, req)
         except Invalid as exc:
             batch.rejected.append(Rejection(index, _message_id_of(msg), str(exc.args[0])))
             continue
@@ -384,8 +294,22 @@ def map_events(
             # Defensive: whatever the decoder accepted should re-encode, but a 500 is never the answer.
             batch.rejected.append(Rejection(index, _message_id_of(msg), "unencodable_value"))
             continue
-        batch.events.append(row)
-        batch.properties.append(props)
-        batch.indexes.append(index)
-        batch.message_ids.append(message_id)
+        rows.append(row)
+        sha1 = namespace()
+        sha1.update(row[ROW_MESSAGE_ID].encode())
+        digests.append(sha1.digest())
+        # The property rows as two flat columns: C-level extends, no tuple or id object per property.
+        names.extend(props)
+        values.extend(props.values())
+        counts.append(len(props))
+        indexes.append(index)
+        message_ids.append(row[ROW_MESSAGE_ID])
+    _finish(batch, digests)
     return batch
+
+
+def _finish(batch: Batch, digests: list[bytes]) -> None:
+    """The batch's event ids (from its events' SHA-1 digests) and property ids, each in one step."""
+    batch.id_bytes = ids = uuid5_bytes(digests)
+    batch.ids = [PgUUID(ids[k : k + 16]) for k in range(0, len(ids), 16)]
+    batch.property_ids = property_ids(len(batch.names))

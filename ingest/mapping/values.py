@@ -8,28 +8,28 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import itertools
 import os
-import struct
 import time
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 import msgspec
+import numpy as np
 from asyncpg.pgproto.pgproto import UUID as PgUUID
 
 __all__ = [
     "BAD_SENT_AT",
     "ID_MAX",
     "Invalid",
-    "PropertyIds",
     "derive_event_id",
     "event_ids",
     "identity",
     "json",
     "parse_timestamp",
+    "property_ids",
     "text",
+    "uuid5_bytes",
 ]
 
 ID_MAX = 255
@@ -42,8 +42,6 @@ _UUID5_KEEP = ~((0xF0 << 72) | (0xC0 << 56)) & ((1 << 128) - 1)
 _UUID5_SET = (0x50 << 72) | (0x80 << 56)
 _NAIVE_EPOCH = dt.datetime(1970, 1, 1)
 _AWARE_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-# A property id: the request's 8-byte prefix, then the 64-bit counter, big-endian.
-_PREFIX_AND_COUNTER = struct.Struct(">8sQ")
 
 
 class Invalid(Exception):
@@ -69,6 +67,20 @@ def event_ids(source_bytes: bytes) -> Callable[[str], PgUUID]:
     return event_id
 
 
+def uuid5_bytes(digests: list[bytes]) -> bytes:
+    """The uuid5s whose SHA-1 digests (of namespace + name) are ``digests``, 16 bytes each.
+
+    The version and variant bits are set on all of them in one vectorised step: per event, the mapping
+    only hashes (``hashlib``'s copy of the pre-hashed namespace, fed the messageId).
+    """
+    if not digests:
+        return b""
+    block = np.frombuffer(b"".join(digests), dtype=np.uint8).reshape(len(digests), 20)[:, :16].copy()
+    block[:, 6] = (block[:, 6] & 0x0F) | 0x50
+    block[:, 8] = (block[:, 8] & 0x3F) | 0x80
+    return block.tobytes()
+
+
 def derive_event_id(source_id: uuid.UUID, message_id: str) -> PgUUID:
     """uuid5(source_id, messageId): the same message from the same source is always the same event.
 
@@ -77,27 +89,23 @@ def derive_event_id(source_id: uuid.UUID, message_id: str) -> PgUUID:
     return event_ids(source_id.bytes)(message_id)
 
 
-class PropertyIds:
-    """UUIDv7s for property rows: one millisecond prefix per request and a counter from a random start.
+def property_ids(count: int) -> bytes:
+    """``count`` UUIDv7s for one request's property rows, 16 bytes each: a millisecond prefix and a
+    counter from a random start, built in one vectorised step (never one Python object per id).
 
     Time-prefixed keys land at the right edge of the primary-key B-tree instead of splitting random pages;
-    the 62-bit random start keeps two requests in the same millisecond apart. In a hot loop, inline
-    ``PgUUID(pack(prefix, next_value()))`` (one C call builds the 16 bytes).
+    the 62-bit random start keeps two requests in the same millisecond apart.
     """
-
-    __slots__ = ("next_value", "pack", "prefix")
-
-    def __init__(self) -> None:
-        ms = time.time_ns() // 1_000_000
-        rnd = int.from_bytes(os.urandom(10), "big")
-        self.prefix = (((ms & 0xFFFF_FFFF_FFFF) << 16) | 0x7000 | ((rnd >> 64) & 0xFFF)).to_bytes(8, "big")
-        # Variant bits 10, then 62 random bits; a request never uses more than 2^20 of them.
-        self.next_value = itertools.count((rnd & ((1 << 62) - 1) & ~((1 << 21) - 1)) | (1 << 63)).__next__
-        self.pack = _PREFIX_AND_COUNTER.pack
-
-    def next(self) -> PgUUID:
-        """The next id of this request."""
-        return PgUUID(self.pack(self.prefix, self.next_value()))
+    ms = time.time_ns() // 1_000_000
+    rnd = int.from_bytes(os.urandom(10), "big")
+    prefix = ((ms & 0xFFFF_FFFF_FFFF) << 16) | 0x7000 | ((rnd >> 64) & 0xFFF)
+    # Variant bits 10, then 62 random bits; the low 21 bits start at 0, and a request never has 2^21
+    # properties (its body is at most a few hundred KB), so the counter never carries into the variant.
+    start = (rnd & ((1 << 62) - 1) & ~((1 << 21) - 1)) | (1 << 63)
+    block = np.empty((count, 2), dtype=">u8")
+    block[:, 0] = prefix
+    block[:, 1] = np.arange(count, dtype=np.uint64) + np.uint64(start)
+    return block.tobytes()
 
 
 def parse_timestamp(value: Any) -> dt.datetime:
