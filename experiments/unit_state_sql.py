@@ -155,9 +155,11 @@ gone AS (SELECT k.kept AS unit FROM keys k WHERE k.assigned IS NULL)"""
 
 def _events(unit: str, joins: str, prop_cols: str, hi: str) -> str:
     """``ev``: the delta (ingested in [$3, hi), units with a current row) and the full history (ingested
-    before hi) of the units in ``redo``, each row with its unit and whether it is a recomputation."""
+    before hi) of the units in ``redo``, each row with its unit and whether it is a recomputation. The
+    history is not read at all when ``redo`` is empty (a one-time filter)."""
     cols = f'e."timestamp" AS ts, e.event_name{prop_cols}'
     names = f'e.event_name = ANY($2::text[]) AND e."timestamp" < $4 AND e.created_at < {hi}'
+    redo = "EXISTS (SELECT 1 FROM redo)"
     if unit == "user":
         return f"""SELECT u.unit, u.variant_id, u.exposed_at, false AS redo, {cols}
     FROM analytics_events e JOIN u ON u.uid = e.user_id{joins}
@@ -165,12 +167,17 @@ def _events(unit: str, joins: str, prop_cols: str, hi: str) -> str:
     UNION ALL
     SELECT r.unit, r.variant_id, r.exposed_at, true, {cols}
     FROM redo r JOIN analytics_events e ON e.user_id = r.uid{joins}
-    WHERE {names}"""
+    WHERE {names} AND {redo}"""
     join = unit_event_join_sql(unit, "$1", "e", "ua")
-    return f"""SELECT ua.unit_id AS unit, ua.variant_id, ua.assigned_at AS exposed_at, r.unit IS NOT NULL AS redo, {cols}
+    unit_cols = "ua.unit_id AS unit, ua.variant_id, ua.assigned_at AS exposed_at"
+    return f"""SELECT {unit_cols}, false AS redo, {cols}
     FROM analytics_events e {join}{joins}
-    LEFT JOIN redo r ON r.unit = ua.unit_id
-    WHERE {names} AND ua.assigned_at < $4 AND (r.unit IS NOT NULL OR e.created_at >= $3)"""
+    WHERE {names} AND e.created_at >= $3 AND ua.assigned_at < $4
+      AND NOT EXISTS (SELECT 1 FROM redo r WHERE r.unit = ua.unit_id)
+    UNION ALL
+    SELECT {unit_cols}, true, {cols}
+    FROM analytics_events e {join}{joins}
+    WHERE {names} AND ua.assigned_at < $4 AND ua.unit_id IN (SELECT r.unit FROM redo r) AND {redo}"""
 
 
 def _changes(unit: str, layout: Layout, hi: str, relinks: bool) -> str:
