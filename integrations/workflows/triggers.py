@@ -114,7 +114,10 @@ async def match_events(
     if not events:
         return 0, 0
     props = await events_sql.properties_of(conn, events)
-    rows = [r for e in events for r in _starts(workflows, e, props[e["event_id"]], now)]
+    # Among events read together, the earliest by its own time starts a once_per_user execution (the
+    # user's first), whatever order they were stored in.
+    by_time = sorted(events, key=lambda e: (e["timestamp"], e["created_at"], e["event_id"]))
+    rows = [r for e in by_time for r in _starts(workflows, e, props[e["event_id"]], now)]
     started = await repo.start_executions(conn, rows)
     wake = [(e["event_name"], str(who)) for e in events for who in _identities(e)]
     await repo.wake_waiting(conn, wake, now)

@@ -177,9 +177,11 @@ async def test_two_runners_on_500_executions_run_each_step_once(
     assert Counter(r["body"] for r in bodies) == Counter(f"#{n}" for n in range(1, 501))
 
 
-async def _insert_event(conn: asyncpg.Connection, name: str, user_id: uuid.UUID, **props: str) -> uuid.UUID:
+async def _insert_event(
+    conn: asyncpg.Connection, name: str, user_id: uuid.UUID, at: dt.datetime | None = None, **props: str
+) -> uuid.UUID:
     event_id = uuid7()
-    ts = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    ts = at or dt.datetime.now(dt.UTC).replace(tzinfo=None)
     await conn.execute(
         """INSERT INTO analytics_events (event_id, user_id, event_name, event_category, "timestamp", anonymous_id)
            VALUES ($1, $2, $3, 'track', $4, 'anon-1')""",
@@ -259,3 +261,25 @@ async def test_schedule_in_a_dst_zone_fires_once_per_local_day(
     days = Counter(x.date() for x in local)
     assert sorted(days) == [dt.date(2027, 3, d) for d in range(25, 31)]
     assert set(days.values()) == {1}
+
+
+async def test_once_per_user_starts_from_the_users_first_event(
+    hooks: AsyncTestClient[Any], admin: Actor, conn: asyncpg.Connection, settings: Settings
+) -> None:
+    """Events stored together (one ingest batch: one created_at) start from the earliest by their own
+    time, not by storage order or event id."""
+    user = await make_user(conn, settings)
+    flow = await create_workflow(
+        hooks, admin, [step("v", "set_variables")], "event", {"event": "Bought", "once_per_user": True}
+    )
+    await asyncio.sleep(0.01)
+    first = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0) - dt.timedelta(minutes=5)
+    async with conn.transaction():
+        for offset in (2, 0, 1):
+            await _insert_event(conn, "Bought", user.user_id, first + dt.timedelta(seconds=offset))
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    await _runner(settings.database_url or "", now)
+    rows = await conn.fetch(
+        "SELECT trigger_data FROM workflow_executions WHERE workflow_id = $1", uuid.UUID(flow["workflow_id"])
+    )
+    assert [json.loads(r["trigger_data"])["timestamp"] for r in rows] == [first.isoformat() + "Z"]
