@@ -132,9 +132,7 @@ def verdict(
     return f"{c.variant} {verb} {control} on {metric}: {evidence}"
 
 
-def guardrail_verdict(
-    c: MetricComparison, control: str, srm_detected: bool, metric: str, rate: bool
-) -> str:
+def guardrail_verdict(c: MetricComparison, control: str, srm_detected: bool, metric: str, rate: bool) -> str:
     """``b harms guardrail latency against control: ...`` or ``... no harm ...`` (p uncorrected)."""
     head = f"{c.variant} vs {control} on {metric} (guardrail)"
     if srm_detected:
