@@ -1,5 +1,5 @@
 """Ingest domain. ``keep_ledger_partitions`` is the contract with retention's partition upkeep: the
-exactly-once ledger's day partitions, made ahead and dropped past the dedupe window (``ingest.ledger``)."""
+exactly-once ledger's week partitions, made ahead and dropped past the dedupe window (``ingest.ledger``)."""
 
 from __future__ import annotations
 

@@ -1,21 +1,26 @@
-"""The exactly-once ledger (``ingest_message_ids``), one partition per arrival day.
+"""The exactly-once ledger (``ingest_message_ids``), one partition per arrival week.
 
-A flush records each new event id in the partition of its transaction's day: the database's UTC date
-when the transaction began (``begin``), never a server's clock, so every process agrees. Today's
-partition is small and stays cached; the earlier days of the window are only read (``seen_before``);
-a day past the window is dropped whole by partition upkeep (``keep_partitions``, run by retention's
-upkeep), never deleted row by row.
+A flush records each new event id in the partition of its transaction's week (``week``: the Monday of
+the database's UTC date when the flush's first statement ran, ``begin``; never a server's clock, so every
+process agrees). It reads the previous week's partition for the rest of the dedupe window
+(``seen_before``); a week past the window is dropped whole by partition upkeep (``keep_partitions``, run
+by retention's upkeep), never deleted row by row.
 
-Why a retry is stored once, across partitions (docs/ingest.md, "Exactly once"):
+Why weeks and not days: a flush must look every id up in each partition of the window it does not
+write to. With a partition a day that was 7 index probes per event, about 20 us of PostgreSQL CPU per
+event once each day held 500,000 claims (about what the old single ledger's insert and its hourly prune
+cost together); with weeks it is one probe (docs/ingest.md, "Exactly once across weeks").
 
-- Two transactions of the same day meet in that day's unique index: the second waits for the first
+Why a retry is stored once, across partitions:
+
+- Two transactions of the same week meet in that week's unique index: the second waits for the first
   and, if it committed, sees a duplicate.
-- A transaction of day D sees every transaction of an earlier day that committed before its
-  statement began (``seen_before``). The only ones it could miss were still running when D began.
+- A transaction sees every transaction of an earlier week that committed before its statement began
+  (``seen_before``). The only ones it could miss were still running when its week began.
 - A flush transaction lasts less than ``GRACE`` (``begin`` bounds every statement and every pause
-  server-side), so a transaction still running after D began started on D-1, and overlaps only the
-  transactions that begin in D's first ``GRACE``. Those claim in D-1's partition too: the two meet in
-  D-1's unique index.
+  server-side), so a transaction still running after a week began started in the week before, and
+  overlaps only the transactions that begin in the new week's first ``GRACE``. Those claim in the
+  previous week's partition too: the two meet in its unique index.
 """
 
 from __future__ import annotations
@@ -37,45 +42,55 @@ __all__ = [
     "LedgerUpkeep",
     "begin",
     "claim",
-    "claim_days",
+    "claim_weeks",
     "copy_claims",
     "keep_partitions",
     "partition_name",
     "seen_before",
     "upkeep",
+    "week_of",
 ]
 
 _LEDGER = IngestMessageId.__tablename__
 _C = IngestMessageId.__table__.c
-_COLUMNS = (_C.event_id.name, _C.day.name)
+_COLUMNS = (_C.event_id.name, _C.week.name)
 _DEFAULT = f"{_LEDGER}_default"
 _NAME = re.compile(rf"{_LEDGER}_p([0-9]{{4}})_([0-9]{{2}})_([0-9]{{2}})")
+_WEEK = dt.timedelta(days=7)
 
-# Day partitions made ahead by each upkeep (it runs hourly: a week without upkeep before a day has none,
-# and even then its claims land in the default partition, still deduplicated).
-AHEAD_DAYS = 7
-# Transactions that begin this long after midnight also claim in the previous day's partition.
+# Week partitions made ahead by each upkeep (it runs hourly; even without it a week's claims land in
+# the default partition, still deduplicated, and move into their partition when upkeep makes it).
+AHEAD_WEEKS = 2
+# Transactions that begin this long after a week's start also claim in the previous week's partition.
 GRACE = dt.timedelta(hours=1)
 # The server-side bounds that keep a flush transaction under GRACE. After ``begin`` it has at most 11
-# statements (the older days; a savepoint, two COPY claims, then its release, or a rollback to it and two
-# INSERT claims; the users lock, two COPYs; COMMIT) of at most _MAX_STATEMENT_S each, with at most
+# statements (the previous week; a savepoint, two COPY claims, then its release, or a rollback to it and
+# two INSERT claims; the users lock, two COPYs; COMMIT) of at most _MAX_STATEMENT_S each, with at most
 # _IDLE_S between them: 11 x (180 + 60) s = 44 min < 1 h.
 _MAX_STATEMENT_S = 180
 _IDLE_S = 60
 
+# enable_seqscan off: the look-up must probe the partitions' indexes, never scan them (with a 2,000-id
+# array the planner otherwise picks parallel sequential scans of every partition).
 _BEGIN = (
     "SELECT set_config('statement_timeout', $1, true), "
-    "set_config('idle_in_transaction_session_timeout', $2, true), statement_timestamp() AT TIME ZONE 'UTC'"
+    "set_config('idle_in_transaction_session_timeout', $2, true), set_config('enable_seqscan', 'off', true), "
+    "statement_timestamp() AT TIME ZONE 'UTC'"
 )
 _SEEN = f"""SELECT {_C.event_id.name} FROM {_LEDGER}
-            WHERE {_C.day.name} >= $2 AND {_C.day.name} < $3 AND {_C.event_id.name} = ANY($1::uuid[])"""
+            WHERE {_C.week.name} >= $2 AND {_C.week.name} < $3 AND {_C.event_id.name} = ANY($1::uuid[])"""
 # Sorted input: two transactions claiming overlapping ids wait for each other in the same order.
 _CLAIM = f"""
-INSERT INTO {_LEDGER} ({_C.event_id.name}, {_C.day.name})
+INSERT INTO {_LEDGER} ({_C.event_id.name}, {_C.week.name})
 SELECT id, $2 FROM unnest($1::uuid[]) AS t(id) ORDER BY id
-ON CONFLICT ({_C.event_id.name}, {_C.day.name}) DO NOTHING
+ON CONFLICT ({_C.event_id.name}, {_C.week.name}) DO NOTHING
 RETURNING {_C.event_id.name}
 """
+
+
+def week_of(day: dt.date) -> dt.date:
+    """The Monday of ``day``'s ISO week (PostgreSQL's ``date_trunc('week', ...)``)."""
+    return day - dt.timedelta(days=day.weekday())
 
 
 async def begin(conn: asyncpg.Connection, statement_timeout: float) -> dt.datetime:
@@ -87,44 +102,46 @@ async def begin(conn: asyncpg.Connection, statement_timeout: float) -> dt.dateti
     """
     limit_ms = int(min(statement_timeout, _MAX_STATEMENT_S) * 1000)
     row = await conn.fetchrow(_BEGIN, f"{limit_ms}ms", f"{_IDLE_S}s", timeout=statement_timeout)
-    started: dt.datetime = row[2]
+    started: dt.datetime = row[3]
     return started
 
 
-def claim_days(started: dt.datetime) -> tuple[dt.date, ...]:
-    """The partitions a transaction begun at ``started`` claims in: its day, and in the day's first
-    ``GRACE`` the previous day too (today first: every transaction takes them in the same order)."""
-    day = started.date()
-    if started - dt.datetime.combine(day, dt.time()) < GRACE:
-        return (day, day - dt.timedelta(days=1))
-    return (day,)
+def claim_weeks(started: dt.datetime, window_days: int) -> tuple[tuple[dt.date, ...], dt.date]:
+    """The partitions a transaction begun at ``started`` claims in (its week, and in the week's first
+    ``GRACE`` the previous week too: its own first, so every transaction takes them in the same order),
+    and the first week to look ids up in (the one ``window_days`` before ``started``)."""
+    week = week_of(started.date())
+    first = week_of(started.date() - dt.timedelta(days=window_days))
+    if started - dt.datetime.combine(week, dt.time()) < GRACE:
+        return (week, week - _WEEK), first
+    return (week,), first
 
 
 async def seen_before(
     conn: asyncpg.Connection, ids: Sequence[Any], first: dt.date, before: dt.date, timeout: float
 ) -> set[Any]:
-    """The ids of ``ids`` recorded (and committed) on a day from ``first`` up to, not including, ``before``."""
-    if not ids:
+    """The ids of ``ids`` recorded (and committed) in a week from ``first`` up to, not including, ``before``."""
+    if not ids or first >= before:
         return set()
     rows = await conn.fetch(_SEEN, ids, first, before, timeout=timeout)
     return {r[0] for r in rows}
 
 
-async def copy_claims(conn: asyncpg.Connection, ids: Sequence[Any], day: dt.date, timeout: float) -> None:
-    """Record sorted ``ids`` under ``day`` by binary COPY (the cheap path: duplicates are rare).
+async def copy_claims(conn: asyncpg.Connection, ids: Sequence[Any], week: dt.date, timeout: float) -> None:
+    """Record sorted ``ids`` under ``week`` by binary COPY (the cheap path: duplicates are rare).
 
-    Raises ``UniqueViolationError`` if one was recorded that day before, committed or not; the caller
-    then rolls the transaction back and uses ``claim``.
+    Raises ``UniqueViolationError`` if one was recorded that week before, committed or not; the caller
+    then rolls back to its savepoint and uses ``claim``.
     """
     await conn.copy_records_to_table(
-        _LEDGER, records=[(i, day) for i in ids], columns=_COLUMNS, timeout=timeout
+        _LEDGER, records=[(i, week) for i in ids], columns=_COLUMNS, timeout=timeout
     )
 
 
-async def claim(conn: asyncpg.Connection, ids: Sequence[Any], day: dt.date, timeout: float) -> set[Any]:
-    """Record ``ids`` under ``day``; the ones that were new that day. A concurrent transaction holding
+async def claim(conn: asyncpg.Connection, ids: Sequence[Any], week: dt.date, timeout: float) -> set[Any]:
+    """Record ``ids`` under ``week``; the ones that were new that week. A concurrent transaction holding
     one makes this wait for it: if it commits, the id is not new here; if it rolls back, it is."""
-    rows = await conn.fetch(_CLAIM, sorted(ids), day, timeout=timeout)
+    rows = await conn.fetch(_CLAIM, sorted(ids), week, timeout=timeout)
     return {r[0] for r in rows}
 
 
@@ -141,13 +158,13 @@ class LedgerUpkeep:
     expired: int = 0
 
 
-def partition_name(day: dt.date) -> str:
-    """``ingest_message_ids_p2026_12_01`` for 1 December 2026."""
-    return f"{_LEDGER}_p{day.year:04d}_{day.month:02d}_{day.day:02d}"
+def partition_name(week: dt.date) -> str:
+    """``ingest_message_ids_p2026_11_30`` for the week of Monday 30 November 2026."""
+    return f"{_LEDGER}_p{week.year:04d}_{week.month:02d}_{week.day:02d}"
 
 
-async def _days(conn: asyncpg.Connection) -> dict[dt.date, str]:
-    """The ledger's day partitions (named by ``partition_name``; any other is left alone)."""
+async def _weeks(conn: asyncpg.Connection) -> dict[dt.date, str]:
+    """The ledger's week partitions (named by ``partition_name``; any other is left alone)."""
     rows = await conn.fetch(
         "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = $1::regclass",
         _LEDGER,
@@ -159,51 +176,57 @@ async def _days(conn: asyncpg.Connection) -> dict[dt.date, str]:
     return out
 
 
-async def _create(conn: asyncpg.Connection, day: dt.date) -> int:
-    """Make ``day``'s partition, moving its rows out of the default partition; the rows moved."""
-    child, end = partition_name(day), day + dt.timedelta(days=1)
+async def _create(conn: asyncpg.Connection, week: dt.date) -> int:
+    """Make ``week``'s partition, moving its rows out of the default partition; the rows moved."""
+    child, end = partition_name(week), week + _WEEK
+    col = _C.week.name
     await conn.execute(f"LOCK TABLE {_DEFAULT} IN EXCLUSIVE MODE")
     await conn.execute(f"CREATE TABLE {child} (LIKE {_LEDGER} INCLUDING ALL)")
     status = await conn.execute(
-        f"""WITH moved AS (DELETE FROM {_DEFAULT} WHERE {_C.day.name} = $1 RETURNING *)
+        f"""WITH moved AS (DELETE FROM {_DEFAULT} WHERE {col} >= $1 AND {col} < $2 RETURNING *)
             INSERT INTO {child} SELECT * FROM moved""",
-        day,
+        week,
+        end,
     )
     # A CHECK equal to the bounds lets ATTACH skip scanning the new table.
     check = f"{child}_bounds"
-    await conn.execute(f"ALTER TABLE {child} ADD CONSTRAINT {check} CHECK (day >= '{day}' AND day < '{end}')")
     await conn.execute(
-        f"ALTER TABLE {_LEDGER} ATTACH PARTITION {child} FOR VALUES FROM ('{day}') TO ('{end}')"
+        f"ALTER TABLE {child} ADD CONSTRAINT {check} CHECK ({col} >= '{week}' AND {col} < '{end}')"
+    )
+    await conn.execute(
+        f"ALTER TABLE {_LEDGER} ATTACH PARTITION {child} FOR VALUES FROM ('{week}') TO ('{end}')"
     )
     await conn.execute(f"ALTER TABLE {child} DROP CONSTRAINT {check}")
     return int(status.split()[-1])
 
 
 async def keep_partitions(
-    conn: asyncpg.Connection, *, window_days: int, ahead_days: int, lock_timeout_ms: int
+    conn: asyncpg.Connection, *, window_days: int, ahead_weeks: int, lock_timeout_ms: int
 ) -> LedgerUpkeep:
-    """Partitions from one day before the dedupe window through ``ahead_days`` ahead; older ones dropped.
+    """Week partitions from the one holding the day before the dedupe window through ``ahead_weeks``
+    ahead; the older ones dropped whole.
 
     Runs in the caller's transaction, under ``lock_timeout`` (a busy ledger makes it give up and be
-    retried rather than queue flushes behind it). Days are the database's UTC dates, like the claims'.
+    retried rather than queue flushes behind it). Weeks follow the database's UTC date, like the claims.
     """
     await conn.execute(f"SET LOCAL lock_timeout = '{int(lock_timeout_ms)}ms'")
     today: dt.date = await conn.fetchval("SELECT (now() AT TIME ZONE 'UTC')::date")
-    # One day more than the window read by seen_before: a claim made just before midnight stays
-    # findable for the whole window whichever day's clock reads it.
-    keep_from = today - dt.timedelta(days=window_days + 1)
+    # A day more than the window read by flushes, so that no flush reads a week being dropped.
+    keep_from = week_of(today - dt.timedelta(days=window_days + 1))
     done = LedgerUpkeep()
-    have = await _days(conn)
-    for day in (keep_from + dt.timedelta(days=n) for n in range((today - keep_from).days + ahead_days + 1)):
-        if day not in have:
-            done.moved += await _create(conn, day)
-            done.created.append(partition_name(day))
-    for day, name in sorted(have.items()):
-        if day < keep_from:
+    have = await _weeks(conn)
+    week = keep_from
+    while week <= week_of(today) + ahead_weeks * _WEEK:
+        if week not in have:
+            done.moved += await _create(conn, week)
+            done.created.append(partition_name(week))
+        week += _WEEK
+    for week, name in sorted(have.items()):
+        if week < keep_from:
             await conn.execute(f"ALTER TABLE {_LEDGER} DETACH PARTITION {name}")
             await conn.execute(f"DROP TABLE {name}")
             done.dropped.append(name)
-    status = await conn.execute(f"DELETE FROM {_DEFAULT} WHERE {_C.day.name} < $1", keep_from)
+    status = await conn.execute(f"DELETE FROM {_DEFAULT} WHERE {_C.week.name} < $1", keep_from)
     done.expired = int(status.split()[-1])
     return done
 
@@ -212,5 +235,5 @@ async def upkeep(conn: asyncpg.Connection, *, lock_timeout_ms: int) -> LedgerUpk
     """``keep_partitions`` for this process's dedupe window (``CORP_ASTRO_INGEST_DEDUPE_DAYS``)."""
     window = get_settings().ingest.dedupe_days
     return await keep_partitions(
-        conn, window_days=window, ahead_days=AHEAD_DAYS, lock_timeout_ms=lock_timeout_ms
+        conn, window_days=window, ahead_weeks=AHEAD_WEEKS, lock_timeout_ms=lock_timeout_ms
     )

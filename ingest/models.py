@@ -90,21 +90,23 @@ class EventProperty(Base):
 
 
 class IngestMessageId(Base):
-    """The exactly-once ledger: one row per stored message, in the partition of the day it arrived.
+    """The exactly-once ledger: one row per stored message, in the partition of the week it arrived.
 
     ``event_id`` is uuid5(source_id, messageId). The event tables cannot carry a unique key without the
-    partition key, and the corrected timestamp changes between retries, so dedupe lives here. ``day`` is
-    the database's UTC date when the claiming transaction began (never a client's clock). Range-partitioned
-    by ``day``, one partition a day: today's index stays small and cached, the earlier days of the window
-    are only read, and a day past the window is dropped whole (``ingest.ledger``; docs/ingest.md).
+    partition key, and the corrected timestamp changes between retries, so dedupe lives here. ``week`` is
+    the Monday of the database's UTC date when the claiming flush began (never a client's clock).
+    Range-partitioned by ``week``, one partition a week: a flush claims in its week's partition and looks
+    ids up in the previous week's; a week past the window is dropped whole (``ingest.ledger``).
     """
 
     __tablename__ = "ingest_message_ids"
-    __table_args__ = ({"postgresql_partition_by": "RANGE (day)"},)
+    __table_args__ = ({"postgresql_partition_by": "RANGE (week)"},)
 
     event_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
-    day: Mapped[dt.date] = mapped_column(
-        Date, primary_key=True, server_default=text("((now() AT TIME ZONE 'UTC'::text))::date")
+    week: Mapped[dt.date] = mapped_column(
+        Date,
+        primary_key=True,
+        server_default=text("(date_trunc('week'::text, (now() AT TIME ZONE 'UTC'::text)))::date"),
     )
 
 

@@ -7,7 +7,7 @@
   bad events are isolated; every other event is committed and the bad ones are reported as rejected.
 - Connection failures (PostgreSQL restarting, a stale pooled connection) are retried once on a fresh
   connection, then reported as 503; the pool reconnects by itself once the server is back.
-- Exactly once: each event id is claimed in the ledger (``ingest.ledger``, partitioned by arrival day) in
+- Exactly once: each event id is claimed in the ledger (``ingest.ledger``, partitioned by arrival week) in
   the same transaction as its rows.
 """
 
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import logging
 import time
 from collections import deque
@@ -292,26 +291,25 @@ class Pipeline:
         """The ids of ``ids`` not seen in the dedupe window, now recorded in the ledger (in this
         transaction, whose first statement this must be: ``ledger.begin`` bounds its length).
 
-        The window's earlier days are read; the claim goes into the transaction's day (and, in a day's
-        first hour, the day before: ``ingest.ledger``). Duplicates are rare (SDK retries), so the cheap
-        path is tried first: COPY the ids inside a savepoint. Only if one was already claimed that day
+        The window's earlier week is read; the claim goes into the transaction's week (and, in a week's
+        first hour, the week before: ``ingest.ledger``). Duplicates are rare (SDK retries), so the cheap
+        path is tried first: COPY the ids inside a savepoint. Only if one was already claimed that week
         does the slower INSERT ... ON CONFLICT sort them out.
         """
         if not ids:
             return set()
-        days = ledger.claim_days(await ledger.begin(conn, timeout))
-        first = days[0] - dt.timedelta(days=self._config.dedupe_days)
-        seen = await ledger.seen_before(conn, ids, first, days[-1], timeout)
+        weeks, first = ledger.claim_weeks(await ledger.begin(conn, timeout), self._config.dedupe_days)
+        seen = await ledger.seen_before(conn, ids, first, weeks[-1], timeout)
         fresh = sorted(i for i in ids if i not in seen) if seen else sorted(ids)
         try:
             async with conn.transaction():
-                for day in days:
-                    await ledger.copy_claims(conn, fresh, day, timeout)
+                for week in weeks:
+                    await ledger.copy_claims(conn, fresh, week, timeout)
             return set(fresh)
         except asyncpg.UniqueViolationError:
             new = set(fresh)
-            for day in days:
-                new &= await ledger.claim(conn, fresh, day, timeout)
+            for week in weeks:
+                new &= await ledger.claim(conn, fresh, week, timeout)
             return new
 
     async def _write(self, slices: list[_Slice]) -> None:

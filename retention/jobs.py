@@ -93,7 +93,7 @@ class _Run:
 
     async def upkeep(self) -> list[Action]:
         """Premake partitions and drain the default partitions, one transaction per month; then the
-        dedupe ledger's day partitions."""
+        dedupe ledger's week partitions."""
         async with self.db.transaction() as conn:
             actions = await service.upkeep_actions(conn, self.now, self.policy)
         for action in actions:
@@ -123,10 +123,10 @@ class _Run:
         return actions + ([ledger] if ledger else [])
 
     async def ledger(self) -> Action | None:
-        """Ingest's dedupe ledger: its day partitions made ahead and dropped past the window, on the
+        """Ingest's dedupe ledger: its week partitions made ahead and dropped past the window, on the
         database's clock (not the run's ``now``). The action, only if it changed something or failed."""
         started = service.utcnow()
-        action = Action("ledger_partitions", "ingest_message_ids", 0, "a partition a day", "done")
+        action = Action("ledger_partitions", "ingest_message_ids", 0, "a partition a week", "done")
         try:
             keep = functools.partial(
                 ingest.keep_ledger_partitions, lock_timeout_ms=self.policy.lock_timeout_ms
@@ -139,7 +139,7 @@ class _Run:
                 return None
             action.rows = done.moved + done.expired
             action.reason = (
-                f"created {len(done.created)} and dropped {len(done.dropped)} day partitions; "
+                f"created {len(done.created)} and dropped {len(done.dropped)} week partitions; "
                 f"{done.moved} claims moved out of the default partition, {done.expired} expired"
             )
         await self.record(action, started)

@@ -48,7 +48,7 @@ class Action:
     """One unit of retention work: what, on which target, how many rows, and why."""
 
     # create_partition | drain_default | out_of_window | odd_partition | finalise_month | drop_partition | purge
-    # | ledger_partitions (ingest's dedupe ledger, a partition a day)
+    # | ledger_partitions (ingest's dedupe ledger, a partition a week)
     action: str
     target: str
     rows: int | None

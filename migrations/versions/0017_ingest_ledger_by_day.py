@@ -1,9 +1,10 @@
-"""Ingest: the exactly-once ledger partitioned by arrival day.
+"""Ingest: the exactly-once ledger partitioned by arrival week.
 
-``ingest_message_ids`` becomes ``(event_id, day)``, range-partitioned by ``day`` (one partition a day,
-and a default partition that catches any day without one). The BRIN index and ``first_seen_at`` go:
-a day past the dedupe window is dropped whole by partition upkeep instead of deleted row by row.
-The rows of the old table move with their first day, so the dedupe window carries over the upgrade.
+``ingest_message_ids`` becomes ``(event_id, week)``, range-partitioned by ``week`` (the Monday of the
+arrival date; one partition a week, and a default partition that catches any week without one). The
+BRIN index and ``first_seen_at`` go: a week past the dedupe window is dropped whole by partition upkeep
+instead of deleted row by row. The rows of the old table move with their first week, so the dedupe
+window carries over the upgrade.
 
 Revision ID: 0017
 Revises: 0014
@@ -24,10 +25,14 @@ down_revision: str | None = "0014"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-_TODAY = "((now() AT TIME ZONE 'UTC'::text))::date"
-# The partitions made here: the 7-day window and one day more, through 7 days ahead (partition
-# upkeep keeps this up from then on: retention's hourly run, ingest.ledger.keep_partitions).
-_BACK, _AHEAD = 8, 7
+_THIS_WEEK = "(date_trunc('week'::text, (now() AT TIME ZONE 'UTC'::text)))::date"
+# The partitions made here: the weeks of the 7-day window and one day more, through two weeks ahead
+# (partition upkeep keeps this up from then on: retention's hourly run, ingest.ledger.keep_partitions).
+_BACK_DAYS, _AHEAD_WEEKS = 8, 2
+
+
+def _monday(day: dt.date) -> dt.date:
+    return day - dt.timedelta(days=day.weekday())
 
 
 def upgrade() -> None:
@@ -38,21 +43,22 @@ def upgrade() -> None:
     op.create_table(
         "ingest_message_ids",
         sa.Column("event_id", sa.UUID(), nullable=False),
-        sa.Column("day", sa.Date(), server_default=sa.text(_TODAY), nullable=False),
-        sa.PrimaryKeyConstraint("event_id", "day", name=op.f("pk_ingest_message_ids")),
-        postgresql_partition_by="RANGE (day)",
+        sa.Column("week", sa.Date(), server_default=sa.text(_THIS_WEEK), nullable=False),
+        sa.PrimaryKeyConstraint("event_id", "week", name=op.f("pk_ingest_message_ids")),
+        postgresql_partition_by="RANGE (week)",
     )
     op.execute("CREATE TABLE ingest_message_ids_default PARTITION OF ingest_message_ids DEFAULT")
-    today = op.get_bind().execute(sa.text(f"SELECT {_TODAY}")).scalar_one()
-    for n in range(-_BACK, _AHEAD + 1):
-        day = today + dt.timedelta(days=n)
+    today = op.get_bind().execute(sa.text("SELECT (now() AT TIME ZONE 'UTC')::date")).scalar_one()
+    week = _monday(today - dt.timedelta(days=_BACK_DAYS))
+    while week <= _monday(today) + dt.timedelta(weeks=_AHEAD_WEEKS):
         op.execute(
-            f"CREATE TABLE ingest_message_ids_p{day:%Y_%m_%d} PARTITION OF ingest_message_ids "
-            f"FOR VALUES FROM ('{day}') TO ('{day + dt.timedelta(days=1)}')"
+            f"CREATE TABLE ingest_message_ids_p{week:%Y_%m_%d} PARTITION OF ingest_message_ids "
+            f"FOR VALUES FROM ('{week}') TO ('{week + dt.timedelta(weeks=1)}')"
         )
+        week += dt.timedelta(weeks=1)
     op.execute(
-        "INSERT INTO ingest_message_ids (event_id, day) "
-        "SELECT event_id, first_seen_at::date FROM ingest_message_ids_0003"
+        "INSERT INTO ingest_message_ids (event_id, week) "
+        "SELECT event_id, date_trunc('week', first_seen_at)::date FROM ingest_message_ids_0003"
     )
     op.drop_table("ingest_message_ids_0003")
 
@@ -80,9 +86,9 @@ def downgrade() -> None:
         unique=False,
         postgresql_using="brin",
     )
-    # One row per id (an id can be in two days' partitions): its first day.
+    # One row per id (an id can be in two weeks' partitions): its first week.
     op.execute(
         "INSERT INTO ingest_message_ids (event_id, first_seen_at) "
-        "SELECT event_id, min(day)::timestamp FROM ingest_message_ids_0017 GROUP BY event_id"
+        "SELECT event_id, min(week)::timestamp FROM ingest_message_ids_0017 GROUP BY event_id"
     )
     op.drop_table("ingest_message_ids_0017")

@@ -1,4 +1,4 @@
-"""Partition upkeep keeps ingest's dedupe ledger too: a day partition dropped by hand is made again."""
+"""Partition upkeep keeps ingest's dedupe ledger too: a week partition dropped by hand is made again."""
 
 from __future__ import annotations
 
@@ -9,16 +9,16 @@ from retention import jobs
 from retention.schemas import RetentionPolicy
 
 
-async def test_upkeep_remakes_a_missing_ledger_day_and_records_it(rdb: Database) -> None:
-    today: dt.date = await rdb.fetchval("SELECT (now() AT TIME ZONE 'UTC')::date")
-    day = today + dt.timedelta(days=3)
-    name = f"ingest_message_ids_p{day:%Y_%m_%d}"
+async def test_upkeep_remakes_a_missing_ledger_week_and_records_it(rdb: Database) -> None:
+    monday: dt.date = await rdb.fetchval("SELECT date_trunc('week', now() AT TIME ZONE 'UTC')::date")
+    week = monday + dt.timedelta(weeks=1)
+    name = f"ingest_message_ids_p{week:%Y_%m_%d}"
     async with rdb.transaction() as conn:
         await conn.execute(f"DROP TABLE {name}")
         await conn.execute(
-            "INSERT INTO ingest_message_ids (event_id, day) VALUES (gen_random_uuid(), $1)", day
+            "INSERT INTO ingest_message_ids (event_id, week) VALUES (gen_random_uuid(), $1)", week
         )
-    # The run's clock (--now) is not the ledger's: its days follow the database's clock.
+    # The run's clock (--now) is not the ledger's: its weeks follow the database's clock.
     actions = await jobs.run(rdb, dt.date(2031, 5, 17), RetentionPolicy(), upkeep_only=True)
     ledger = [a for a in actions if a.action == "ledger_partitions"]
     assert [(a.target, a.status, a.rows) for a in ledger] == [("ingest_message_ids", "done", 1)]
