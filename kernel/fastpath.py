@@ -48,6 +48,10 @@ class FastRequest:
     params: Mapping[str, str]
     headers: Mapping[str, str]
     body: bytes
+    # The ASGI scope (the peer, repeated header lines) and receive. For a route with ``own_body`` the
+    # body is not read here (``body`` is empty): the handler reads it from ``receive`` itself.
+    scope: Any = None
+    receive: Any = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +73,8 @@ class FastRoute:
     path: str
     handler: FastHandler
     max_body: int = 64 * 1024
+    # The handler reads the body itself (``FastRequest.receive``), e.g. to refuse early or inflate gzip.
+    own_body: bool = False
 
 
 def _content_length(scope: HTTPScope) -> bytes | None:
@@ -123,14 +129,18 @@ class FastRouter:
         http: HTTPScope = scope  # type: ignore[assignment]
         route, m = scope.pop(_MATCH)  # type: ignore[misc]  # set by ``match``
         try:
-            body = await read_body(
-                receive,
-                limit=route.max_body,
-                content_length=_content_length(http),
-                too_large=lambda: PayloadTooLargeError(route.max_body),
-            )
+            body = b""
+            if not route.own_body:
+                body = await read_body(
+                    receive,
+                    limit=route.max_body,
+                    content_length=_content_length(http),
+                    too_large=lambda: PayloadTooLargeError(route.max_body),
+                )
             headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in http["headers"]}
-            out = await route.handler(FastRequest(self._state(), m.groupdict(), headers, body))
+            out = await route.handler(
+                FastRequest(self._state(), m.groupdict(), headers, body, scope, receive)
+            )
             await _send_json(send, out.status, _encode(out.body))
         except ClientDisconnected:
             return

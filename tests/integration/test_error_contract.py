@@ -234,9 +234,10 @@ def check_shape(route: Route, r: httpx.Response, problems: list[str]) -> dict[st
 
 
 def expected_limit(env: Env, route: Route) -> int:
-    """The body limit the route enforces: its fast route's, ingest's setting, or Litestar's."""
+    """The body limit the route enforces: its fast route's (unless the route reads its body itself),
+    ingest's setting, or Litestar's."""
     fast = env.fast_route(route)
-    if fast is not None:
+    if fast is not None and not fast.own_body:
         return int(fast.max_body)
     if route.handler.fn.__module__.startswith("ingest."):
         return env.settings.ingest.max_body_bytes
