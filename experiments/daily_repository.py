@@ -158,12 +158,14 @@ async def delete_for_user(conn: asyncpg.Connection, user_id: uuid.UUID) -> int:
 
 
 async def running_with_metrics(conn: asyncpg.Connection) -> list[str]:
-    """Names of the running experiments (active, started, not ended before today) with declared metrics."""
+    """Names of the running experiments (active, started, not ended before today) with declared metrics
+    or a goal event."""
     rows = await conn.fetch(
         """SELECT t.name FROM ab_tests t
            WHERE t.status = 'active' AND t.start_date <= CURRENT_DATE
              AND (t.end_date IS NULL OR t.end_date >= CURRENT_DATE - 1)
-             AND EXISTS (SELECT 1 FROM experiment_metric_links m WHERE m.test_id = t.test_id)
+             AND (t.goal_event IS NOT NULL
+                  OR EXISTS (SELECT 1 FROM experiment_metric_links m WHERE m.test_id = t.test_id))
            ORDER BY t.name"""
     )
     return [r["name"] for r in rows]

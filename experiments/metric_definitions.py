@@ -6,7 +6,7 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass
 
-__all__ = ["DEFAULT_LOOKBACK_DAYS", "Analysis", "LinkedMetric", "MetricDef"]
+__all__ = ["DEFAULT_LOOKBACK_DAYS", "Analysis", "LinkedMetric", "MetricDef", "with_goal"]
 
 DEFAULT_LOOKBACK_DAYS = 14
 
@@ -64,3 +64,12 @@ class Analysis:
     def of_role(self, role: str) -> list[str]:
         """Metric names of one role, in order."""
         return [m.metric.name for m in sorted(self.metrics, key=lambda m: m.position) if m.role == role]
+
+
+def with_goal(analysis: Analysis, goal_event: str | None) -> Analysis:
+    """The experiment's metrics; without any, its ``goal_event``'s conversion as the binomial primary
+    metric it is (the goal event at or after exposure, no CUPED: what the main results show for it)."""
+    if analysis.metrics or goal_event is None:
+        return analysis
+    goal = MetricDef(uuid.UUID(int=0), goal_event, "binomial", "increase", event=goal_event)
+    return Analysis((LinkedMetric(goal, "primary", 0),), cuped_enabled=False)

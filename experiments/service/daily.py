@@ -23,6 +23,7 @@ from scipy.stats import t as student_t
 
 from experiments import daily_repository, metric_sql
 from experiments.definitions import Experiment
+from experiments.metric_definitions import with_goal
 from experiments.metric_schemas import DailyMetric, DailyPoint, DailyResultsOut, DailyVariant, MetricResult
 from experiments.service import daily_cache
 from experiments.service.daily_cache import Budget, day_end
@@ -61,7 +62,7 @@ async def _setup(
     conn: asyncpg.Connection, name: str
 ) -> tuple[Experiment, Plan, metric_sql.UnitSource, dt.datetime | None]:
     exp = await get_experiment(conn, name)
-    plan = Plan.of(await analysis_of(conn, exp.test_id))
+    plan = Plan.of(with_goal(await analysis_of(conn, exp.test_id), exp.goal_event))
     units = metric_sql.unit_source(exp.unit)
     first = await metric_sql.fetch_earliest(conn, units, exp.test_id) if plan.linked else None
     return exp, plan, units, first
@@ -79,7 +80,7 @@ async def daily_results(
         )
     exp, plan, units, first = await _setup(conn, name)
     if not plan.linked or first is None:
-        note = "No metrics are declared." if not plan.linked else "No units are assigned yet."
+        note = "No metrics nor goal_event are declared." if not plan.linked else "No units are assigned yet."
         return DailyResultsOut(exp.name, alpha, [], note)
     today = utcnow().date()
     days = _days(exp, first, today)
@@ -98,7 +99,7 @@ async def daily_results(
 
 
 async def daily_experiments(conn: asyncpg.Connection) -> list[str]:
-    """The experiments the daily job keeps: running, with declared metrics."""
+    """The experiments the daily job keeps: running, with declared metrics or a goal event."""
     return await daily_repository.running_with_metrics(conn)
 
 

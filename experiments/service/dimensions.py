@@ -14,7 +14,6 @@ metric it is (the goal event at or after exposure, no CUPED: what the main resul
 from __future__ import annotations
 
 import re
-import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
@@ -22,8 +21,7 @@ from typing import Any
 import asyncpg
 
 from experiments import metric_sql
-from experiments.definitions import Experiment
-from experiments.metric_definitions import Analysis, LinkedMetric, MetricDef
+from experiments.metric_definitions import with_goal
 from experiments.metric_schemas import DimensionResultsOut, DimensionSlice
 from experiments.service.management import get_experiment
 from experiments.service.metric_results import Plan, flag_uncorrected
@@ -59,14 +57,6 @@ def _source(dimension: str) -> tuple[str, str]:
             }
         ],
     )
-
-
-def _plan(exp: Experiment, analysis: Analysis) -> Plan:
-    """The experiment's metrics; without any, its goal event's conversion as a binomial primary metric."""
-    if analysis.metrics or exp.goal_event is None:
-        return Plan.of(analysis)
-    goal = MetricDef(uuid.UUID(int=0), exp.goal_event, "binomial", "increase", event=exp.goal_event)
-    return Plan.of(Analysis((LinkedMetric(goal, "primary", 0),), cuped_enabled=False))
 
 
 def _merge(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -111,7 +101,7 @@ async def dimension_results(
         )
     source = _source(dimension)
     exp = await get_experiment(conn, name)
-    plan = _plan(exp, await analysis_of(conn, exp.test_id))
+    plan = Plan.of(with_goal(await analysis_of(conn, exp.test_id), exp.goal_event))
     note = None
     rows: list[dict[str, Any]] = []
     if plan.linked:

@@ -1,5 +1,6 @@
-"""Dimension slices of an experiment whose only metric is its legacy ``goal_event``: the conversion is
-broken down as the binomial metric it is (issue 15: "the existing goal_event becomes a binomial metric")."""
+"""Dimension slices and the daily series of an experiment whose only metric is its legacy ``goal_event``:
+the conversion is broken down, and followed day by day, as the binomial metric it is (issue 15: "the
+existing goal_event becomes a binomial metric")."""
 
 from __future__ import annotations
 
@@ -73,3 +74,34 @@ async def test_an_experiment_with_neither_metrics_nor_goal_has_no_slices(
     r = await client.get("/v1/experiments/checkout/results/dimensions/os", headers=actors.analyst)
     assert r.status_code == 200
     assert (r.json()["slices"], "goal_event" in r.json()["note"]) == ([], True)
+
+
+async def test_a_goal_event_experiment_has_a_daily_series_of_its_conversion(
+    client: Client, actors: Actors, conn: asyncpg.Connection
+) -> None:
+    await create(client, actors.admin, goal_event="purchase")
+    test_id, arms = await variant_ids(conn, "checkout")
+    ids = await make_users(conn, 12)
+    await conn.copy_records_to_table(
+        "ab_test_assignments",
+        records=[(uuid.uuid4(), test_id, arms["green" if i % 2 else "control"], u, EXPOSED) for i, u in enumerate(ids)],
+        columns=["assignment_id", "test_id", "variant_id", "user_id", "assigned_at"],
+    )  # fmt: skip
+    # Users 0-3 buy on the day of exposure, 4-7 the next day (user 4 twice), 8-11 never.
+    events = [
+        (uuid.uuid4(), u, "purchase", "test", EXPOSED + dt.timedelta(days=i // 4, minutes=10 + i))
+        for i, u in enumerate(ids[:8])
+    ]
+    events.append((uuid.uuid4(), ids[4], "purchase", "test", EXPOSED + dt.timedelta(days=1, hours=2)))
+    await copy_events(conn, events, [])
+
+    r = await client.get("/v1/experiments/checkout/results/daily", headers=actors.analyst)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    (metric,) = body["metrics"]
+    assert (metric["metric"], metric["role"]) == ("purchase", "primary")
+    first = EXPOSED.date()
+    points = {p["day"]: {v["name"]: (v["units"], v["mean"]) for v in p["variants"]} for p in metric["days"]}
+    assert points[first.isoformat()] == {"control": (6, 2 / 6), "green": (6, 2 / 6)}
+    for later in (first + dt.timedelta(days=1), first + dt.timedelta(days=2)):
+        assert points[later.isoformat()] == {"control": (6, 4 / 6), "green": (6, 4 / 6)}
