@@ -131,6 +131,12 @@ class Envelope:
     shared_bytes: int = 0
 
 
+def _may_hold_nul(body: bytes) -> bool:
+    """Whether the body has a ``\\u0000`` escape. Most bodies have no backslash at all, and a one-byte
+    search (memchr) is several times cheaper than the six-byte one, which then runs only if needed."""
+    return b"\\" in body and b"\\u0000" in body
+
+
 def decode_request(body: bytes, call: str | None, config: IngestConfig) -> Envelope:
     """Decode a batch (``call`` None) or a single call: 400 ``invalid_json`` if the body is not a JSON
     object, 422 if a batch's envelope does not fit (``kernel.problems``, as on every route)."""
@@ -161,7 +167,7 @@ def decode_request(body: bytes, call: str | None, config: IngestConfig) -> Envel
             env.context,
             env.integrations,
             None,
-            b"\\u0000" in body,
+            _may_hold_nul(body),
             shared,
         )
     try:
@@ -172,7 +178,7 @@ def decode_request(body: bytes, call: str | None, config: IngestConfig) -> Envel
         raise wrong_type(msg)
     key = msg.get("writeKey")
     return Envelope(
-        [msg], [len(body)], key if type(key) is str else None, None, None, None, call, b"\\u0000" in body
+        [msg], [len(body)], key if type(key) is str else None, None, None, None, call, _may_hold_nul(body)
     )
 
 
