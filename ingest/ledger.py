@@ -3,7 +3,7 @@
 A flush records each new event id in the partition of its transaction's week (``week``: the Monday of
 the database's UTC date when the flush's first statement ran, ``begin``; never a server's clock, so every
 process agrees). It reads the previous week's partition for the rest of the dedupe window
-(``seen_before``); a week past the window is dropped whole by partition upkeep (``keep_partitions``, run
+(``begin``); a week past the window is dropped whole by partition upkeep (``keep_partitions``, run
 by retention's upkeep), never deleted row by row.
 
 Why weeks and not days: a flush must look every id up in each partition of the window it does not
@@ -16,7 +16,7 @@ Why a retry is stored once, across partitions:
 - Two transactions of the same week meet in that week's unique index: the second waits for the first
   and, if it committed, sees a duplicate.
 - A transaction sees every transaction of an earlier week that committed before its statement began
-  (``seen_before``). The only ones it could miss were still running when its week began.
+  (``begin``). The only ones it could miss were still running when its week began.
 - A flush transaction lasts less than ``GRACE`` (``begin`` bounds every statement and every pause
   server-side), so a transaction still running after a week began started in the week before, and
   overlaps only the transactions that begin in the new week's first ``GRACE``. Those claim in the
@@ -46,7 +46,6 @@ __all__ = [
     "copy_claims",
     "keep_partitions",
     "partition_name",
-    "seen_before",
     "upkeep",
     "week_of",
 ]
@@ -63,22 +62,28 @@ _WEEK = dt.timedelta(days=7)
 AHEAD_WEEKS = 2
 # Transactions that begin this long after a week's start also claim in the previous week's partition.
 GRACE = dt.timedelta(hours=1)
-# The server-side bounds that keep a flush transaction under GRACE. After ``begin`` it has at most 11
-# statements (the previous week; a savepoint, two COPY claims, then its release, or a rollback to it and
-# two INSERT claims; the users lock, two COPYs; COMMIT) of at most _MAX_STATEMENT_S each, with at most
-# _IDLE_S between them: 11 x (180 + 60) s = 44 min < 1 h.
+# The server-side bounds that keep a flush transaction under GRACE. After ``begin`` it has at most 10
+# statements (a savepoint, two COPY claims, then its release, or a rollback to it and two INSERT claims;
+# the users lock, two COPYs; COMMIT) of at most _MAX_STATEMENT_S each, with at most _IDLE_S between
+# them: 10 x (180 + 60) s = 40 min < 1 h.
 _MAX_STATEMENT_S = 180
 _IDLE_S = 60
 
-# enable_seqscan off: the look-up must probe the partitions' indexes, never scan them (with a 2,000-id
-# array the planner otherwise picks parallel sequential scans of every partition).
-_BEGIN = (
-    "SELECT set_config('statement_timeout', $1, true), "
-    "set_config('idle_in_transaction_session_timeout', $2, true), set_config('enable_seqscan', 'off', true), "
-    "statement_timestamp() AT TIME ZONE 'UTC'"
-)
-_SEEN = f"""SELECT {_C.event_id.name} FROM {_LEDGER}
-            WHERE {_C.week.name} >= $2 AND {_C.week.name} < $3 AND {_C.event_id.name} = ANY($1::uuid[])"""
+# The flush's first statement: its server-side bounds, its start (the claims' week; a test may give it),
+# and the ids already claimed from the week holding the day ``window`` days back up to, not including,
+# the first week this transaction claims in (its own, or in a week's first GRACE the one before). A join
+# of the ids to the ledger: the planner probes each partition's index per id (with ``= ANY`` of a
+# 2,000-id array it chose parallel sequential scans of every partition).
+_BEGIN = f"""
+WITH t AS (SELECT coalesce($5::timestamp, statement_timestamp() AT TIME ZONE 'UTC') AS ts)
+SELECT set_config('statement_timeout', $1, true), set_config('idle_in_transaction_session_timeout', $2, true),
+       t.ts,
+       ARRAY(SELECT l.{_C.event_id.name} FROM unnest($3::uuid[]) AS u(id) JOIN {_LEDGER} l ON l.{_C.event_id.name} = u.id
+             WHERE l.{_C.week.name} >= date_trunc('week', t.ts - make_interval(days => $4))::date
+               AND l.{_C.week.name} < date_trunc('week', t.ts)::date
+                   - CASE WHEN t.ts - date_trunc('week', t.ts) < $6::interval THEN 7 ELSE 0 END)
+FROM t
+"""
 # Sorted input: two transactions claiming overlapping ids wait for each other in the same order.
 _CLAIM = f"""
 INSERT INTO {_LEDGER} ({_C.event_id.name}, {_C.week.name})
@@ -93,38 +98,36 @@ def week_of(day: dt.date) -> dt.date:
     return day - dt.timedelta(days=day.weekday())
 
 
-async def begin(conn: asyncpg.Connection, statement_timeout: float) -> dt.datetime:
-    """First statement of a flush transaction: bound it server-side; when this statement began (naive UTC):
-    the transaction's start for the ledger (a pause after BEGIN and before it claims nothing).
+async def begin(
+    conn: asyncpg.Connection,
+    ids: Sequence[Any],
+    window_days: int,
+    statement_timeout: float,
+    at: dt.datetime | None = None,
+) -> tuple[dt.datetime, set[Any]]:
+    """First statement of a flush transaction, one round trip: bound the transaction server-side, and
+    return when this statement began (naive UTC; ``at`` instead, in tests) and which of ``ids`` were
+    claimed (and committed) in the window's earlier weeks (those ``claim_weeks`` does not claim in).
 
     Every later statement ends within ``min(statement_timeout, 180 s)`` and no pause lasts over 60 s,
-    or PostgreSQL ends the transaction: what keeps a flush shorter than ``GRACE``.
+    or PostgreSQL ends the transaction: what keeps a flush shorter than ``GRACE``. The start is this
+    statement's, not the transaction's: a pause after BEGIN and before it claims nothing.
     """
     limit_ms = int(min(statement_timeout, _MAX_STATEMENT_S) * 1000)
-    row = await conn.fetchrow(_BEGIN, f"{limit_ms}ms", f"{_IDLE_S}s", timeout=statement_timeout)
-    started: dt.datetime = row[3]
-    return started
+    row = await conn.fetchrow(
+        _BEGIN, f"{limit_ms}ms", f"{_IDLE_S}s", ids, window_days, at, GRACE, timeout=statement_timeout
+    )
+    started: dt.datetime = row[2]
+    return started, set(row[3])
 
 
-def claim_weeks(started: dt.datetime, window_days: int) -> tuple[tuple[dt.date, ...], dt.date]:
-    """The partitions a transaction begun at ``started`` claims in (its week, and in the week's first
-    ``GRACE`` the previous week too: its own first, so every transaction takes them in the same order),
-    and the first week to look ids up in (the one ``window_days`` before ``started``)."""
+def claim_weeks(started: dt.datetime) -> tuple[dt.date, ...]:
+    """The partitions a transaction begun at ``started`` claims in: its week, and in the week's first
+    ``GRACE`` the previous week too (its own first, so every transaction takes them in the same order)."""
     week = week_of(started.date())
-    first = week_of(started.date() - dt.timedelta(days=window_days))
     if started - dt.datetime.combine(week, dt.time()) < GRACE:
-        return (week, week - _WEEK), first
-    return (week,), first
-
-
-async def seen_before(
-    conn: asyncpg.Connection, ids: Sequence[Any], first: dt.date, before: dt.date, timeout: float
-) -> set[Any]:
-    """The ids of ``ids`` recorded (and committed) in a week from ``first`` up to, not including, ``before``."""
-    if not ids or first >= before:
-        return set()
-    rows = await conn.fetch(_SEEN, ids, first, before, timeout=timeout)
-    return {r[0] for r in rows}
+        return (week, week - _WEEK)
+    return (week,)
 
 
 async def copy_claims(conn: asyncpg.Connection, ids: Sequence[Any], week: dt.date, timeout: float) -> None:

@@ -298,8 +298,8 @@ class Pipeline:
         """
         if not ids:
             return set()
-        weeks, first = ledger.claim_weeks(await ledger.begin(conn, timeout), self._config.dedupe_days)
-        seen = await ledger.seen_before(conn, ids, first, weeks[-1], timeout)
+        started, seen = await ledger.begin(conn, ids, self._config.dedupe_days, timeout)
+        weeks = ledger.claim_weeks(started)
         fresh = sorted(i for i in ids if i not in seen) if seen else sorted(ids)
         try:
             async with conn.transaction():

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import asyncpg
 import pytest
@@ -51,16 +52,15 @@ async def test_a_retry_in_a_later_week_is_found_in_the_earlier_weeks_partition(
 
 
 class _Clock:
-    """The start ``ledger.begin`` reports, per connection (the database's clock cannot be set);
-    ``begin`` still runs, so the server-side bounds are set as in a real flush."""
+    """The start ``ledger.begin`` works from, per connection (the database's clock cannot be set): the
+    real statement runs with it, so the look-up and the server-side bounds are a real flush's."""
 
     def __init__(self) -> None:
         self.at: dict[int, dt.datetime] = {}
 
-    def patch(self, real: Callable[..., Awaitable[dt.datetime]]) -> Callable[..., Awaitable[dt.datetime]]:
-        async def begin(conn: asyncpg.Connection, timeout: float) -> dt.datetime:
-            await real(conn, timeout)
-            return self.at[id(conn)]
+    def patch(self, real: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        async def begin(conn: asyncpg.Connection, ids: Any, window: int, timeout: float) -> Any:
+            return await real(conn, ids, window, timeout, at=self.at[id(conn)])
 
         return begin
 
@@ -109,11 +109,8 @@ async def test_a_flush_an_hour_into_the_week_reads_the_previous_week_only(
     monkeypatch.setattr(ledger, "begin", clock.patch(ledger.begin))
     monday = await _this_week(conn)
     last = monday.date() - dt.timedelta(days=7)
-    assert ledger.claim_weeks(monday + ledger.GRACE - dt.timedelta(microseconds=1), 7)[0] == (
-        monday.date(),
-        last,
-    )
-    assert ledger.claim_weeks(monday + ledger.GRACE, 7) == ((monday.date(),), last)
+    assert ledger.claim_weeks(monday + ledger.GRACE - dt.timedelta(microseconds=1)) == (monday.date(), last)
+    assert ledger.claim_weeks(monday + ledger.GRACE) == (monday.date(),)
     ids = [row[0] for row in make_batch(source, [track(f"late-{i}") for i in range(10)]).events]
     async with pipeline._db.pool.acquire() as a, a.transaction():
         clock.at[id(a)] = monday - dt.timedelta(seconds=1)
