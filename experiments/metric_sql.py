@@ -156,11 +156,16 @@ def property_columns(parts: Sequence[MetricDef]) -> tuple[dict[tuple[str, str], 
 
 
 def summary_sql(
-    parts: Sequence[MetricDef], ratios: Sequence[tuple[int, int]], dim: str = "''", dim_join: str = ""
+    parts: Sequence[MetricDef],
+    ratios: Sequence[tuple[int, int]],
+    dim: str = "''",
+    dim_join: str = "",
+    extra: str = "",
 ) -> str:
     """The statement's end, from the CTEs ``u`` (units: ``variant_id, unit``) and ``pu`` (units with
     events: ``variant_id, unit_key, y{i}, x{i}, s{i}``): the caps, the capped values, the per-variant
-    sums and the final rows (``dim_join``: the dimension's join, with ``{unit}``)."""
+    sums and the final rows (``dim_join``: the dimension's join, with ``{unit}``; ``extra``: more
+    columns of the final rows, after a comma)."""
     capped_parts = [i for i, p in enumerate(parts) if p.cap_percentile is not None]
     caps, capped, sums = _cap_and_sum(parts, capped_parts)
     products = "".join(f", sum(y{a} * y{b}) AS r{k}" for k, (a, b) in enumerate(ratios))
@@ -168,7 +173,7 @@ def summary_sql(
 capped AS (SELECT pu.variant_id, {dim} AS dim, {capped} FROM pu{dim_join.format(unit="pu.unit_key")} CROSS JOIN caps),
 sums AS (SELECT variant_id AS sv, dim AS sd, {sums}{products} FROM capped GROUP BY variant_id, dim),
 nv AS (SELECT u.variant_id, {dim} AS dim, count(*) AS n FROM u{dim_join.format(unit="u.unit")} GROUP BY 1, 2)
-SELECT nv.variant_id, nv.dim, nv.n, $5::int AS lookback_days, sums.*
+SELECT nv.variant_id, nv.dim, nv.n, $5::int AS lookback_days, sums.*{extra}
 FROM nv LEFT JOIN sums ON sums.sv = nv.variant_id AND sums.sd = nv.dim
 """
 

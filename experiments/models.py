@@ -12,6 +12,7 @@ from sqlalchemy import (
     Date,
     Float,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     Numeric,
@@ -345,14 +346,24 @@ class ExperimentDailyResult(Base):
 class UnitValue(Base):
     """Addition: one assigned unit's metric state in an experiment (docs/experiments-metrics.md).
 
-    ``v`` holds, per event metric of the experiment's analysis in order, the unit's additive pieces over
-    the events folded so far: the value after exposure within the metric's window and over the CUPED
-    lookback before it (a sum, a count, or a 0/1 maximum), the skipped property values, and for a mean
-    also the two numbers of values. ``experiment_unit_value_marks`` says which definition and which
+    ``user_id``: the unit's account, for user units. ``v`` holds, per event metric of the experiment's
+    analysis in order, the unit's additive pieces over the events folded so far: the value after exposure
+    within the metric's window and over the CUPED lookback before it (a sum, a count, or a 0/1 maximum),
+    the skipped property values, and for a mean also the two numbers of values.
+    ``experiment_unit_value_marks`` says which definition and which
     ingested events they are for.
     """
 
     __tablename__ = "experiment_unit_values"
+    __table_args__ = (
+        # A user unit's row goes with its assignment (an erasure): rows never outnumber assignments.
+        ForeignKeyConstraint(
+            ["test_id", "user_id"],
+            ["ab_test_assignments.test_id", "ab_test_assignments.user_id"],
+            ondelete="CASCADE",
+        ),
+        Index("ix_experiment_unit_values_test_id_user_id", "test_id", "user_id"),
+    )
 
     test_id: Mapped[uuid.UUID] = mapped_column(
         UUID(as_uuid=True), ForeignKey("ab_tests.test_id", ondelete="CASCADE"), primary_key=True
@@ -361,6 +372,7 @@ class UnitValue(Base):
     variant_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
     exposed_at: Mapped[dt.datetime] = mapped_column(TIMESTAMP(), nullable=False)
     v: Mapped[list[float]] = mapped_column(ARRAY(Float), nullable=False)
+    user_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
 
 
 class UnitValueMark(Base):

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from experiments.unit_state_sql import Layout, delete_relinked_sql, fold_sql, read_sql
+from experiments.unit_state_sql import Layout, delete_relinked_sql, fold_sql, read_sql, read_users_sql
 
 __all__ = [
     "Fold",
@@ -103,6 +103,11 @@ async def read_sums(
     conn: asyncpg.Connection, f: Fold, ratios: Sequence[tuple[int, int]], cuped: bool
 ) -> list[asyncpg.Record]:
     """The live statement's rows (``metric_sql.fetch_sums``) from the state and the events ingested
-    since ``f.lo`` (``f.hi`` None)."""
+    since ``f.lo`` (``f.hi`` None): for user units first by ``read_users_sql`` (no unit assigned since
+    the rows were written), else by ``read_sql``."""
     await conn.execute("SELECT set_config('work_mem', '256MB', true)")
+    if f.unit == "user":
+        rows = list(await conn.fetch(read_users_sql(f.layout, ratios, cuped), *f.args()))
+        if rows and all(r["same"] for r in rows):
+            return rows
     return list(await conn.fetch(read_sql(f.unit, f.layout, ratios, cuped), *f.args()))

@@ -30,7 +30,7 @@ from experiments.metric_definitions import MetricDef
 from experiments.metric_sql import property_columns, summary_sql, windows
 from experiments.unit_repository import unit_event_join_sql
 
-__all__ = ["Layout", "delete_relinked_sql", "fold_sql", "read_sql", "relinked_sql"]
+__all__ = ["Layout", "delete_relinked_sql", "fold_sql", "read_sql", "read_users_sql", "relinked_sql"]
 
 _STATE = "experiment_unit_values"
 
@@ -205,12 +205,13 @@ def fold_sql(unit: str, layout: Layout) -> str:
     """The job's UPSERT: the delta added to each current row; the recomputed units (rows deleted first
     by ``delete_relinked_sql``, so none conflicts) inserted, with zeros if they have no event."""
     hi = f"${6 + len(layout.parts)}"
+    uid = "{x}.unit::uuid" if unit == "user" else "NULL::uuid"
     return f"""
 WITH {_changes(unit, layout, hi, relinks=False)}
-INSERT INTO {_STATE} AS s (test_id, unit_id, variant_id, exposed_at, v)
-SELECT $1, p.unit, p.variant_id, p.exposed_at, p.v FROM pend p
+INSERT INTO {_STATE} AS s (test_id, unit_id, variant_id, exposed_at, v, user_id)
+SELECT $1, p.unit, p.variant_id, p.exposed_at, p.v, {uid.format(x="p")} FROM pend p
 UNION ALL
-SELECT $1, r.unit, r.variant_id, r.exposed_at, {layout.zeros()} FROM redo r
+SELECT $1, r.unit, r.variant_id, r.exposed_at, {layout.zeros()}, {uid.format(x="r")} FROM redo r
 WHERE NOT EXISTS (SELECT 1 FROM pend p WHERE p.unit = r.unit)
 ON CONFLICT (test_id, unit_id) DO UPDATE SET v = {layout.combine("s.v", "excluded.v")}
 """
@@ -252,3 +253,40 @@ pu AS MATERIALIZED (
     FROM m
 ),
 {summary_sql(layout.parts, ratios)}"""
+
+
+def read_users_sql(layout: Layout, ratios: Sequence[tuple[int, int]], cuped: bool) -> str:
+    """``read_sql`` for user units when no unit was assigned since the rows were written: the assignments
+    are only counted. A row goes with its assignment (the foreign key), so as many rows (every row is
+    one unit of ``pu``) as assignments means the same units; each row carries ``same``, and when it is
+    false the caller reads ``read_sql`` instead. The change since $3 is found by the rows' ``user_id``."""
+    props, joins, prop_cols = property_columns(layout.parts)
+    hi = f"coalesce(${6 + len(layout.parts)}::timestamp, 'infinity'::timestamp)"
+    return f"""
+WITH ev AS (
+    SELECT st.unit_id AS unit, st.variant_id, st.exposed_at, e."timestamp" AS ts, e.event_name{prop_cols}
+    FROM analytics_events e JOIN {_STATE} st ON st.test_id = $1 AND st.user_id = e.user_id{joins}
+    WHERE e.event_name = ANY($2::text[]) AND e."timestamp" < $4 AND e.created_at >= $3 AND e.created_at < {hi}
+),
+pend AS MATERIALIZED (
+    SELECT ev.unit, ev.variant_id, ev.exposed_at, {_pieces(layout, props)} AS v
+    FROM ev GROUP BY ev.unit, ev.variant_id, ev.exposed_at
+),
+skip AS MATERIALIZED (SELECT p.unit FROM pend p LIMIT (SELECT count(*) FROM pend)),
+m AS (
+    SELECT st.variant_id, st.unit_id AS unit, st.v FROM {_STATE} st
+    WHERE st.test_id = $1 AND st.unit_id::text NOT IN (SELECT k.unit FROM skip k)
+    UNION ALL
+    SELECT p.variant_id, p.unit, {layout.combine("st.v", "p.v")}
+    FROM pend p JOIN {_STATE} st ON st.test_id = $1 AND st.unit_id = p.unit
+),
+pu AS MATERIALIZED (
+    SELECT m.variant_id, m.unit AS unit_key, {", ".join(layout.values("m.v", cuped))}
+    FROM m
+),
+u AS (SELECT pu.variant_id, pu.unit_key AS unit FROM pu),
+chk AS (
+    SELECT (SELECT count(*) FROM ab_test_assignments a WHERE a.test_id = $1 AND a.assigned_at < $4)
+         = (SELECT count(*) FROM pu) AS same
+),
+{summary_sql(layout.parts, ratios, extra=", (SELECT c.same FROM chk c) AS same")}"""

@@ -69,7 +69,7 @@ async def read_state(
     rows = await repo.read_sums(
         conn, _fold(exp, parts, history, mark["ingested_through"], None), ratios, cuped
     )
-    return [dict(r) for r in rows]
+    return [{k: v for k, v in r.items() if k != "same"} for r in rows]
 
 
 async def refresh(

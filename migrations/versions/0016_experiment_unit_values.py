@@ -29,13 +29,24 @@ def upgrade() -> None:
         sa.Column("variant_id", sa.UUID(), nullable=False),
         sa.Column("exposed_at", postgresql.TIMESTAMP(), nullable=False),
         sa.Column("v", postgresql.ARRAY(sa.Float()), nullable=False),
+        sa.Column("user_id", sa.UUID(), nullable=True),
         sa.ForeignKeyConstraint(
             ["test_id"],
             ["ab_tests.test_id"],
             name=op.f("fk_experiment_unit_values_test_id_ab_tests"),
             ondelete="CASCADE",
         ),
+        # A user unit's row goes with its assignment (an erasure), so the rows never outnumber them.
+        sa.ForeignKeyConstraint(
+            ["test_id", "user_id"],
+            ["ab_test_assignments.test_id", "ab_test_assignments.user_id"],
+            name=op.f("fk_experiment_unit_values_test_id_ab_test_assignments"),
+            ondelete="CASCADE",
+        ),
         sa.PrimaryKeyConstraint("test_id", "unit_id", name=op.f("pk_experiment_unit_values")),
+    )
+    op.create_index(
+        "ix_experiment_unit_values_test_id_user_id", "experiment_unit_values", ["test_id", "user_id"]
     )
     op.create_table(
         "experiment_unit_value_marks",
@@ -57,4 +68,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("experiment_unit_value_marks")
+    op.drop_index("ix_experiment_unit_values_test_id_user_id", table_name="experiment_unit_values")
     op.drop_table("experiment_unit_values")

@@ -24,6 +24,8 @@ from experiments.service.metric_results import Plan
 from experiments.service.metrics import analysis_of
 from experiments.service.unit_state import read_state, until_of
 from experiments.service.unit_state_job import fold_unit_values
+from experiments.unit_state_repository import Fold
+from experiments.unit_state_sql import Layout, read_users_sql
 from kernel.scheduler import try_job_lock
 from tests.integration.experiments.conftest import Actors, Client, create, make_users, variant_ids
 
@@ -343,3 +345,39 @@ async def test_identity_links_added_after_the_events(
     before = await _state(conn)
     await _fold(conn)
     assert await _state(conn) == before
+
+
+async def test_the_count_check_path_and_its_fallback(
+    client: Client, actors: Actors, conn: asyncpg.Connection
+) -> None:
+    """User units: with no unit assigned since the fold the state is read without the assignments'
+    keys (rows carry same = true); a new assignment or an erased one makes it false (read_sql is used),
+    and the erased account's row goes with its assignment (the foreign key)."""
+    await _define(client, actors)
+    users = await _assign(conn, 60, EXPOSED)
+    await _copy(conn, *_user_events(random.Random(9), users, EXPOSED))
+    await _fold(conn)
+
+    async def same() -> bool:
+        exp = await get_experiment(conn, "checkout")
+        plan = Plan.of(await analysis_of(conn, exp.test_id))
+        mark = await conn.fetchval("SELECT ingested_through FROM experiment_unit_value_marks")
+        f = Fold(exp.test_id, exp.unit, Layout(plan.parts), until_of(exp), plan.history, mark, None)
+        rows = await conn.fetch(read_users_sql(f.layout, [], True), *f.args())
+        return all(r["same"] for r in rows)
+
+    assert await same()
+    await _copy(conn, *_user_events(random.Random(10), users[:10], EXPOSED))  # events alone: still same
+    assert await same()
+    await _same(conn)
+    await _assign(conn, 1, EXPOSED)
+    assert not await same()
+    await _same(conn)
+    await _fold(conn)
+    assert await same()
+    await conn.execute("DELETE FROM ab_test_assignments WHERE user_id = $1", users[0])
+    assert (
+        await conn.fetchval("SELECT count(*) FROM experiment_unit_values WHERE user_id = $1", users[0]) == 0
+    )
+    assert await same()
+    await _same(conn)
