@@ -137,7 +137,8 @@ class FastRouter:
                     content_length=_content_length(http),
                     too_large=lambda: PayloadTooLargeError(route.max_body),
                 )
-            headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in http["headers"]}
+            # A repeated header reads as its first value, as the framework path's ``Headers.get``.
+            headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in reversed(list(http["headers"]))}
             out = await route.handler(
                 FastRequest(self._state(), m.groupdict(), headers, body, scope, receive)
             )

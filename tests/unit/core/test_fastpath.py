@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from litestar import post
@@ -58,6 +59,24 @@ async def test_matching_requests_take_the_fast_path() -> None:
         assert r.status_code == 200
         assert r.json()["name"] == "x"
     assert calls == ["fast", "fast"]
+
+
+async def test_a_repeated_header_reads_as_its_first_value() -> None:
+    """Two header lines of one name (the test client would merge them) read as the first, as in Litestar."""
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    headers = [(b"x-h", b"first"), (b"x-h", b"second")]
+    scope: dict[str, Any] = {"type": "http", "method": "POST", "path": "/things/x/echo", "headers": headers}
+    scope |= {"query_string": b"", "http_version": "1.1", "scheme": "http", "server": ("127.0.0.1", 80)}
+    scope |= {"client": ("127.0.0.1", 1), "root_path": "", "raw_path": b"/things/x/echo"}
+    await _app()(scope, receive, send)
+    assert (sent[0]["status"], json.loads(sent[1]["body"])["h"]) == (200, "first")
 
 
 async def test_other_methods_and_paths_go_to_litestar() -> None:
