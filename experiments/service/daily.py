@@ -7,9 +7,10 @@ recent ones).
 Closed days come from ``experiment_daily_results`` (``experiments.service.daily_cache``): each is computed
 once by the scheduled job (``rollup_daily``, job ``experiments.daily_results``) or by the first request
 that needs it, and again only when late data arrives for it or the analysis changes. Today's point is
-computed live. Every day that is computed (today, a missing or a stale day) is one run of the results
-statement as of the day's end, so the answer is the one recomputing every day would give
-(``cached=False`` does exactly that).
+the current results (``GET /results``'s rows, from the per-unit state when it is current). A missing
+or stale closed day is one run of the results statement as of the day's end, so the answer is the one
+recomputing every day would give (``cached=False`` does exactly that, today included), but for events
+dated after today, which today's point counts.
 """
 
 from __future__ import annotations
@@ -68,6 +69,19 @@ async def _setup(
     return exp, plan, units, first
 
 
+async def _point(
+    conn: asyncpg.Connection,
+    exp: Experiment,
+    plan: Plan,
+    units: metric_sql.UnitSource,
+    day: dt.date,
+    live: bool,
+) -> list[dict[str, Any]]:
+    """A day computed now: as of its end; today's (``live``) is the results as they stand, which the
+    per-unit state answers when current (the same rows but for events dated after today)."""
+    return await plan.fetch(conn, exp, units, until=None if live else day_end(day))
+
+
 async def daily_results(
     conn: asyncpg.Connection, name: str, *, alpha: float = 0.05, cached: bool = True
 ) -> DailyResultsOut:
@@ -91,7 +105,8 @@ async def daily_results(
         stored = await daily_cache.refresh(conn, exp, plan, units, closed, write=write)
     series: dict[str, DailyMetric] = {}
     for day in days:
-        rows = stored[day] if day in stored else await plan.fetch(conn, exp, units, until=day_end(day))
+        live = cached and day == today
+        rows = stored[day] if day in stored else await _point(conn, exp, plan, units, day, live=live)
         for result, sds in zip(plan.results(exp, rows, alpha), plan.stddevs(exp, rows), strict=True):
             entry = series.setdefault(result.metric, DailyMetric(result.metric, result.role, []))
             entry.days.append(DailyPoint(day, _variants(result, sds, alpha)))

@@ -24,6 +24,7 @@ import pytest
 from experiments.jobs import run_daily_results
 from experiments.service.daily import daily_results
 from experiments.service.daily_cache import Budget
+from experiments.service.unit_state_job import fold_unit_values
 from kernel.db import Database
 from tests.integration.experiments.conftest import (
     Actors,
@@ -199,6 +200,21 @@ async def test_today_stays_live(
     assert opens[-1] != was[-1]  # today counts the new opens
     assert await _computed(conn) == before
     assert TODAY not in await _computed(conn)
+    # With the per-unit state folded, today's point is what GET /results says now (read from the state).
+    async with db.transaction() as c:
+        assert await fold_unit_values(c) > 0
+    third = await _answer(db, cached=True)
+    r = await client.get("/v1/experiments/checkout/results", headers=actors.analyst)
+    assert r.status_code == 200
+    now = {
+        m["metric"]: {v["name"]: (v["units"], v["mean"]) for v in m["variants"]} for m in r.json()["metrics"]
+    }
+    for m in third["metrics"]:
+        point = {v["name"]: (v["units"], v["mean"]) for v in m["days"][-1]["variants"]}
+        assert point.keys() == now[m["metric"]].keys()
+        for name, (units, mean) in point.items():
+            assert units == now[m["metric"]][name][0]
+            assert mean == pytest.approx(now[m["metric"]][name][1], rel=1e-9)
 
 
 async def test_a_new_identity_link_recomputes_from_the_units_exposure(
