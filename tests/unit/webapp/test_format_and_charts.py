@@ -105,7 +105,7 @@ def test_experiment_page_flags_a_harmed_guardrail_and_uses_the_clis_verdicts() -
 
     res = _results(False, 0.001, 0.02)
     errors = MetricComparison(
-        "a", 0.4, (0.1, 0.7), 0.2, (0.05, 0.35), 0.004, 0.004, True, 0.99, 0.02, cuped=False, harm=True
+        "a", 0.4, (0.1, 0.7), 0.2, (0.05, 0.35), 0.004, 0.004, True, 0.01, 0.02, cuped=False, harm=True
     )
     res.metrics = [
         MetricResult("errors", "guardrail", "count", "decrease",
@@ -132,7 +132,7 @@ def test_experiment_page_flags_a_harmed_guardrail_and_uses_the_clis_verdicts() -
     assert page["guardrails_harmed"] == [("errors", "a")]
     (metric,) = page["metrics"]
     assert metric.comparisons[0]["tone"] == "bad"  # up is worse for a "decrease" metric
-    assert metric.comparisons[0]["chance"] == "1 %"  # chance to beat: 1 - P(variant > control)
+    assert metric.comparisons[0]["chance"] == "1 %"  # the API's chance to be below, shown as it is
     assert metric.verdicts == [
         "a harms guardrail errors against control: +20.0 % [5.0, 35.0], p=0.004 (uncorrected), 1 % chance to beat"
     ]
