@@ -14,7 +14,7 @@ events ingested in ``[lo, hi)`` for units whose row holds, full values for the u
 recomputed (no row yet, or, for anonymous/external units, an id linked since ``lo`` or a newly assigned
 neighbour: the earliest-assigned rule of ``unit_event_join_sql`` may now send their events elsewhere).
 The job writes it (``fold_sql``); a request combines it with the rows (``read_sql``) and sums as the
-live statement does (``metric_sql.summary_sql``).
+live statement does (``metric_sql.summary_sql``'s sums, computed in one pass: ``_summary``).
 
 Parameters of both: $1 test, $2 event names, $3 ``lo`` (ingestion time, NULL: no row is read as
 current), $4 until (event time and exposure bound), $5 CUPED lookback days, $6... each part's event
@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from experiments.metric_definitions import MetricDef
-from experiments.metric_sql import property_columns, summary_sql, windows
+from experiments.metric_sql import cap_and_sum, property_columns, windows
 from experiments.unit_repository import unit_event_join_sql
 
 __all__ = ["Layout", "delete_relinked_sql", "fold_sql", "read_sql", "read_users_sql", "relinked_sql"]
@@ -69,14 +69,16 @@ class Layout:
     def values(self, v: str, cuped: bool) -> list[str]:
         """The live statement's ``y{i}, x{i}, s{i}`` from the array ``v``."""
         cols = []
-        for i, p in enumerate(self.parts):
-            y, x = (self._value(v, i, p, side) for side in ("y", "x"))
+        for i in range(len(self.parts)):
+            y, x = (self.value(v, i, side) for side in ("y", "x"))
             cols.append(
                 f"{y} AS y{i}, {x if cuped else '0::float8'} AS x{i}, {v}[{self.index(i, 's')}] AS s{i}"
             )
         return cols
 
-    def _value(self, v: str, i: int, p: MetricDef, side: str) -> str:
+    def value(self, v: str, i: int, side: str) -> str:
+        """Part ``i``'s value after (``side`` y) or before (x) exposure from the array ``v``."""
+        p = self.parts[i]
         if p.kind != "mean":
             return f"{v}[{self.index(i, side)}]"
         total, n = self.index(i, side), self.index(i, side + "n")
@@ -228,6 +230,28 @@ DELETE FROM {_STATE} s WHERE s.test_id = $1 AND s.unit_id IN (SELECT id FROM aff
 """
 
 
+def _summary(layout: Layout, ratios: Sequence[tuple[int, int]], cuped: bool, count: bool) -> str:
+    """From ``m`` (``variant_id, v``: every unit's row as of now), the CTE ``sums``: per variant (``sv``)
+    the live statement's sums (``metric_sql.summary_sql``), with ``count``: ``n``, the rows. The rows'
+    values are not materialized: one pass reads the capped parts' non-zero values for the caps (a sort
+    of those alone), one more computes every sum, capped, in a single aggregate."""
+    parts = layout.parts
+    capped = [i for i, p in enumerate(parts) if p.cap_percentile is not None]
+    caps, capped_cols, sums = cap_and_sum(parts, capped)
+    hot = " OR ".join(f"y{i} <> 0" for i in capped)
+    ys = ", ".join(f"{layout.value('m.v', i, 'y')} AS y{i}" for i in capped)
+    products = "".join(f", sum(y{a} * y{b}) AS r{k}" for k, (a, b) in enumerate(ratios))
+    n = "count(*) AS n, " if count else ""
+    # OFFSET 0 keeps pu a subquery whose values are computed once per row (inlined, each use of a value
+    # would subscript the array again).
+    return f"""pu AS NOT MATERIALIZED (SELECT m.variant_id, {", ".join(layout.values("m.v", cuped))} FROM m OFFSET 0),
+caps AS MATERIALIZED ({f"SELECT {caps} FROM (SELECT {ys} FROM m) pu WHERE {hot}" if caps else "SELECT"}),
+sums AS (
+    SELECT capped.variant_id AS sv, '' AS sd, {n}{sums}{products}
+    FROM (SELECT pu.variant_id, {capped_cols} FROM pu CROSS JOIN caps) capped GROUP BY capped.variant_id
+)"""
+
+
 def read_sql(unit: str, layout: Layout, ratios: Sequence[tuple[int, int]], cuped: bool) -> str:
     """The live statement's rows from the state: the rows of units with no change as they are, the others
     combined with their change since $3 (or replaced by their recomputation), then the caps and the sums
@@ -241,18 +265,18 @@ skip AS MATERIALIZED (
     -- estimate (the CTEs above are estimated far too large), so NOT IN below hashes this side.
     LIMIT (SELECT count(*) FROM u) + (SELECT count(*) FROM keys)
 ),
-m AS (
+m AS NOT MATERIALIZED (
     SELECT st.variant_id, st.unit_id AS unit, st.v FROM {_STATE} st
     WHERE st.test_id = $1 AND st.unit_id::text NOT IN (SELECT k.unit FROM skip k)
     UNION ALL
     SELECT p.variant_id, p.unit, CASE WHEN p.redo OR st.v IS NULL THEN p.v ELSE {layout.combine("st.v", "p.v")} END
     FROM pend p LEFT JOIN {_STATE} st ON st.test_id = $1 AND st.unit_id = p.unit
 ),
-pu AS MATERIALIZED (
-    SELECT m.variant_id, m.unit AS unit_key, {", ".join(layout.values("m.v", cuped))}
-    FROM m
-),
-{summary_sql(layout.parts, ratios)}"""
+{_summary(layout, ratios, cuped, count=False)},
+nv AS (SELECT u.variant_id, count(*) AS n FROM u GROUP BY 1)
+SELECT nv.variant_id, '' AS dim, nv.n, $5::int AS lookback_days, sums.*
+FROM nv LEFT JOIN sums ON sums.sv = nv.variant_id
+"""
 
 
 def read_users_sql(layout: Layout, ratios: Sequence[tuple[int, int]], cuped: bool) -> str:
@@ -273,20 +297,18 @@ pend AS MATERIALIZED (
     FROM ev GROUP BY ev.unit, ev.variant_id, ev.exposed_at
 ),
 skip AS MATERIALIZED (SELECT p.unit FROM pend p LIMIT (SELECT count(*) FROM pend)),
-m AS (
+m AS NOT MATERIALIZED (
     SELECT st.variant_id, st.unit_id AS unit, st.v FROM {_STATE} st
     WHERE st.test_id = $1 AND st.unit_id::text NOT IN (SELECT k.unit FROM skip k)
     UNION ALL
     SELECT p.variant_id, p.unit, {layout.combine("st.v", "p.v")}
     FROM pend p JOIN {_STATE} st ON st.test_id = $1 AND st.unit_id = p.unit
 ),
-pu AS MATERIALIZED (
-    SELECT m.variant_id, m.unit AS unit_key, {", ".join(layout.values("m.v", cuped))}
-    FROM m
-),
-u AS (SELECT pu.variant_id, pu.unit_key AS unit FROM pu),
+{_summary(layout, ratios, cuped, count=True)},
 chk AS (
     SELECT (SELECT count(*) FROM ab_test_assignments a WHERE a.test_id = $1 AND a.assigned_at < $4)
-         = (SELECT count(*) FROM pu) AS same
-),
-{summary_sql(layout.parts, ratios, extra=", (SELECT c.same FROM chk c) AS same")}"""
+         = (SELECT sum(s.n) FROM sums s) AS same
+)
+SELECT sums.sv AS variant_id, '' AS dim, $5::int AS lookback_days, sums.*, (SELECT c.same FROM chk c) AS same
+FROM sums
+"""
