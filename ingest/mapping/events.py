@@ -54,14 +54,21 @@ _MAPPED_FIELDS = frozenset(
 _NAME_MAX = NAME_MAX
 _decoder = msgspec.json.Decoder()
 _CATEGORY_MAX = 50
+# Reasons an event can be rejected for after its properties' names would have been checked.
+_AFTER_NAMES = frozenset({"nul_character", "unencodable_value"})
 _UA_MAX = 255
 
 
 def _own_properties(
-    properties: dict[str, Any], traits: dict[str, Any], props: dict[str, str]
+    properties: dict[str, Any], traits: dict[str, Any], props: dict[str, str], check_names: bool
 ) -> dict[str, str]:
-    """properties, then traits (``traits.<name>`` where a property has the name), added to ``props``."""
-    if properties and not props and max(map(len, properties)) <= _NAME_MAX:
+    """properties, then traits (``traits.<name>`` where a property has the name), added to ``props``.
+
+    Without ``check_names`` the lengths of the properties' own names are not checked here: the request's
+    names are checked at once after the fast pass (``map_events``), which maps again with the check if one
+    is too long.
+    """
+    if properties and not props and (not check_names or max(map(len, properties)) <= _NAME_MAX):
         # The usual case, in one comprehension: every name is short, and nothing is in props yet.
         props = {k: v if type(v) is str else json(v).decode() for k, v in properties.items()}
     else:
@@ -70,12 +77,13 @@ def _own_properties(
             if len(key) > _NAME_MAX:
                 raise Invalid("property_name_too_long")
             props[key] = value if type(value) is str else json(value).decode()
-    for key, value in traits.items():
-        if key in props:
-            key = "traits." + key
-        if len(key) > _NAME_MAX:
-            raise Invalid("property_name_too_long")
-        props[key] = value if type(value) is str else json(value).decode()
+    if traits:
+        for key, value in traits.items():
+            if key in props:
+                key = "traits." + key
+            if len(key) > _NAME_MAX:
+                raise Invalid("property_name_too_long")
+            props[key] = value if type(value) is str else json(value).decode()
     return props
 
 
@@ -162,6 +170,7 @@ class _Request:
 
     __slots__ = (
         "agent",
+        "check_names",
         "check_nul",
         "context",
         "forced_type",
@@ -180,7 +189,9 @@ class _Request:
         context: dict[str, Any] | None,
         integrations: dict[str, Any] | None,
         check_nul: bool,
+        check_names: bool,
     ) -> None:
+        self.check_names = check_names
         self.forced_type = forced_type
         self.context = context
         self.integrations = integrations
@@ -206,7 +217,7 @@ def _map_one(msg: Any, req: _Request) -> tuple[tuple[Any, ...], dict[str, str]]:
     received = req.received
     props: dict[str, str] = {}
     ts = event_time(msg, received, req.sent, req.window, props)
-    props = _own_properties(properties, traits, props)
+    props = _own_properties(properties, traits, props, req.check_names)
     ip, ua = _context_properties(msg, call, context, integrations, props)
     category, device_id, session_id = _descriptors(call, properties, context, integrations)
     agent = req.agent if ua is None else (ua[:_UA_MAX] or None)
@@ -262,10 +273,27 @@ def map_events(
     ``items`` are raw JSON messages (a batch) or already-decoded ones with their encoded ``sizes`` (a
     single call). A message over ``info.max_event_bytes`` is rejected before it is decoded.
     ``check_nul=False`` skips the NUL scan when the caller knows the body has no ``\\u0000`` escape.
+
+    The first pass leaves the properties' own name lengths unchecked and checks every name of the
+    request at once at the end (one C-level pass instead of one per event). Only if a name is too long,
+    or an event was rejected for a reason that the check would have come before, is the request mapped
+    again with the check in every event: each rejection then has the same reason as always.
     """
+    args = (forced_type, sent_at, context, integrations, check_nul)
+    batch = _map_pass(items, info, sizes, _Request(info, *args, check_names=False))
+    if (batch.names and max(map(len, batch.names)) > _NAME_MAX) or any(
+        r.reason in _AFTER_NAMES for r in batch.rejected
+    ):
+        batch = _map_pass(items, info, sizes, _Request(info, *args, check_names=True))
+    return batch
+
+
+def _map_pass(
+    items: list[msgspec.Raw] | list[Any], info: RequestInfo, sizes: list[int] | None, req: _Request
+) -> Batch:
+    """One pass of ``map_events`` over the request's messages."""
     batch = Batch(info.source_id, info.received_at)
     decode = _decoder.decode
-    req = _Request(info, forced_type, sent_at, context, integrations, check_nul)
     limit = info.max_event_bytes
     # uuid5(source_id, messageId): the namespace hashed once, each event's hash a copy of it.
     namespace = hashlib.sha1(info.source_id.bytes, usedforsecurity=False).copy

@@ -244,6 +244,48 @@ def test_each_invalid_event_is_rejected_alone_with_its_reason() -> None:
     ]
 
 
+def test_property_name_over_100_characters_rejects_its_event_first() -> None:
+    """A property, trait, context or top-level name over 100 characters rejects its event with
+    property_name_too_long, before the checks that come after the names (a NUL, a value that cannot be
+    encoded), as each event was checked alone; the others of the request are stored as they are."""
+    long = "n" * 101
+    ok = {"type": "track", "event": "e", "userId": "u", "properties": {"a": 1, "n" * 100: "x"}}
+    msgs: list[dict[str, object]] = [
+        {"type": "track", "event": "e", "userId": "u", "messageId": "p", "properties": {long: 1}},
+        {"type": "track", "event": "e", "userId": "u", "messageId": "pn", "properties": {long: "\x00"}},
+        {
+            "type": "identify",
+            "userId": "u",
+            "messageId": "t",
+            "traits": {long[:-7]: 1},
+            "properties": {long[:-7]: 2},
+        },
+        {"type": "track", "event": "e", "userId": "u", "messageId": "c", "context": {long[:-8]: "v"}},
+        {"type": "track", "event": "e", "userId": "u", "messageId": "top", long: 1},
+        {"type": "track", "event": "e", "userId": "u", "messageId": "nul", "properties": {"a": "\x00"}},
+        {
+            "type": "track",
+            "event": "e",
+            "userId": "u",
+            "messageId": "late",
+            "timestamp": "2099-01-01T00:00:00Z",
+            "properties": {long: 1},
+        },
+    ]
+    reasons = ["property_name_too_long"] * 5 + ["nul_character", "property_name_too_long"]
+    # Each on its own between two good events (so no other event's name triggers the check), then all.
+    for msg, reason in zip(msgs, reasons, strict=True):
+        batch = map_events(_raw(ok, msg, ok), _info())
+        assert batch.indexes == [0, 2]
+        assert [(r.index, r.reason) for r in batch.rejected] == [(1, reason)], msg
+        assert [_props(p) for p in batch.properties] == [{"a": "1", "n" * 100: "x"}] * 2
+    batch = map_events(_raw(ok, *msgs), _info())
+    assert batch.indexes == [0]
+    assert [(r.index, r.message_id, r.reason) for r in batch.rejected] == [
+        (i, str(m["messageId"]), reason) for i, (m, reason) in enumerate(zip(msgs, reasons, strict=True), 1)
+    ]
+
+
 def test_missing_message_id_gets_a_fresh_one() -> None:
     batch = map_events(_raw({"type": "track", "event": "e", "userId": "u"}) * 2, _info())
     assert len(set(batch.message_ids)) == 2
