@@ -27,7 +27,6 @@ __all__ = [
     "USER_UNITS",
     "UnitSource",
     "build",
-    "cap_and_sum",
     "fetch_earliest",
     "fetch_sums",
     "property_columns",
@@ -119,7 +118,7 @@ def _per_unit(parts: Sequence[MetricDef], props: dict[tuple[str, str], str], cup
     return cols
 
 
-def cap_and_sum(parts: Sequence[MetricDef], capped_parts: list[int]) -> tuple[str, str, str]:
+def _cap_and_sum(parts: Sequence[MetricDef], capped_parts: list[int]) -> tuple[str, str, str]:
     """The caps' select list, the capped per-unit columns and the per-variant sums."""
     caps = ", ".join(
         f"percentile_cont({float(parts[i].cap_percentile or 0)!r}::float8) WITHIN GROUP (ORDER BY y{i}) "
@@ -168,7 +167,7 @@ def summary_sql(
     sums and the final rows (``dim_join``: the dimension's join, with ``{unit}``; ``extra``: more
     columns of the final rows, after a comma)."""
     capped_parts = [i for i, p in enumerate(parts) if p.cap_percentile is not None]
-    caps, capped, sums = cap_and_sum(parts, capped_parts)
+    caps, capped, sums = _cap_and_sum(parts, capped_parts)
     products = "".join(f", sum(y{a} * y{b}) AS r{k}" for k, (a, b) in enumerate(ratios))
     return f"""caps AS ({f"SELECT {caps} FROM pu" if caps else "SELECT"}),
 capped AS (SELECT pu.variant_id, {dim} AS dim, {capped} FROM pu{dim_join.format(unit="pu.unit_key")} CROSS JOIN caps),

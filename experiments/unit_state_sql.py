@@ -14,7 +14,7 @@ events ingested in ``[lo, hi)`` for units whose row holds, full values for the u
 recomputed (no row yet, or, for anonymous/external units, an id linked since ``lo`` or a newly assigned
 neighbour: the earliest-assigned rule of ``unit_event_join_sql`` may now send their events elsewhere).
 The job writes it (``fold_sql``); a request combines it with the rows (``read_sql``) and sums as the
-live statement does (``metric_sql.summary_sql``'s sums, computed in one pass: ``_summary``).
+live statement does (``metric_sql.summary_sql``'s sums, in one pass: ``unit_state_sums``).
 
 Parameters of both: $1 test, $2 event names, $3 ``lo`` (ingestion time, NULL: no row is read as
 current), $4 until (event time and exposure bound), $5 CUPED lookback days, $6... each part's event
@@ -27,8 +27,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from experiments.metric_definitions import MetricDef
-from experiments.metric_sql import cap_and_sum, property_columns, windows
+from experiments.metric_sql import property_columns, windows
 from experiments.unit_repository import unit_event_join_sql
+from experiments.unit_state_sums import sums_sql
 
 __all__ = ["Layout", "delete_relinked_sql", "fold_sql", "read_sql", "read_users_sql", "relinked_sql"]
 
@@ -230,28 +231,6 @@ DELETE FROM {_STATE} s WHERE s.test_id = $1 AND s.unit_id IN (SELECT id FROM aff
 """
 
 
-def _summary(layout: Layout, ratios: Sequence[tuple[int, int]], cuped: bool, count: bool) -> str:
-    """From ``m`` (``variant_id, v``: every unit's row as of now), the CTE ``sums``: per variant (``sv``)
-    the live statement's sums (``metric_sql.summary_sql``), with ``count``: ``n``, the rows. The rows'
-    values are not materialized: one pass reads the capped parts' non-zero values for the caps (a sort
-    of those alone), one more computes every sum, capped, in a single aggregate."""
-    parts = layout.parts
-    capped = [i for i, p in enumerate(parts) if p.cap_percentile is not None]
-    caps, capped_cols, sums = cap_and_sum(parts, capped)
-    hot = " OR ".join(f"y{i} <> 0" for i in capped)
-    ys = ", ".join(f"{layout.value('m.v', i, 'y')} AS y{i}" for i in capped)
-    products = "".join(f", sum(y{a} * y{b}) AS r{k}" for k, (a, b) in enumerate(ratios))
-    n = "count(*) AS n, " if count else ""
-    # OFFSET 0 keeps pu a subquery whose values are computed once per row (inlined, each use of a value
-    # would subscript the array again).
-    return f"""pu AS NOT MATERIALIZED (SELECT m.variant_id, {", ".join(layout.values("m.v", cuped))} FROM m OFFSET 0),
-caps AS MATERIALIZED ({f"SELECT {caps} FROM (SELECT {ys} FROM m) pu WHERE {hot}" if caps else "SELECT"}),
-sums AS (
-    SELECT capped.variant_id AS sv, '' AS sd, {n}{sums}{products}
-    FROM (SELECT pu.variant_id, {capped_cols} FROM pu CROSS JOIN caps) capped GROUP BY capped.variant_id
-)"""
-
-
 def read_sql(unit: str, layout: Layout, ratios: Sequence[tuple[int, int]], cuped: bool) -> str:
     """The live statement's rows from the state: the rows of units with no change as they are, the others
     combined with their change since $3 (or replaced by their recomputation), then the caps and the sums
@@ -272,7 +251,7 @@ m AS NOT MATERIALIZED (
     SELECT p.variant_id, p.unit, CASE WHEN p.redo OR st.v IS NULL THEN p.v ELSE {layout.combine("st.v", "p.v")} END
     FROM pend p LEFT JOIN {_STATE} st ON st.test_id = $1 AND st.unit_id = p.unit
 ),
-{_summary(layout, ratios, cuped, count=False)},
+{sums_sql(layout.parts, layout.values("m.v", cuped), ratios, count=False)},
 nv AS (SELECT u.variant_id, count(*) AS n FROM u GROUP BY 1)
 SELECT nv.variant_id, '' AS dim, nv.n, $5::int AS lookback_days, sums.*
 FROM nv LEFT JOIN sums ON sums.sv = nv.variant_id
@@ -304,7 +283,7 @@ m AS NOT MATERIALIZED (
     SELECT p.variant_id, p.unit, {layout.combine("st.v", "p.v")}
     FROM pend p JOIN {_STATE} st ON st.test_id = $1 AND st.unit_id = p.unit
 ),
-{_summary(layout, ratios, cuped, count=True)},
+{sums_sql(layout.parts, layout.values("m.v", cuped), ratios, count=True)},
 chk AS (
     SELECT (SELECT count(*) FROM ab_test_assignments a WHERE a.test_id = $1 AND a.assigned_at < $4)
          = (SELECT sum(s.n) FROM sums s) AS same
