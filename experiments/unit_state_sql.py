@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 
 from experiments.metric_definitions import MetricDef
 from experiments.metric_sql import property_columns, windows
@@ -67,20 +68,11 @@ class Layout:
     def zeros(self) -> str:
         return "'{" + ",".join(["0"] * self.width) + "}'::float8[]"
 
-    def values(self, v: str, cuped: bool) -> list[str]:
-        """The live statement's ``y{i}, x{i}, s{i}`` from the array ``v``."""
-        cols = []
-        for i in range(len(self.parts)):
-            y, x = (self.value(v, i, side) for side in ("y", "x"))
-            cols.append(
-                f"{y} AS y{i}, {x if cuped else '0::float8'} AS x{i}, {v}[{self.index(i, 's')}] AS s{i}"
-            )
-        return cols
-
     def value(self, v: str, i: int, side: str) -> str:
-        """Part ``i``'s value after (``side`` y) or before (x) exposure from the array ``v``."""
+        """The live statement's ``y{i}``, ``x{i}`` or ``s{i}`` (``side``) from the array ``v``: part ``i``'s
+        value after or before exposure, or its skipped values."""
         p = self.parts[i]
-        if p.kind != "mean":
+        if p.kind != "mean" or side == "s":
             return f"{v}[{self.index(i, side)}]"
         total, n = self.index(i, side), self.index(i, side + "n")
         return f"CASE WHEN {v}[{n}] > 0 THEN {v}[{total}] / {v}[{n}] ELSE 0::float8 END"
@@ -251,7 +243,7 @@ m AS NOT MATERIALIZED (
     SELECT p.variant_id, p.unit, CASE WHEN p.redo OR st.v IS NULL THEN p.v ELSE {layout.combine("st.v", "p.v")} END
     FROM pend p LEFT JOIN {_STATE} st ON st.test_id = $1 AND st.unit_id = p.unit
 ),
-{sums_sql(layout.parts, layout.values("m.v", cuped), ratios, count=False)},
+{sums_sql(layout.parts, partial(layout.value, "m.v"), ratios, cuped, count=False)},
 nv AS (SELECT u.variant_id, count(*) AS n FROM u GROUP BY 1)
 SELECT nv.variant_id, '' AS dim, nv.n, $5::int AS lookback_days, sums.*
 FROM nv LEFT JOIN sums ON sums.sv = nv.variant_id
@@ -283,7 +275,7 @@ m AS NOT MATERIALIZED (
     SELECT p.variant_id, p.unit, {layout.combine("st.v", "p.v")}
     FROM pend p JOIN {_STATE} st ON st.test_id = $1 AND st.unit_id = p.unit
 ),
-{sums_sql(layout.parts, layout.values("m.v", cuped), ratios, count=True)},
+{sums_sql(layout.parts, partial(layout.value, "m.v"), ratios, cuped, count=True)},
 chk AS (
     SELECT (SELECT count(*) FROM ab_test_assignments a WHERE a.test_id = $1 AND a.assigned_at < $4)
          = (SELECT sum(s.n) FROM sums s) AS same

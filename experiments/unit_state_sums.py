@@ -11,7 +11,7 @@ The sums are those of ``summary_sql`` over the same rows, added in the same orde
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from experiments.metric_definitions import MetricDef
 
@@ -32,15 +32,29 @@ def _kept(capped: Sequence[int], ratios: Sequence[tuple[int, int]]) -> list[str]
     return list(dict.fromkeys(cols))
 
 
-def _pass(parts: int, capped: Sequence[int], ratios: Sequence[tuple[int, int]], hot: str) -> list[str]:
+class _Kinds:
+    """Which parts are capped, which are 0/1 (uncapped: their squares are their sums) and which can
+    skip values (a numeric property; the others' ``s`` is always 0)."""
+
+    def __init__(self, parts: Sequence[MetricDef]) -> None:
+        self.n = len(parts)
+        self.capped = [i for i, p in enumerate(parts) if p.cap_percentile is not None]
+        self.binary = {i for i, p in enumerate(parts) if p.binary and i not in self.capped}
+        self.skips = {i for i, p in enumerate(parts) if p.property_name is not None}
+
+
+def _pass(kinds: _Kinds, ratios: Sequence[tuple[int, int]], hot: str) -> list[str]:
     """The one aggregate over every row: ``rows``, ``k`` (rows not hot), the uncapped sums, the
     ratio sides' sums over the rows not hot, the hot rows' arrays."""
+    capped = kinds.capped
     out = ["count(*) AS rows", f"count(*) FILTER (WHERE NOT ({hot})) AS k"]
-    for i in range(parts):
+    for i in range(kinds.n):
         if i not in capped:
-            out += [f"sum(y{i}) AS y{i}", f"sum(y{i} * y{i}) AS yy{i}", f"sum(x{i}) AS x{i}"]
-            out += [f"sum(x{i} * x{i}) AS xx{i}", f"sum(y{i} * x{i}) AS yx{i}"]
-        out.append(f"sum(s{i}) AS s{i}")
+            out += [f"sum(y{i}) AS y{i}", f"sum(x{i}) AS x{i}", f"sum(y{i} * x{i}) AS yx{i}"]
+            if i not in kinds.binary:
+                out += [f"sum(y{i} * y{i}) AS yy{i}", f"sum(x{i} * x{i}) AS xx{i}"]
+        if i in kinds.skips:
+            out.append(f"sum(s{i}) AS s{i}")
     for k, (a, b) in enumerate(ratios):
         if a not in capped and b not in capped:
             out.append(f"sum(y{a} * y{b}) AS r{k}")
@@ -60,17 +74,21 @@ def _hot_sums(capped: Sequence[int], ratios: Sequence[tuple[int, int]]) -> list[
     return out
 
 
-def _final(parts: int, capped: Sequence[int], ratios: Sequence[tuple[int, int]]) -> list[str]:
+def _final(kinds: _Kinds, ratios: Sequence[tuple[int, int]]) -> list[str]:
     """The sums per variant: uncapped from the pass; capped from the hot rows plus ``k`` rows' zeros."""
+    capped = kinds.capped
     out = []
-    for i in range(parts):
+    for i in range(kinds.n):
+        out.append(f"a.s{i}" if i in kinds.skips else f"0::float8 AS s{i}")
         if i not in capped:
-            out += [f"a.{c}{i}" for c in ("y", "yy", "x", "xx", "yx", "s")] + [f"NULL::float8 AS c{i}"]
+            out += [f"a.{c}{i}" for c in ("y", "x", "yx")] + [f"NULL::float8 AS c{i}"]
+            sq = ("y", "x") if i in kinds.binary else ("yy", "xx")
+            out += [f"a.{c}{i} AS {q}{i}" for c, q in zip(sq, ("yy", "xx"), strict=True)]
             continue
         z = _z(i)
         out += [f"coalesce(h.{c}{i}, 0) + a.k * {z} AS {c}{i}" for c in ("y", "x")]
         out += [f"coalesce(h.{c}{i}, 0) + a.k * {z} * {z} AS {c}{i}" for c in ("yy", "xx", "yx")]
-        out += [f"a.s{i}", f"caps.c{i}"]
+        out.append(f"caps.c{i}")
     for k, (a, b) in enumerate(ratios):
         if a not in capped and b not in capped:
             out.append(f"a.r{k}")
@@ -82,12 +100,21 @@ def _final(parts: int, capped: Sequence[int], ratios: Sequence[tuple[int, int]])
 
 
 def sums_sql(
-    parts: Sequence[MetricDef], values: Sequence[str], ratios: Sequence[tuple[int, int]], count: bool
+    parts: Sequence[MetricDef],
+    value: Callable[[int, str], str],
+    ratios: Sequence[tuple[int, int]],
+    cuped: bool,
+    count: bool,
 ) -> str:
-    """From ``m`` (``variant_id, v``: every unit's row as of now) and ``values`` (the select list of a
-    row's ``y{i}, x{i}, s{i}`` from ``m.v``), CTEs ending in ``sums``: per variant (``sv``) the columns
-    of ``metric_sql.summary_sql``'s sums, with ``count`` also ``n`` (the rows)."""
-    capped = [i for i, p in enumerate(parts) if p.cap_percentile is not None]
+    """From ``m`` (``variant_id, v``: every unit's row as of now) and ``value`` (part ``i``'s ``y``, ``x``
+    or ``s`` from ``m.v``), CTEs ending in ``sums``: per variant (``sv``) the columns of
+    ``metric_sql.summary_sql``'s sums, with ``count`` also ``n`` (the rows)."""
+    kinds = _Kinds(parts)
+    capped = kinds.capped
+    values = [
+        f"{value(i, 'y')} AS y{i}, {value(i, 'x') if cuped else '0::float8'} AS x{i}" for i in range(kinds.n)
+    ]
+    values += [f"{value(i, 's')} AS s{i}" for i in sorted(kinds.skips)]
     hot = " OR ".join(f"y{i} <> 0 OR x{i} <> 0" for i in capped) or "false"
     kept = _kept(capped, ratios)
     caps = ", ".join(
@@ -109,10 +136,10 @@ hs AS (
     # would subscript the array again).
     return f"""pu AS NOT MATERIALIZED (SELECT m.variant_id, {", ".join(values)} FROM m OFFSET 0),
 agg AS MATERIALIZED (
-    SELECT pu.variant_id AS sv, {", ".join(_pass(len(parts), capped, ratios, hot))} FROM pu GROUP BY pu.variant_id
+    SELECT pu.variant_id AS sv, {", ".join(_pass(kinds, ratios, hot))} FROM pu GROUP BY pu.variant_id
 ),
 {hot_rows if capped else "caps AS (SELECT), hs AS (SELECT NULL::uuid AS sv),"}
 sums AS (
-    SELECT a.sv, '' AS sd, {"a.rows AS n, " if count else ""}{", ".join(_final(len(parts), capped, ratios))}
+    SELECT a.sv, '' AS sd, {"a.rows AS n, " if count else ""}{", ".join(_final(kinds, ratios))}
     FROM agg a CROSS JOIN caps LEFT JOIN hs h ON h.sv = a.sv
 )"""
