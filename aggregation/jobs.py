@@ -28,7 +28,7 @@ from aggregation.periods import PeriodResult
 from aggregation.repository import HOUR, day_start
 from kernel import events
 from kernel.auth import utcnow
-from kernel.scheduler import try_job_lock
+from kernel.scheduler import job_lock
 
 if TYPE_CHECKING:
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -111,8 +111,8 @@ async def _job_lock(db: Database, job: str) -> AsyncIterator[bool]:
     The periods are still locked one by one (against backfills and ``rollup_day``), but one runner per job
     also keeps the order of a run intact: a day's WAU/MAU are computed after the days before it.
     """
-    async with db.transaction() as conn:
-        yield await try_job_lock(conn, f"aggregation-job:{job}")
+    async with job_lock(db, f"aggregation-job:{job}") as mine:
+        yield mine
 
 
 async def _unfinalised(

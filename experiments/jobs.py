@@ -11,7 +11,7 @@ from experiments.service.daily import daily_experiments, rollup_daily
 from experiments.service.daily_cache import Budget
 from experiments.service.unit_state_job import fold_unit_values
 from kernel.errors import DomainError
-from kernel.scheduler import try_job_lock
+from kernel.scheduler import job_lock, try_job_lock
 
 if TYPE_CHECKING:
     from kernel.db import Database
@@ -33,8 +33,8 @@ async def run_daily_results(db: Database, budget: Budget | None = None) -> int:
     per transaction, within ``budget`` (default: ``DAILY_BUDGET_DAYS`` / ``DAILY_BUDGET_SECONDS``); the
     number of days computed. One runner across processes (0 if another holds the job)."""
     budget = budget or Budget(DAILY_BUDGET_DAYS, DAILY_BUDGET_SECONDS)
-    async with db.transaction() as held:
-        if not await try_job_lock(held, "experiments.daily_results"):
+    async with job_lock(db, "experiments.daily_results") as mine:
+        if not mine:
             return 0
         async with db.transaction() as conn:
             names = await daily_experiments(conn)

@@ -18,7 +18,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -29,11 +29,14 @@ from kernel.observability import job_var
 if TYPE_CHECKING:
     import asyncpg
 
+    from kernel.db import Database
+
 __all__ = [
     "JOB_ID",
     "LOCK_ENV",
     "NamedJobScheduler",
     "create_scheduler",
+    "job_lock",
     "named_job",
     "start_if_elected",
     "start_when_elected",
@@ -111,6 +114,19 @@ async def try_job_lock(conn: asyncpg.Connection, key: str) -> bool:
     if not got:
         _log.info("job already running elsewhere", extra={"job_key": key})
     return got
+
+
+@contextlib.asynccontextmanager
+async def job_lock(db: Database, key: str) -> AsyncIterator[bool]:
+    """Hold ``key``'s advisory lock for a run of several transactions; yields False if another process
+    holds it.
+
+    The lock lives in a transaction on a connection of its own, outside the pool: a run that held a
+    pooled connection for its lock while waiting for another for its work would deadlock as soon as as
+    many runs as the pool has connections started together (each holding one, all waiting).
+    """
+    async with db.dedicated_connection() as conn, conn.transaction():
+        yield await try_job_lock(conn, key)
 
 
 # serve --workers N names a lock file here: the worker holding it runs the scheduler, the others wait.
