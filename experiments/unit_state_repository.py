@@ -17,6 +17,7 @@ from experiments.unit_state_sql import Layout, delete_relinked_sql, fold_sql, re
 
 __all__ = [
     "Fold",
+    "analyze",
     "delete_values",
     "fetch_mark",
     "fold",
@@ -83,6 +84,14 @@ async def fold(conn: asyncpg.Connection, f: Fold) -> int:
         await conn.execute(delete_relinked_sql(f.unit), f.test_id, f.lo, f.hi, f.until)
     status: str = await conn.execute(fold_sql(f.unit, f.layout), *f.args())
     return int(status.split()[-1])
+
+
+async def analyze(conn: asyncpg.Connection) -> None:
+    """Refresh the planner's statistics of the state (after a rebuild, in its transaction: ANALYZE counts
+    the rows this transaction wrote). Otherwise requests right after a rebuild can be planned for the
+    table as autovacuum last saw it (empty after a test's rows were deleted: a nested loop over the
+    1,000,000 rows per changed unit), until autovacuum analyzes it."""
+    await conn.execute("ANALYZE experiment_unit_values")
 
 
 async def save_mark(

@@ -76,7 +76,8 @@ async def refresh(
     conn: asyncpg.Connection, exp: Experiment, parts: Sequence[MetricDef], history: int, hi: dt.datetime
 ) -> int:
     """Bring the experiment's state to ``hi`` (``repo.horizon``): fold the events ingested since its
-    mark, or rebuild it when there is none or the definition changed. The unit rows written."""
+    mark, or rebuild it when there is none or the definition changed (then its statistics are refreshed:
+    ``repo.analyze``). The unit rows written."""
     want = definition(exp, parts, history)
     mark = await repo.fetch_mark(conn, exp.test_id)
     lo: dt.datetime | None = None
@@ -87,5 +88,7 @@ async def refresh(
     else:
         await repo.delete_values(conn, exp.test_id)
     written = await repo.fold(conn, _fold(exp, parts, history, lo, hi))
+    if lo is None:
+        await repo.analyze(conn)
     await repo.save_mark(conn, exp.test_id, want, hi)
     return written
