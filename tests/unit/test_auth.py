@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import uuid
 from pathlib import Path
 
@@ -111,3 +112,10 @@ def test_uuid7_is_version_7_and_time_ordered() -> None:
     assert all(u.version == 7 for u in ids)
     assert [u.int >> 80 for u in ids] == sorted(u.int >> 80 for u in ids)
     assert len(set(ids)) == 1000
+
+
+def test_uuid7_sorts_in_the_order_it_was_made() -> None:
+    """Many per millisecond (past the 12-bit sequence too): each id is greater than the one before."""
+    ids = [uuid7() for _ in range(20_000)]
+    assert all(a.int < b.int for a, b in itertools.pairwise(ids))
+    assert all(u.version == 7 and u.variant == uuid.RFC_4122 for u in ids)
