@@ -35,9 +35,8 @@ async def test_a_second_holder_is_refused_until_the_first_ends(clean_db: str) ->
     db = Database(clean_db, max_size=2)
     await db.open()
     try:
-        async with job_lock(db, "one-job") as first:
-            async with job_lock(db, "one-job") as second:
-                assert (first, second) == (True, False)
+        async with job_lock(db, "one-job") as first, job_lock(db, "one-job") as second:
+            assert (first, second) == (True, False)
         async with job_lock(db, "one-job") as again:
             assert again
     finally:
