@@ -21,6 +21,8 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import asyncpg
+
 from integrations.workflows import batch, steps, triggers
 from integrations.workflows import repository as repo
 from integrations.workflows.config import RunnerConfig
@@ -70,6 +72,19 @@ async def _match(db: Database, now: dt.datetime | None, config: RunnerConfig, st
         stats.scheduled += await triggers.fire_schedules(conn, _now(now))
 
 
+_SQLSTATES = {"23503": "a row the step refers to does not exist", "23505": "the row already exists"}
+
+
+def describe_error(exc: Exception) -> str:
+    """What an execution records of a step's error. Our own errors keep their message; a database error
+    keeps its class and SQLSTATE only: its text names tables and constraints, and the execution's error
+    goes out in the ``workflow.execution_failed`` webhook. The full text is in the log."""
+    if isinstance(exc, asyncpg.PostgresError):
+        what = _SQLSTATES.get(exc.sqlstate or "", "the database refused the step's write")
+        return f"{type(exc).__name__} (SQLSTATE {exc.sqlstate}): {what}"
+    return f"{type(exc).__name__}: {exc}"
+
+
 async def _run_one(conn: Any, ctx: steps.RunContext, ex: Any, when: dt.datetime, stats: RunStats) -> None:
     """Advance one execution by one step in its own savepoint (not released: the batch's commit ends
     them all). A step that raises rolls back to it and is recorded as a failed attempt."""
@@ -82,7 +97,7 @@ async def _run_one(conn: Any, ctx: steps.RunContext, ex: Any, when: dt.datetime,
         _log.warning(
             "workflow step failed", extra={"execution_id": str(ex["execution_id"]), "error": str(exc)}
         )
-        status = await steps.failed(conn, ctx, ex, f"{type(exc).__name__}: {exc}", when)
+        status = await steps.failed(conn, ctx, ex, describe_error(exc), when)
         stats.retried += status == "running"
     stats.completed += status == "completed"
     stats.failed += status == "failed"

@@ -86,6 +86,10 @@ async def test_one_bad_execution_does_not_hold_back_the_batch(
             "notify": "pending",
         }
         assert error in rows["notify"]["error_message"]
+    # A database error is recorded by its class and SQLSTATE, without the table and constraint names.
+    recorded = (await _steps(conn, missing))["notify"]["error_message"]
+    assert "SQLSTATE 23503" in recorded
+    assert "notifications" not in recorded
     assert stats.retried == 2
     assert stats.completed == 3
     assert stats.steps == 3 * 5 + 2 * 2
