@@ -121,12 +121,17 @@ async def job_lock(db: Database, key: str) -> AsyncIterator[bool]:
     """Hold ``key``'s advisory lock for a run of several transactions; yields False if another process
     holds it.
 
-    The lock lives in a transaction on a connection of its own, outside the pool: a run that held a
-    pooled connection for its lock while waiting for another for its work would deadlock as soon as as
-    many runs as the pool has connections started together (each holding one, all waiting).
+    A session lock on a connection of its own, outside the pool and with no transaction open: a run that
+    held a pooled connection for its lock while waiting for another for its work would deadlock as soon as
+    as many runs as the pool has connections started together, and an open transaction would hold back
+    whatever reads up to the oldest open transaction (the experiments' unit-state fold). Closing the
+    connection (or the process dying) releases the lock.
     """
-    async with db.dedicated_connection() as conn, conn.transaction():
-        yield await try_job_lock(conn, key)
+    async with db.dedicated_connection() as conn:
+        got: bool = await conn.fetchval("SELECT pg_try_advisory_lock(hashtextextended($1, 0))", key)
+        if not got:
+            _log.info("job already running elsewhere", extra={"job_key": key})
+        yield got
 
 
 # serve --workers N names a lock file here: the worker holding it runs the scheduler, the others wait.

@@ -20,6 +20,7 @@ from urllib.parse import unquote, urlsplit
 import asyncpg
 
 from kernel import audit
+from kernel.scheduler import job_lock
 from operations import catalog, service
 from operations import repository as repo
 from operations.catalog import BackupDir
@@ -64,8 +65,8 @@ def login(url: str | None) -> dict[str, Any]:
 
 @asynccontextmanager
 async def _single_runner(db: Database) -> AsyncIterator[None]:
-    async with db.dedicated_connection() as conn:
-        if not await conn.fetchval("SELECT pg_try_advisory_lock(hashtextextended($1, 0))", _LOCK_KEY):
+    async with job_lock(db, _LOCK_KEY) as mine:
+        if not mine:
             raise BackupBusy("A backup job is already running in another process.")
         yield
 

@@ -20,6 +20,7 @@ import asyncpg
 
 import aggregation
 import ingest
+from kernel.scheduler import job_lock
 from retention import repository as repo
 from retention import service
 from retention.errors import RetentionBusy
@@ -45,9 +46,8 @@ async def _single_runner(db: Database) -> AsyncIterator[None]:
     A session lock rather than a transaction lock because a run spans many transactions; closing the
     connection (or the process dying) releases it.
     """
-    # A dedicated connection, so the session lock can never be left behind on a pooled one.
-    async with db.dedicated_connection() as conn:
-        if not await conn.fetchval("SELECT pg_try_advisory_lock(hashtextextended($1, 0))", _LOCK_KEY):
+    async with job_lock(db, _LOCK_KEY) as mine:
+        if not mine:
             raise RetentionBusy("Retention or partition upkeep is already running in another process.")
         yield
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
+import asyncpg
+
 from kernel.db import Database
 from kernel.scheduler import job_lock
 
@@ -39,5 +41,21 @@ async def test_a_second_holder_is_refused_until_the_first_ends(clean_db: str) ->
             assert (first, second) == (True, False)
         async with job_lock(db, "one-job") as again:
             assert again
+    finally:
+        await db.close()
+
+
+async def test_the_lock_holds_no_transaction_open(clean_db: str, conn: asyncpg.Connection) -> None:
+    """An open transaction would hold back what reads up to the oldest one (the unit-state fold)."""
+    db = Database(clean_db, max_size=1)
+    await db.open()
+    try:
+        async with job_lock(db, "long-job") as mine:
+            assert mine
+            open_ones = await conn.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND xact_start IS NOT NULL AND pid <> pg_backend_pid()"
+            )
+            assert open_ones == 0
     finally:
         await db.close()
