@@ -29,7 +29,7 @@ import datetime as dt
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ingest.models import IngestMessageId
 from kernel.settings import get_settings
@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "GRACE",
+    "Begun",
     "LedgerUpkeep",
     "begin",
     "claim",
@@ -62,26 +63,37 @@ _WEEK = dt.timedelta(days=7)
 AHEAD_WEEKS = 2
 # Transactions that begin this long after a week's start also claim in the previous week's partition.
 GRACE = dt.timedelta(hours=1)
-# The server-side bounds that keep a flush transaction under GRACE. After ``begin`` it has at most 10
-# statements (a savepoint, two COPY claims, then its release, or a rollback to it and two INSERT claims;
-# the users lock, two COPYs; COMMIT) of at most _MAX_STATEMENT_S each, with at most _IDLE_S between
-# them: 10 x (180 + 60) s = 40 min < 1 h.
+# The server-side bounds that keep a flush transaction under GRACE. After ``begin`` it has at most 5
+# statements (two COPY or two INSERT claims, two COPYs of rows, COMMIT) of at most _MAX_STATEMENT_S
+# each, with at most _IDLE_S between them: 5 x (180 + 60) s = 20 min < 1 h. A claim that meets a
+# duplicate ends the transaction; the flush starts over in a new one, with its own ``begin``.
 _MAX_STATEMENT_S = 180
 _IDLE_S = 60
+# A flush's backend asks the kernel to write the data pages it writes out at once, every 256 kB
+# (PostgreSQL's ``backend_flush_after``, off by default on Linux), rather than leave them dirty in the
+# page cache: the kernel writes a file's dirty pages out together 30 s later, hundreds of MB at a time on
+# this load, and every commit's WAL flush waits behind that write (200-300 ms stalls; docs/ingest.md).
+_FLUSH_AFTER = "256kB"
 
 # The flush's first statement: its server-side bounds, its start (the claims' week; a test may give it),
-# and the ids already claimed from the week holding the day ``window`` days back up to, not including,
-# the first week this transaction claims in (its own, or in a week's first GRACE the one before). A join
-# of the ids to the ledger: the planner probes each partition's index per id (with ``= ANY`` of a
-# 2,000-id array it chose parallel sequential scans of every partition).
+# the ids already claimed from the week holding the day ``window`` days back up to, not including, the
+# first week this transaction claims in (its own, or in a week's first GRACE the one before), and the
+# users among the events' user_id candidates, locked. A join of the ids to the ledger: the planner probes
+# each partition's index per id (with ``= ANY`` of a 2,000-id array it chose parallel sequential scans of
+# every partition). FOR KEY SHARE is the lock a foreign-key check takes: such a users row cannot be
+# deleted (or its key changed) until the flush commits, and a user deleted before it is simply not found.
+# The users table is core_api's, named literally so that this declared read of another domain's table
+# stays visible to the ownership check (tests/unit/test_architecture.py).
 _BEGIN = f"""
 WITH t AS (SELECT coalesce($5::timestamp, statement_timestamp() AT TIME ZONE 'UTC') AS ts)
 SELECT set_config('statement_timeout', $1, true), set_config('idle_in_transaction_session_timeout', $2, true),
+       set_config('backend_flush_after', '{_FLUSH_AFTER}', true),
        t.ts,
        ARRAY(SELECT l.{_C.event_id.name} FROM unnest($3::uuid[]) AS u(id) JOIN {_LEDGER} l ON l.{_C.event_id.name} = u.id
              WHERE l.{_C.week.name} >= date_trunc('week', t.ts - make_interval(days => $4))::date
                AND l.{_C.week.name} < date_trunc('week', t.ts)::date
-                   - CASE WHEN t.ts - date_trunc('week', t.ts) < $6::interval THEN 7 ELSE 0 END)
+                   - CASE WHEN t.ts - date_trunc('week', t.ts) < $6::interval THEN 7 ELSE 0 END),
+       ARRAY(SELECT user_id FROM users WHERE user_id = ANY($7::uuid[]) FOR KEY SHARE)
 FROM t
 """
 # Sorted input: two transactions claiming overlapping ids wait for each other in the same order.
@@ -98,16 +110,28 @@ def week_of(day: dt.date) -> dt.date:
     return day - dt.timedelta(days=day.weekday())
 
 
+class Begun(NamedTuple):
+    """What a flush's first statement (``begin``) found."""
+
+    # When the statement began (naive UTC): the claims' week.
+    started: dt.datetime
+    # The ids already claimed (and committed) in the window's earlier weeks.
+    seen: set[Any]
+    # The users among the candidates, locked FOR KEY SHARE until the transaction ends.
+    known_users: set[Any]
+
+
 async def begin(
     conn: asyncpg.Connection,
     ids: Sequence[Any],
     window_days: int,
     statement_timeout: float,
     at: dt.datetime | None = None,
-) -> tuple[dt.datetime, set[Any]]:
-    """First statement of a flush transaction, one round trip: bound the transaction server-side, and
-    return when this statement began (naive UTC; ``at`` instead, in tests) and which of ``ids`` were
-    claimed (and committed) in the window's earlier weeks (those ``claim_weeks`` does not claim in).
+    users: Sequence[Any] = (),
+) -> Begun:
+    """First statement of a flush transaction, one round trip: bound the transaction server-side, note
+    when this statement began (``at`` instead, in tests), find which of ``ids`` were claimed in the
+    window's earlier weeks (those ``claim_weeks`` does not claim in), and lock the users among ``users``.
 
     Every later statement ends within ``min(statement_timeout, 180 s)`` and no pause lasts over 60 s,
     or PostgreSQL ends the transaction: what keeps a flush shorter than ``GRACE``. The start is this
@@ -115,10 +139,17 @@ async def begin(
     """
     limit_ms = int(min(statement_timeout, _MAX_STATEMENT_S) * 1000)
     row = await conn.fetchrow(
-        _BEGIN, f"{limit_ms}ms", f"{_IDLE_S}s", ids, window_days, at, GRACE, timeout=statement_timeout
+        _BEGIN,
+        f"{limit_ms}ms",
+        f"{_IDLE_S}s",
+        ids,
+        window_days,
+        at,
+        GRACE,
+        users,
+        timeout=statement_timeout,
     )
-    started: dt.datetime = row[2]
-    return started, set(row[3])
+    return Begun(row[3], set(row[4]), set(row[5]))
 
 
 def claim_weeks(started: dt.datetime) -> tuple[dt.date, ...]:
@@ -131,10 +162,11 @@ def claim_weeks(started: dt.datetime) -> tuple[dt.date, ...]:
 
 
 async def copy_claims(conn: asyncpg.Connection, ids: Sequence[Any], week: dt.date, timeout: float) -> None:
-    """Record sorted ``ids`` under ``week`` by binary COPY (the cheap path: duplicates are rare).
+    """Record ``ids`` (sorted) under ``week`` by binary COPY (the cheap path: duplicates are rare).
+    Sorted, so two transactions claiming overlapping ids wait for each other in the same order.
 
-    Raises ``UniqueViolationError`` if one was recorded that week before, committed or not; the caller
-    then rolls back to its savepoint and uses ``claim``.
+    Raises ``UniqueViolationError`` if one was recorded that week before, committed or not; that aborts
+    the transaction, and the caller starts over with ``claim``.
     """
     await conn.copy_records_to_table(
         _LEDGER, records=[(i, week) for i in ids], columns=_COLUMNS, timeout=timeout

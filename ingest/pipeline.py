@@ -29,6 +29,8 @@ from ingest.errors import IngestOverloaded
 from ingest.mapping import ROW_USER_ID, Batch, Run, encode_rows
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from ingest.config import IngestConfig
     from kernel.db import Database
 
@@ -54,6 +56,10 @@ class _Unavailable(Exception):
 
 class _Poisoned(Exception):
     pass
+
+
+class _ClaimConflict(Exception):
+    """A COPY claim met an id already claimed that week; its transaction is over."""
 
 
 def _classify(exc: BaseException) -> str:
@@ -287,30 +293,42 @@ class Pipeline:
                         raise _Unavailable from exc
         raise _Unavailable
 
-    async def _claim(self, conn: asyncpg.Connection, ids: list[Any], timeout: float) -> set[Any]:
-        """The ids of ``ids`` not seen in the dedupe window, now recorded in the ledger (in this
-        transaction, whose first statement this must be: ``ledger.begin`` bounds its length).
+    async def _claim(
+        self,
+        conn: asyncpg.Connection,
+        ids: list[Any],
+        users: Sequence[Any],
+        timeout: float,
+        *,
+        careful: bool = False,
+    ) -> tuple[set[Any], set[Any]]:
+        """The ids of ``ids`` not seen in the dedupe window, now recorded in the ledger, and the users
+        among ``users``, locked: in this transaction, whose first statement this must be (``ledger.begin``
+        bounds its length).
 
         The window's earlier week is read; the claim goes into the transaction's week (and, in a week's
         first hour, the week before: ``ingest.ledger``). Duplicates are rare (SDK retries), so the cheap
-        path is tried first: COPY the ids inside a savepoint. Only if one was already claimed that week
-        does the slower INSERT ... ON CONFLICT sort them out.
+        path is tried first: COPY the ids. If one was already claimed that week, that ends the
+        transaction (``_ClaimConflict``): the flush starts over with ``careful``, where INSERT ... ON
+        CONFLICT sorts them out. No savepoint: it would cost two round trips on every flush.
         """
-        if not ids:
-            return set()
-        started, seen = await ledger.begin(conn, ids, self._config.dedupe_days, timeout)
-        weeks = ledger.claim_weeks(started)
-        fresh = sorted(i for i in ids if i not in seen) if seen else sorted(ids)
-        try:
-            async with conn.transaction():
-                for week in weeks:
-                    await ledger.copy_claims(conn, fresh, week, timeout)
-            return set(fresh)
-        except asyncpg.UniqueViolationError:
+        begun = await ledger.begin(conn, ids, self._config.dedupe_days, timeout, users=users)
+        weeks = ledger.claim_weeks(begun.started)
+        fresh = [i for i in ids if i not in begun.seen] if begun.seen else ids
+        if not fresh:
+            return set(), begun.known_users
+        if careful:
             new = set(fresh)
             for week in weeks:
                 new &= await ledger.claim(conn, fresh, week, timeout)
-            return new
+            return new, begun.known_users
+        claims = sorted(fresh)
+        try:
+            for week in weeks:
+                await ledger.copy_claims(conn, claims, week, timeout)
+        except asyncpg.UniqueViolationError as exc:
+            raise _ClaimConflict from exc
+        return set(fresh), begun.known_users
 
     async def _write(self, slices: list[_Slice]) -> None:
         timeout = self._config.flush_timeout_seconds
@@ -322,28 +340,47 @@ class Pipeline:
             ids += batch.ids if whole else batch.ids[start:end]
             candidates.update([row[ROW_USER_ID] for row in (batch.rows if whole else batch.rows[start:end])])
         candidates.discard(None)
+        users = list(candidates)
         unique = set(ids)
         if len(unique) < len(ids):  # the same message twice in one flush: counted as a duplicate below
             ids = list(dict.fromkeys(ids))
 
-        async with self._db.pool.acquire(timeout=timeout) as conn, conn.transaction():
-            new = await self._claim(conn, ids, timeout)
-            known = await repository.lock_known_users(conn, candidates, timeout) if candidates else set()
-            if len(new) == len(ids) == len(unique) == sum(end - start for _, start, end in slices):
-                runs: list[Run] = [(p.batch, start, end) for p, start, end in slices]
-                accepted = {id(p): end - start for p, start, end in slices}
-            else:
-                runs, accepted = _new_runs(slices, new)
-            if runs:
-                events, properties = encode_rows(runs, known)
-                await repository.copy_events(conn, events, timeout)
-                if properties is not None:
-                    await repository.copy_properties(conn, properties, timeout)
+        async with self._db.pool.acquire(timeout=timeout) as conn:
+            try:
+                async with conn.transaction():
+                    accepted = await self._write_rows(conn, slices, ids, unique, users, timeout, False)
+            except _ClaimConflict:  # rolled back: a retry of a message claimed this week
+                async with conn.transaction():
+                    accepted = await self._write_rows(conn, slices, ids, unique, users, timeout, True)
         # Committed: only now do the counts become part of the requests' outcomes.
         for p, start, end in slices:
             n_accepted = accepted.get(id(p), 0)
             p.outcome.accepted += n_accepted
             p.outcome.duplicates += (end - start) - n_accepted
+
+    async def _write_rows(
+        self,
+        conn: asyncpg.Connection,
+        slices: list[_Slice],
+        ids: list[Any],
+        unique: set[Any],
+        users: list[Any],
+        timeout: float,
+        careful: bool,
+    ) -> dict[int, int]:
+        """The flush's statements in its transaction; how many events of each request were stored."""
+        new, known = await self._claim(conn, ids, users, timeout, careful=careful)
+        if len(new) == len(ids) == len(unique) == sum(end - start for _, start, end in slices):
+            runs: list[Run] = [(p.batch, start, end) for p, start, end in slices]
+            accepted = {id(p): end - start for p, start, end in slices}
+        else:
+            runs, accepted = _new_runs(slices, new)
+        if runs:
+            events, properties = encode_rows(runs, known)
+            await repository.copy_events(conn, events, timeout)
+            if properties is not None:
+                await repository.copy_properties(conn, properties, timeout)
+        return accepted
 
 
 def _new_runs(slices: list[_Slice], new: set[Any]) -> tuple[list[Run], dict[int, int]]:

@@ -1,11 +1,11 @@
-"""SQL of the ingest domain: the flush (user lock, binary COPY) and event sources; the dedupe ledger's
-SQL is ``ingest.ledger``."""
+"""SQL of the ingest domain: the flush's binary COPYs and event sources; the dedupe ledger's SQL (and the
+flush's first statement, which also locks the known users) is ``ingest.ledger``."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Sequence
+from typing import TYPE_CHECKING
 
 from ingest.mapping import EVENT_COLUMNS, PROPERTY_COLUMNS
 from ingest.models import AnalyticsEvent, ApiSource, EventProperty
@@ -20,7 +20,6 @@ __all__ = [
     "find_active_source",
     "insert_source",
     "list_sources",
-    "lock_known_users",
     "revoke_source",
 ]
 
@@ -35,11 +34,6 @@ _S = ApiSource.__table__.c
 # What a source row reads as everywhere: all but the key's hash (which never leaves the database).
 _SOURCE_OUT = ", ".join(c.name for c in ApiSource.__table__.columns if c.name != _S.key_hash.name)
 
-# FOR KEY SHARE is the lock a foreign-key check takes: the users row cannot be deleted (or its key
-# changed) until the flush commits, and a user deleted before it is simply not found.
-# The users table is core_api's, not described here: named literally, so this declared read of another
-# domain's table stays visible to the ownership check (tests/unit/test_architecture.py).
-_LOCK_USERS = "SELECT user_id FROM users WHERE user_id = ANY($1::uuid[]) FOR KEY SHARE"
 _INSERT_SOURCE = f"""INSERT INTO {_SOURCES} ({_S.name.name}, {_S.key_hash.name}, {_S.key_prefix.name}) VALUES ($1, $2, $3)
            RETURNING {_SOURCE_OUT}"""
 _LIST_SOURCES = f"SELECT {_SOURCE_OUT} FROM {_SOURCES} ORDER BY {_S.created_at.name}, {_S.name.name}"
@@ -50,14 +44,6 @@ _FIND_SOURCE = (
     f"SELECT {_S.source_id.name}, {_S.name.name} FROM {_SOURCES} "
     f"WHERE {_S.key_hash.name} = $1 AND {_S.revoked_at.name} IS NULL"
 )
-
-
-async def lock_known_users(
-    conn: asyncpg.Connection, user_ids: Iterable[uuid.UUID], timeout: float
-) -> set[Any]:
-    """The subset of ``user_ids`` that are users, locked against deletion until the transaction ends."""
-    rows = await conn.fetch(_LOCK_USERS, list(user_ids), timeout=timeout)
-    return {r[0] for r in rows}
 
 
 async def _parts(stream: Sequence[bytes]) -> AsyncIterator[bytes]:

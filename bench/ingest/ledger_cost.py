@@ -3,7 +3,7 @@
 Flush transactions of 2,000 events (and their 10,000 property rows, built by the server's mapping from
 ``bench ingest``'s batches) are written three ways, alternating, on one connection: without a ledger;
 with the ledger as ingest writes it (``ingest.ledger``: the bounded start, the previous week's look-up,
-the COPY of the claims in a savepoint); and with the single-table ledger it replaced (uuid primary key,
+the sorted COPY of the claims); and with the single-table ledger it replaced (uuid primary key,
 ``first_seen_at`` default, BRIN index, COPY in a savepoint). The event and property rows are binary COPY
 payloads encoded once, so the client's CPU stays out of it; the backend's CPU is read from
 ``/proc/<pid>/stat``, the WAL from ``pg_current_wal_lsn()``. ``--fill N`` first puts N claims per day of the
@@ -74,11 +74,10 @@ async def _flush_none(conn: asyncpg.Connection, chunk: Chunk) -> None:
 
 async def _flush_week(conn: asyncpg.Connection, chunk: Chunk) -> None:
     """The ledger's part of the flush exactly as ``ingest.pipeline`` runs it (the fast path)."""
-    started, seen = await ledger.begin(conn, chunk[2], 7, 10.0)
-    weeks = ledger.claim_weeks(started)
-    async with conn.transaction():
-        for week in weeks:
-            await ledger.copy_claims(conn, [i for i in chunk[2] if i not in seen], week, 10.0)
+    begun = await ledger.begin(conn, chunk[2], 7, 10.0)
+    claims = sorted(i for i in chunk[2] if i not in begun.seen)
+    for week in ledger.claim_weeks(begun.started):
+        await ledger.copy_claims(conn, claims, week, 10.0)
     await _flush_none(conn, chunk)
 
 

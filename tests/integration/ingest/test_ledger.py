@@ -12,7 +12,7 @@ import asyncpg
 import pytest
 
 from ingest import ledger
-from ingest.pipeline import Pipeline
+from ingest.pipeline import Pipeline, _ClaimConflict
 from tests.integration.ingest.conftest import KeyedSource, count, track
 from tests.integration.ingest.test_pipeline import make_batch
 
@@ -59,8 +59,8 @@ class _Clock:
         self.at: dict[int, dt.datetime] = {}
 
     def patch(self, real: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
-        async def begin(conn: asyncpg.Connection, ids: Any, window: int, timeout: float) -> Any:
-            return await real(conn, ids, window, timeout, at=self.at[id(conn)])
+        async def begin(conn: asyncpg.Connection, ids: Any, window: int, timeout: float, **kw: Any) -> Any:
+            return await real(conn, ids, window, timeout, at=self.at[id(conn)], **kw)
 
         return begin
 
@@ -75,8 +75,9 @@ async def test_claims_on_both_sides_of_the_weeks_start_meet(
     first_commits: bool,
 ) -> None:
     """A flush that began on Sunday at 23:59:59 still holds its claims (uncommitted) when the retry's
-    flush begins on Monday at 00:00:01: the retry waits for it, and is a duplicate if it committed,
-    stored if it rolled back."""
+    flush begins on Monday at 00:00:01: the retry waits for it. If it committed, the retry's COPY claim
+    fails (ending its transaction) and the careful claim in a new one finds them all duplicates; if it
+    rolled back, the retry's COPY claim stores them."""
     clock = _Clock()
     monkeypatch.setattr(ledger, "begin", clock.patch(ledger.begin))
     monday = await _this_week(conn)
@@ -88,13 +89,20 @@ async def test_claims_on_both_sides_of_the_weeks_start_meet(
         t1, t2 = before.transaction(), after.transaction()
         await t1.start()
         await t2.start()
-        assert await pipeline._claim(before, ids, 10) == set(ids)
-        retry = asyncio.create_task(pipeline._claim(after, ids, 10))
+        assert await pipeline._claim(before, ids, [], 10) == (set(ids), set())
+        retry = asyncio.create_task(pipeline._claim(after, ids, [], 10))
         await asyncio.sleep(0.5)
         assert not retry.done()  # waiting on the other week's uncommitted claims
         await (t1.commit() if first_commits else t1.rollback())
-        assert await asyncio.wait_for(retry, 10) == (set() if first_commits else set(ids))
-        await t2.commit()
+        if first_commits:
+            with pytest.raises(_ClaimConflict):
+                await asyncio.wait_for(retry, 10)
+            await t2.rollback()
+            async with after.transaction():
+                assert await pipeline._claim(after, ids, [], 10, careful=True) == (set(), set())
+        else:
+            assert await asyncio.wait_for(retry, 10) == (set(ids), set())
+            await t2.commit()
     finally:
         await before.close()
         await after.close()
@@ -114,10 +122,10 @@ async def test_a_flush_an_hour_into_the_week_reads_the_previous_week_only(
     ids = [row[0] for row in make_batch(source, [track(f"late-{i}") for i in range(10)]).events]
     async with pipeline._db.pool.acquire() as a, a.transaction():
         clock.at[id(a)] = monday - dt.timedelta(seconds=1)
-        assert await pipeline._claim(a, ids, 10) == set(ids)
+        assert await pipeline._claim(a, ids, [], 10) == (set(ids), set())
     async with pipeline._db.pool.acquire() as b, b.transaction():
         clock.at[id(b)] = monday + ledger.GRACE
-        assert await pipeline._claim(b, ids, 10) == set()
+        assert await pipeline._claim(b, ids, [], 10) == (set(), set())
     assert await count(conn, "ingest_message_ids", "week = $1", monday.date()) == 0
 
 
