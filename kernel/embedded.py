@@ -41,6 +41,25 @@ def _prune_dead_users(pgdata: Path) -> None:
                 handles.write_text(json.dumps(alive))
 
 
+# Settings of the embedded server, which ingest writes to heavily (docs/ingest.md, "PostgreSQL settings").
+# With the default max_wal_size (1 GB) a sustained load of ~20,000 events/s checkpoints every ~10 s, and
+# after each checkpoint the first change to every page writes the whole page to the WAL again: several
+# times the WAL and markedly more CPU per event. Both are reloadable, so a running server takes them.
+_SETTINGS = {"max_wal_size": "4GB", "checkpoint_timeout": "15min"}
+
+
+def _tune(server: Any, pgdata: Path) -> None:
+    """Persist ``_SETTINGS`` (ALTER SYSTEM) and reload, unless the data directory already has them."""
+    auto = pgdata / "postgresql.auto.conf"
+    have = auto.read_text() if auto.exists() else ""
+    missing = {k: v for k, v in _SETTINGS.items() if f"{k} = '{v}'" not in have}
+    if not missing:
+        return
+    for name, value in missing.items():  # one statement per call: ALTER SYSTEM refuses a transaction
+        server.psql(f"ALTER SYSTEM SET {name} = '{value}';")
+    server.psql("SELECT pg_reload_conf();")
+
+
 def embedded_server(pgdata: Path) -> Any:
     """Start (or join) the embedded server whose data lives in ``pgdata``."""
     pgdata = pgdata.resolve()
@@ -53,6 +72,7 @@ def embedded_server(pgdata: Path) -> Any:
             pgdata.parent.mkdir(parents=True, exist_ok=True)
             _prune_dead_users(pgdata)
             _servers[pgdata] = get_server(pgdata, cleanup_mode="stop")
+            _tune(_servers[pgdata], pgdata)
             # Registered after pgserver's own exit hook, so it runs first (atexit is LIFO): the last live
             # user then really is the last one in the list and stops the server.
             atexit.register(_prune_dead_users, pgdata)
