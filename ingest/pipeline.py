@@ -118,7 +118,7 @@ class Pipeline:
 
     def start(self) -> None:
         """Start the flusher tasks."""
-        for n in range(max(1, self._config.flushers)):
+        for n in range(self._config.process_flushers):
             self._workers.append(asyncio.create_task(self._worker(), name=f"ingest-flusher-{n}"))
 
     async def close(self, drain_seconds: float = 10.0) -> None:

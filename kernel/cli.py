@@ -160,7 +160,7 @@ def serve(
     _logging_env(os.environ, log_format, access_log, access_log_sample)
     get_settings.cache_clear()
     if workers > 1:
-        _workers_env(os.environ, get_settings().data_dir, port)
+        _workers_env(os.environ, get_settings().data_dir, port, workers)
     grace = get_settings().shutdown_grace_seconds
     # uvicorn re-raises SIGTERM after its graceful shutdown; with the default action the process would die
     # without running atexit handlers, leaving the embedded PostgreSQL running. Exiting normally lets
@@ -191,15 +191,18 @@ def serve(
     )
 
 
-def _workers_env(env: MutableMapping[str, str], data_dir: Path, port: int) -> None:
+def _workers_env(env: MutableMapping[str, str], data_dir: Path, port: int, workers: int) -> None:
     """Several workers: their metrics go to one directory, emptied now (prometheus-client's
-    multi-process mode), and a lock file elects the one worker that runs the scheduled jobs."""
+    multi-process mode), a lock file elects the one worker that runs the scheduled jobs, and they share
+    the ingest flushes."""
     import atexit
     import shutil
 
     from kernel.metrics import MULTIPROC_ENV
     from kernel.scheduler import LOCK_ENV
 
+    # The server's ingest flushes are divided among its workers (kernel.settings.IngestConfig).
+    env["CORP_ASTRO_INGEST_WORKERS"] = str(workers)
     run = data_dir / f"serve-{port}"
     shutil.rmtree(run / "metrics", ignore_errors=True)
     (run / "metrics").mkdir(parents=True)

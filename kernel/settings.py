@@ -175,8 +175,12 @@ class IngestConfig:
     flush_max_events: int = 2_000
     # ...or this long after the first one arrived, so concurrent requests share one COPY transaction.
     flush_linger_ms: float = 2.0
-    # Flushes running at once, each on its own pooled connection.
+    # Flushes running at once per server, each on its own pooled connection, divided among the server's
+    # worker processes (at least one each): N workers then write flushes as large as one process does,
+    # rather than N times as many smaller ones (docs/ingest.md, "Several workers, several servers").
     flushers: int = 2
+    # The server's worker processes: ``serve --workers N`` sets CORP_ASTRO_INGEST_WORKERS for them.
+    workers: int = 1
     # Events accepted into memory but not yet committed; past this a request gets 503 at once.
     max_pending_events: int = 4_000
     # A request waits this long for its commit before answering 503 (the retry is deduplicated).
@@ -190,6 +194,11 @@ class IngestConfig:
     def __post_init__(self) -> None:
         if self.max_past_months < 0 or self.max_future_seconds < 0:
             raise ValueError("the event-time window must not be negative")
+
+    @property
+    def process_flushers(self) -> int:
+        """This process's share of the server's ``flushers`` (at least one)."""
+        return max(1, -(-self.flushers // max(1, self.workers)))
 
     @classmethod
     def from_env(cls) -> IngestConfig:

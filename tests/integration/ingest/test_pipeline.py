@@ -60,6 +60,15 @@ async def test_same_messages_from_two_processes_at_once_are_stored_once(
     assert await count(conn, "event_properties p", ORPHANS) == 0
 
 
+async def test_each_worker_runs_its_share_of_the_servers_flushers(db: Database) -> None:
+    p = Pipeline(db, dataclasses.replace(FAST, flushers=2, workers=2))
+    p.start()
+    try:
+        assert len(p._workers) == 1
+    finally:
+        await p.close()
+
+
 async def test_same_messages_in_one_flush_are_stored_once(
     db: Database, source: KeyedSource, conn: asyncpg.Connection
 ) -> None:

@@ -78,3 +78,18 @@ def test_max_past_months_defaults_to_the_raw_retention_window(monkeypatch: pytes
     assert IngestConfig.from_env().max_past_months == 6
     with pytest.raises(ValueError, match="negative"):
         IngestConfig(max_past_months=-1)
+
+
+def test_a_servers_flushers_are_divided_among_its_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``serve --workers N`` sets CORP_ASTRO_INGEST_WORKERS; each worker then runs its share of the
+    server's flushes, at least one."""
+    monkeypatch.delenv("CORP_ASTRO_INGEST_FLUSHERS", raising=False)
+    monkeypatch.delenv("CORP_ASTRO_INGEST_WORKERS", raising=False)
+    assert IngestConfig.from_env().process_flushers == 2
+    monkeypatch.setenv("CORP_ASTRO_INGEST_WORKERS", "2")
+    assert IngestConfig.from_env().process_flushers == 1
+    monkeypatch.setenv("CORP_ASTRO_INGEST_WORKERS", "4")
+    assert IngestConfig.from_env().process_flushers == 1
+    monkeypatch.setenv("CORP_ASTRO_INGEST_FLUSHERS", "6")
+    assert IngestConfig.from_env().process_flushers == 2
+    assert IngestConfig(flushers=3, workers=2).process_flushers == 2
