@@ -6,7 +6,8 @@
 - A flush that fails on its data (a poisoned row) is bisected, by request and then by event, until the
   bad events are isolated; every other event is committed and the bad ones are reported as rejected.
 - Connection failures (PostgreSQL restarting, a stale pooled connection) are retried once on a fresh
-  connection, then reported as 503; the pool reconnects by itself once the server is back.
+  connection, then reported as 503; the pool reconnects by itself once the server is back
+  (``ingest.faults`` says which failures are the rows' and which the connection's).
 - Exactly once: each event id is claimed in the ledger (``ingest.ledger``, partitioned by arrival week) in
   the same transaction as its rows.
 """
@@ -22,10 +23,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
-import asyncpg.exceptions._base as asyncpg_base
 
 from ingest import ledger, metrics, repository
 from ingest.errors import IngestOverloaded
+from ingest.faults import classify
 from ingest.mapping import ROW_USER_ID, Batch, Run, encode_rows
 
 if TYPE_CHECKING:
@@ -38,17 +39,6 @@ __all__ = ["Outcome", "Pipeline"]
 
 _log = logging.getLogger("corp_astro.ingest")
 
-# The database is unreachable or refused service: nothing was committed, the client should retry.
-_UNAVAILABLE: tuple[type[BaseException], ...] = (
-    OSError,
-    TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.exceptions.OperatorInterventionError,
-    asyncpg.exceptions.InsufficientResourcesError,
-)
-# Worth an immediate retry of the same transaction.
-_TRANSIENT: tuple[type[BaseException], ...] = (asyncpg.exceptions.TransactionRollbackError,)
-
 
 class _Unavailable(Exception):
     pass
@@ -60,18 +50,6 @@ class _Poisoned(Exception):
 
 class _ClaimConflict(Exception):
     """A COPY claim met an id already claimed that week; its transaction is over."""
-
-
-def _classify(exc: BaseException) -> str:
-    if isinstance(exc, asyncpg_base.DataError):  # client-side encoding of a bad value
-        return "poison"
-    if isinstance(exc, asyncpg.InterfaceError):  # "connection is closed" and the like
-        return "unavailable"
-    if isinstance(exc, _UNAVAILABLE):
-        return "unavailable"
-    if isinstance(exc, _TRANSIENT):
-        return "transient"
-    return "poison"
 
 
 @dataclass(slots=True)
@@ -281,7 +259,7 @@ class Pipeline:
                 self.stats["flushes"] += 1
                 return
             except Exception as exc:
-                kind = _classify(exc)
+                kind = classify(exc)
                 if kind == "poison":
                     _log.warning("ingest flush refused by the database: %s: %s", type(exc).__name__, exc)
                     raise _Poisoned from exc

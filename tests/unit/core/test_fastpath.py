@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from asyncpg.exceptions._base import InternalClientError
 from litestar import post
 from litestar.params import FromPath
 from litestar.testing import AsyncTestClient
@@ -24,6 +25,8 @@ async def _echo(request: FastRequest) -> FastResponse:
         raise NotFoundError("No such thing.")
     if request.params["name"] == "crash":
         raise RuntimeError("a bug")
+    if request.params["name"] == "lost":  # asyncpg on a pooled connection broken by a PostgreSQL restart
+        raise InternalClientError("cannot switch to state 12; another operation (2) is in progress")
     return FastResponse(
         200, {"name": request.params["name"], "size": len(request.body), "h": request.headers.get("x-h")}
     )
@@ -100,6 +103,10 @@ async def test_errors_use_the_one_mapping() -> None:
         r = await client.post("/things/crash/echo")
         assert r.status_code == 500
         assert r.json() == {"code": "internal_error", "message": "Internal server error."}
+        r = await client.post("/things/lost/echo")
+        assert r.status_code == 503
+        assert r.json()["code"] == "unavailable"
+        assert r.headers["retry-after"] == "2"
 
 
 async def test_bodies_over_the_limit_are_refused() -> None:
