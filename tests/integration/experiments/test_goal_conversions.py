@@ -13,7 +13,17 @@ from experiments.service.conversions import INGEST_OVERLAP
 from tests.integration.experiments.conftest import make_user
 
 NOW = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
-T0 = NOW - dt.timedelta(hours=6)
+
+
+def _start(now: dt.datetime) -> dt.datetime:
+    """Six hours before ``now``, or seven if the hour after that would cross midnight: the end-date test
+    puts events up to 40 minutes after T0 and expects them on T0's date (a clean-clone CI run at about
+    05:59 UTC failed when T0 + 20 min fell on the next day)."""
+    t0 = now - dt.timedelta(hours=6)
+    return t0 if (t0 + dt.timedelta(hours=1)).date() == t0.date() else t0 - dt.timedelta(hours=1)
+
+
+T0 = _start(NOW)
 
 
 async def _test(
