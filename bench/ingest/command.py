@@ -226,14 +226,20 @@ async def _at80(
     total = PhaseResult(0.0)
     p50s: list[float] = []
     p99s: list[float] = []
+    pg_us: list[float] = []
+    pids, data_dir = [server.proc.pid], get_settings().data_dir
     for i in range(max(1, runs)):
+        cpu0 = read_cpu(pids, BENCH_DB, data_dir)
         at80 = await open_loop(server.port, factory, rate80, seconds)
+        # PostgreSQL's CPU per event run by run: it grows as the tables do (docs/performance.md).
+        server_us, pg, _ = cpu0.per_event_us(read_cpu(pids, BENCH_DB, data_dir), at80.events_ok)
+        pg_us.append(round(pg, 1))
         p50s.append(round(at80.pct(0.5), 1))
         p99s.append(round(at80.pct(0.99), 1))
         click.echo(
             f"    80% of peak, run {i + 1} ({rate80 * EVENTS_PER_BATCH:,.0f} events/s offered, open loop): "
             f"{at80.events_per_s:,.0f} events/s acked, p50 {p50s[-1]:.1f} ms, p99 {p99s[-1]:.1f} ms, "
-            f"{at80.unavailable} x 503"
+            f"{at80.unavailable} x 503; CPU per event: server {server_us:.1f} us, PostgreSQL {pg:.1f} us"
         )
         total.seconds += at80.seconds
         total.ok += at80.ok
@@ -251,6 +257,7 @@ async def _at80(
         at80_p99_ms=round(total.pct(0.99), 1),
         at80_p50_ms_runs=p50s,
         at80_p99_ms_runs=p99s,
+        at80_pg_cpu_us_per_event_runs=pg_us,
         at80_runs_p99_within_100ms=within,
         at80_503=total.unavailable,
     )
