@@ -16,22 +16,19 @@ from typing import Literal
 import asyncpg
 import asyncpg.exceptions._base as asyncpg_base
 
+from kernel.db import DB_UNAVAILABLE
+
 __all__ = ["Fault", "classify"]
 
 Fault = Literal["poison", "unavailable", "transient"]
 
+# The kernel's (the HTTP layer answers them 503), and for a flush every error of the connection
+# (08), operator intervention (57) and insufficient-resources (53) classes.
 _UNAVAILABLE: tuple[type[BaseException], ...] = (
-    OSError,
-    TimeoutError,
+    *DB_UNAVAILABLE,
     asyncpg.PostgresConnectionError,
     asyncpg.exceptions.OperatorInterventionError,
     asyncpg.exceptions.InsufficientResourcesError,
-    # "connection is closed" and the like.
-    asyncpg.InterfaceError,
-    # asyncpg's own protocol state, e.g. "cannot switch to state 15; another operation (2) is in progress"
-    # on a pooled connection broken by a PostgreSQL restart (seen in an outside restart test): the
-    # connection's fault, never the rows'.
-    asyncpg_base.InternalClientError,
 )
 _TRANSIENT: tuple[type[BaseException], ...] = (asyncpg.exceptions.TransactionRollbackError,)
 

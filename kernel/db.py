@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from kernel.settings import Settings
 
 __all__ = [
+    "DB_UNAVAILABLE",
     "Base",
     "Database",
     "drop_database",
@@ -33,6 +34,23 @@ __all__ = [
     "url_for_database",
     "uuid7",
 ]
+
+# Errors that mean "the database is unreachable right now, or the connection broke": nothing was
+# committed, and a retry on another connection may succeed. The HTTP layer answers them 503
+# (``kernel.http_errors``); ingest's flush retries them once, then answers 503 (``ingest.faults``).
+DB_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.exceptions.InterfaceError,
+    asyncpg.exceptions.QueryCanceledError,
+    # asyncpg's protocol state on a pooled connection broken by a PostgreSQL restart ("cannot switch to
+    # state 12; another operation (2) is in progress"): seen in an outside restart test.
+    asyncpg.exceptions._base.InternalClientError,
+)
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",

@@ -15,6 +15,7 @@ from litestar.types import Empty
 from litestar.utils.scope.state import ScopeState
 
 from kernel import problems
+from kernel.db import DB_UNAVAILABLE
 from kernel.errors import (
     AuthenticationError,
     BadRequestError,
@@ -60,21 +61,6 @@ _HTTP_CODES = {
     429: "rate_limited",
     503: "unavailable",
 }
-
-# Errors that mean "the database is unreachable right now": nothing was committed, retry later.
-_DB_DOWN: tuple[type[BaseException], ...] = (
-    OSError,
-    asyncpg.exceptions.ConnectionDoesNotExistError,
-    asyncpg.exceptions.CannotConnectNowError,
-    asyncpg.exceptions.TooManyConnectionsError,
-    asyncpg.exceptions.AdminShutdownError,
-    asyncpg.exceptions.CrashShutdownError,
-    asyncpg.exceptions.InterfaceError,
-    asyncpg.exceptions.QueryCanceledError,
-    # asyncpg's protocol state on a pooled connection broken by a PostgreSQL restart ("cannot switch to
-    # state 12; another operation (2) is in progress"): seen answering 500 in an outside restart test.
-    asyncpg.exceptions._base.InternalClientError,
-)
 
 
 def error_response(
@@ -230,7 +216,7 @@ def _constraint(
 
 
 def _unhandled(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
-    if isinstance(exc, _DB_DOWN):
+    if isinstance(exc, DB_UNAVAILABLE):
         _log.warning("database unavailable: %s", type(exc).__name__)
         return error_response(
             503,
