@@ -1,6 +1,6 @@
 """The exactly-once ledger (``ingest_message_ids``), one partition per arrival week.
 
-A flush records each new event id in the partition of its transaction's week (``week``: the Monday of
+A flush records each new message's key (uuid5 of its source and messageId) in the partition of its transaction's week (``week``: the Monday of
 the database's UTC date when the flush's first statement ran, ``begin``; never a server's clock, so every
 process agrees). It reads the previous week's partition for the rest of the dedupe window
 (``begin``); a week past the window is dropped whole by partition upkeep (``keep_partitions``, run
@@ -53,7 +53,7 @@ __all__ = [
 
 _LEDGER = IngestMessageId.__tablename__
 _C = IngestMessageId.__table__.c
-_COLUMNS = (_C.event_id.name, _C.week.name)
+_COLUMNS = (_C.message_key.name, _C.week.name)
 _DEFAULT = f"{_LEDGER}_default"
 _NAME = re.compile(rf"{_LEDGER}_p([0-9]{{4}})_([0-9]{{2}})_([0-9]{{2}})")
 _WEEK = dt.timedelta(days=7)
@@ -89,7 +89,7 @@ WITH t AS (SELECT coalesce($5::timestamp, statement_timestamp() AT TIME ZONE 'UT
 SELECT set_config('statement_timeout', $1, true), set_config('idle_in_transaction_session_timeout', $2, true),
        set_config('backend_flush_after', '{_FLUSH_AFTER}', true),
        t.ts,
-       ARRAY(SELECT l.{_C.event_id.name} FROM unnest($3::uuid[]) AS u(id) JOIN {_LEDGER} l ON l.{_C.event_id.name} = u.id
+       ARRAY(SELECT l.{_C.message_key.name} FROM unnest($3::uuid[]) AS u(id) JOIN {_LEDGER} l ON l.{_C.message_key.name} = u.id
              WHERE l.{_C.week.name} >= date_trunc('week', t.ts - make_interval(days => $4))::date
                AND l.{_C.week.name} < date_trunc('week', t.ts)::date
                    - CASE WHEN t.ts - date_trunc('week', t.ts) < $6::interval THEN 7 ELSE 0 END),
@@ -98,10 +98,10 @@ FROM t
 """
 # Sorted input: two transactions claiming overlapping ids wait for each other in the same order.
 _CLAIM = f"""
-INSERT INTO {_LEDGER} ({_C.event_id.name}, {_C.week.name})
+INSERT INTO {_LEDGER} ({_C.message_key.name}, {_C.week.name})
 SELECT id, $2 FROM unnest($1::uuid[]) AS t(id) ORDER BY id
-ON CONFLICT ({_C.event_id.name}, {_C.week.name}) DO NOTHING
-RETURNING {_C.event_id.name}
+ON CONFLICT ({_C.message_key.name}, {_C.week.name}) DO NOTHING
+RETURNING {_C.message_key.name}
 """
 
 

@@ -92,17 +92,18 @@ class EventProperty(Base):
 class IngestMessageId(Base):
     """The exactly-once ledger: one row per stored message, in the partition of the week it arrived.
 
-    ``event_id`` is uuid5(source_id, messageId). The event tables cannot carry a unique key without the
-    partition key, and the corrected timestamp changes between retries, so dedupe lives here. ``week`` is
+    ``message_key`` is uuid5(source_id, messageId), the same on every retry of a message (its event_id is
+    a fresh time-ordered UUIDv7). The event tables cannot carry a unique key without the partition key,
+    and the corrected timestamp changes between retries, so dedupe lives here. ``week`` is
     the Monday of the database's UTC date when the claiming flush began (never a client's clock).
     Range-partitioned by ``week``, one partition a week: a flush claims in its week's partition and looks
-    ids up in the previous week's; a week past the window is dropped whole (``ingest.ledger``).
+    keys up in the previous week's; a week past the window is dropped whole (``ingest.ledger``).
     """
 
     __tablename__ = "ingest_message_ids"
     __table_args__ = ({"postgresql_partition_by": "RANGE (week)"},)
 
-    event_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    message_key: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
     week: Mapped[dt.date] = mapped_column(
         Date,
         primary_key=True,

@@ -8,7 +8,7 @@
 - Connection failures (PostgreSQL restarting, a stale pooled connection) are retried once on a fresh
   connection, then reported as 503; the pool reconnects by itself once the server is back
   (``ingest.faults`` says which failures are the rows' and which the connection's).
-- Exactly once: each event id is claimed in the ledger (``ingest.ledger``, partitioned by arrival week) in
+- Exactly once: each message's key (uuid5 of its source and messageId) is claimed in the ledger (``ingest.ledger``, partitioned by arrival week) in
   the same transaction as its rows.
 """
 
@@ -49,7 +49,7 @@ class _Poisoned(Exception):
 
 
 class _ClaimConflict(Exception):
-    """A COPY claim met an id already claimed that week; its transaction is over."""
+    """A COPY claim met a key already claimed that week; its transaction is over."""
 
 
 @dataclass(slots=True)
@@ -274,25 +274,25 @@ class Pipeline:
     async def _claim(
         self,
         conn: asyncpg.Connection,
-        ids: list[Any],
+        keys: list[Any],
         users: Sequence[Any],
         timeout: float,
         *,
         careful: bool = False,
     ) -> tuple[set[Any], set[Any]]:
-        """The ids of ``ids`` not seen in the dedupe window, now recorded in the ledger, and the users
+        """The keys of ``keys`` not seen in the dedupe window, now recorded in the ledger, and the users
         among ``users``, locked: in this transaction, whose first statement this must be (``ledger.begin``
         bounds its length).
 
         The window's earlier week is read; the claim goes into the transaction's week (and, in a week's
         first hour, the week before: ``ingest.ledger``). Duplicates are rare (SDK retries), so the cheap
-        path is tried first: COPY the ids. If one was already claimed that week, that ends the
+        path is tried first: COPY the keys. If one was already claimed that week, that ends the
         transaction (``_ClaimConflict``): the flush starts over with ``careful``, where INSERT ... ON
         CONFLICT sorts them out. No savepoint: it would cost two round trips on every flush.
         """
-        begun = await ledger.begin(conn, ids, self._config.dedupe_days, timeout, users=users)
+        begun = await ledger.begin(conn, keys, self._config.dedupe_days, timeout, users=users)
         weeks = ledger.claim_weeks(begun.started)
-        fresh = [i for i in ids if i not in begun.seen] if begun.seen else ids
+        fresh = [k for k in keys if k not in begun.seen] if begun.seen else keys
         if not fresh:
             return set(), begun.known_users
         if careful:
@@ -310,26 +310,26 @@ class Pipeline:
 
     async def _write(self, slices: list[_Slice]) -> None:
         timeout = self._config.flush_timeout_seconds
-        ids: list[Any] = []
+        keys: list[Any] = []
         candidates: set[Any] = set()
         for p, start, end in slices:
             batch = p.batch
             whole = start == 0 and end == len(batch)
-            ids += batch.ids if whole else batch.ids[start:end]
+            keys += batch.keys if whole else batch.keys[start:end]
             candidates.update([row[ROW_USER_ID] for row in (batch.rows if whole else batch.rows[start:end])])
         candidates.discard(None)
         users = list(candidates)
-        unique = set(ids)
-        if len(unique) < len(ids):  # the same message twice in one flush: counted as a duplicate below
-            ids = list(dict.fromkeys(ids))
+        unique = set(keys)
+        if len(unique) < len(keys):  # the same message twice in one flush: counted as a duplicate below
+            keys = list(dict.fromkeys(keys))
 
         async with self._db.pool.acquire(timeout=timeout) as conn:
             try:
                 async with conn.transaction():
-                    accepted = await self._write_rows(conn, slices, ids, unique, users, timeout, False)
+                    accepted = await self._write_rows(conn, slices, keys, unique, users, timeout, False)
             except _ClaimConflict:  # rolled back: a retry of a message claimed this week
                 async with conn.transaction():
-                    accepted = await self._write_rows(conn, slices, ids, unique, users, timeout, True)
+                    accepted = await self._write_rows(conn, slices, keys, unique, users, timeout, True)
         # Committed: only now do the counts become part of the requests' outcomes.
         for p, start, end in slices:
             n_accepted = accepted.get(id(p), 0)
@@ -340,15 +340,15 @@ class Pipeline:
         self,
         conn: asyncpg.Connection,
         slices: list[_Slice],
-        ids: list[Any],
+        keys: list[Any],
         unique: set[Any],
         users: list[Any],
         timeout: float,
         careful: bool,
     ) -> dict[int, int]:
         """The flush's statements in its transaction; how many events of each request were stored."""
-        new, known = await self._claim(conn, ids, users, timeout, careful=careful)
-        if len(new) == len(ids) == len(unique) == sum(end - start for _, start, end in slices):
+        new, known = await self._claim(conn, keys, users, timeout, careful=careful)
+        if len(new) == len(keys) == len(unique) == sum(end - start for _, start, end in slices):
             runs: list[Run] = [(p.batch, start, end) for p, start, end in slices]
             accepted = {id(p): end - start for p, start, end in slices}
         else:
@@ -362,19 +362,19 @@ class Pipeline:
 
 
 def _new_runs(slices: list[_Slice], new: set[Any]) -> tuple[list[Run], dict[int, int]]:
-    """The events of ``slices`` to store, as runs (the first occurrence of each id in ``new``), and how
+    """The events of ``slices`` to store, as runs (the first occurrence of each key in ``new``), and how
     many each request has in them."""
     runs: list[Run] = []
     accepted: dict[int, int] = {}
     taken: set[Any] = set()
     for p, start, end in slices:
-        batch_ids = p.batch.ids
+        batch_keys = p.batch.keys
         run_start = None
         for i in range(start, end + 1):
-            event_id = batch_ids[i] if i < end else None
-            keep = event_id is not None and event_id in new and event_id not in taken
+            key = batch_keys[i] if i < end else None
+            keep = key is not None and key in new and key not in taken
             if keep:
-                taken.add(event_id)
+                taken.add(key)
                 accepted[id(p)] = accepted.get(id(p), 0) + 1
                 if run_start is None:
                     run_start = i

@@ -19,6 +19,7 @@ __all__ = [
     "count_rows",
     "db_url",
     "fk_costs",
+    "ledger_keys",
     "prebuilt_rows",
     "raw_copy",
     "recreate",
@@ -57,23 +58,25 @@ async def raw_copy(
 ) -> float:
     """Events/s of binary COPY of ``chunks`` (one transaction each) over ``connections`` connections.
 
-    ``ledger`` also COPYs each event id into ``ingest_message_ids``, as the server's flush does.
+    ``ledger`` also COPYs each message's key into ``ingest_message_ids``, as the server's flush does (the
+    keys are made before the clock starts).
     """
     from ingest.mapping import EVENT_COLUMNS, PROPERTY_COLUMNS
 
     if truncate:
         await truncate_tables(url)
     conns = [await asyncpg.connect(url, server_settings={"timezone": "UTC"}) for _ in range(connections)]
-    queue = list(chunks)
+    queue = [(ev, pr, ledger_keys(ev) if ledger else []) for ev, pr in chunks]
     events = sum(len(e) for e, _ in chunks)
 
     async def work(conn: asyncpg.Connection) -> None:
         while queue:
-            ev, pr = queue.pop()
+            ev, pr, keys = queue.pop()
             async with conn.transaction():
                 if ledger:
-                    ids = sorted((row[0],) for row in ev)
-                    await conn.copy_records_to_table("ingest_message_ids", records=ids, columns=("event_id",))
+                    await conn.copy_records_to_table(
+                        "ingest_message_ids", records=keys, columns=("message_key",)
+                    )
                 await conn.copy_records_to_table("analytics_events", records=ev, columns=EVENT_COLUMNS)
                 await conn.copy_records_to_table("event_properties", records=pr, columns=PROPERTY_COLUMNS)
 
@@ -124,6 +127,15 @@ async def fk_costs(url: str, sets: list[list[tuple[list[Any], list[Any]]]], roun
         return {label: statistics.median(values) for label, values in runs.items()}
     finally:
         await conn.close()
+
+
+def ledger_keys(events: list[Any]) -> list[tuple[Any]]:
+    """The ledger's rows for ``events`` (full rows in COPY column order): each message's key,
+    uuid5(source_id, messageId), sorted as the flush sorts its claims."""
+    from ingest.mapping import EVENT_COLUMNS, message_key
+
+    source, message = EVENT_COLUMNS.index("source_id"), EVENT_COLUMNS.index("message_id")
+    return sorted((message_key(row[source], row[message]),) for row in events)
 
 
 def prebuilt_rows(

@@ -26,7 +26,7 @@ from typing import Any
 import asyncpg
 import click
 
-from bench.ingest.copy import prebuilt_rows, setup
+from bench.ingest.copy import ledger_keys, prebuilt_rows, setup
 from bench.ingest.traffic import BodyFactory
 from ingest import ledger
 from ingest.mapping import EVENT_COLUMNS, PROPERTY_COLUMNS
@@ -107,7 +107,7 @@ async def _prepare(url: str, events: int) -> list[Chunk]:
             (
                 await _encode(conn, "analytics_events", EVENT_COLUMNS, ev),
                 await _encode(conn, "event_properties", PROPERTY_COLUMNS, pr),
-                sorted(row[0] for row in ev),
+                [key for (key,) in ledger_keys(ev)],
             )
             for ev, pr in chunks
         ]
@@ -120,7 +120,7 @@ async def _fill(conn: asyncpg.Connection, per_day: int) -> None:
     this_week = ledger.week_of(dt.datetime.now(dt.UTC).date())
     for week, days in ((this_week - dt.timedelta(days=7), 7), (this_week, 4)):
         await conn.execute(
-            "INSERT INTO ingest_message_ids (event_id, week) SELECT gen_random_uuid(), $1 "
+            "INSERT INTO ingest_message_ids (message_key, week) SELECT gen_random_uuid(), $1 "
             "FROM generate_series(1, $2)",
             week,
             per_day * days,
@@ -149,7 +149,7 @@ async def _run(conn: asyncpg.Connection, way: str, chunks: list[Chunk]) -> tuple
     n = sum(len(c[2]) for c in chunks)
     # The claims just made are removed again, so every round starts from the same ledgers.
     ids = [i for c in chunks for i in c[2]]
-    await conn.execute("DELETE FROM ingest_message_ids WHERE event_id = ANY($1::uuid[])", ids)
+    await conn.execute("DELETE FROM ingest_message_ids WHERE message_key = ANY($1::uuid[])", ids)
     await conn.execute("DELETE FROM bench_single_ledger WHERE event_id = ANY($1::uuid[])", ids)
     return used / n * 1e6, float(wal) / n
 

@@ -13,7 +13,7 @@ from ingest.mapping.batch import ROW_USER_ID, Batch, Rejection, RequestInfo
 from ingest.mapping.columns import EVENT_COLUMNS, PROPERTY_COLUMNS, USER_ID_SLOT
 from ingest.mapping.encoding import CopyStream, Run, encode_rows
 from ingest.mapping.events import VALID_TYPES, map_events
-from ingest.mapping.values import derive_event_id, parse_timestamp
+from ingest.mapping.values import message_key, parse_timestamp
 
 __all__ = [
     "EVENT_COLUMNS",
@@ -26,8 +26,8 @@ __all__ = [
     "Rejection",
     "RequestInfo",
     "Run",
-    "derive_event_id",
     "encode_rows",
     "map_events",
+    "message_key",
     "parse_timestamp",
 ]

@@ -40,7 +40,7 @@ class Rejection:
 
 
 # Slots of a compact event row (``Batch.rows``): the event's own values in EVENT_COLUMNS order, without
-# event_id (``Batch.ids``) and without source_id and received_at, which the whole request shares.
+# event_id (``Batch.event_ids``) and without source_id and received_at, which the whole request shares.
 ROW_USER_ID = 0
 ROW_TIME = 7
 ROW_MESSAGE_ID = 8
@@ -51,7 +51,9 @@ class Batch:
     """The accepted events of one request, held column-friendly for the flush's binary COPY, plus the
     rejected ones.
 
-    - ``ids[i]``: event i's event_id, uuid5(source_id, messageId) (``id_bytes``: the same, 16 bytes each);
+    - ``keys[i]``: event i's key in the exactly-once ledger, uuid5(source_id, messageId);
+    - ``event_ids``: the events' event_ids, 16 bytes each (UUIDv7s of the request, time-ordered so that
+      they land at the right edge of the event tables' indexes);
     - ``rows[i]``: its own values (user_id candidate, event_name, event_category, device_id, session_id,
       ip_address, user_agent, timestamp, message_id, external_user_id, anonymous_id); the ``user_id``
       slot holds a *candidate* (the userId parsed as a UUID), which the flush keeps only if that user
@@ -65,8 +67,8 @@ class Batch:
 
     source_id: uuid.UUID
     received_at: dt.datetime
-    ids: list[Any] = field(default_factory=list)
-    id_bytes: bytes = b""
+    keys: list[Any] = field(default_factory=list)
+    event_ids: bytes = b""
     rows: list[tuple[Any, ...]] = field(default_factory=list)
     names: list[str] = field(default_factory=list)
     values: list[str] = field(default_factory=list)
@@ -83,7 +85,9 @@ class Batch:
     def events(self) -> list[tuple[Any, ...]]:
         """``analytics_events`` rows in ``EVENT_COLUMNS`` order (not the hot path)."""
         src, received = self.source_id, self.received_at
-        return [(i, *r[:8], src, *r[8:], received) for i, r in zip(self.ids, self.rows, strict=True)]
+        return [
+            (i, *r[:8], src, *r[8:], received) for i, r in zip(self._event_uuids(), self.rows, strict=True)
+        ]
 
     @property
     def properties(self) -> list[list[tuple[Any, ...]]]:
@@ -91,7 +95,7 @@ class Batch:
         out: list[list[tuple[Any, ...]]] = []
         pos = 0
         ids = self.property_ids
-        for event_id, row, n in zip(self.ids, self.rows, self.counts, strict=True):
+        for event_id, row, n in zip(self._event_uuids(), self.rows, self.counts, strict=True):
             ts = row[ROW_TIME]
             out.append(
                 [
@@ -101,3 +105,7 @@ class Batch:
             )
             pos += n
         return out
+
+    def _event_uuids(self) -> list[Any]:
+        ids = self.event_ids
+        return [PgUUID(ids[k : k + 16]) for k in range(0, len(ids), 16)]

@@ -80,13 +80,13 @@ def _gather(runs: Sequence[Run]) -> _Gathered:
             first, last = 0, len(batch.names)
             g.rows += batch.rows
             g.counts += batch.counts
-            g.event_ids.append(batch.id_bytes)
+            g.event_ids.append(batch.event_ids)
         else:
             first = sum(batch.counts[:start])
             last = first + sum(batch.counts[start:end])
             g.rows += batch.rows[start:end]
             g.counts += batch.counts[start:end]
-            g.event_ids.append(batch.id_bytes[16 * start : 16 * end])
+            g.event_ids.append(batch.event_ids[16 * start : 16 * end])
         g.names += batch.names[first:last]
         g.values += batch.values[first:last]
         g.property_ids.append(batch.property_ids[16 * first : 16 * last])

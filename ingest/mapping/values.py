@@ -22,13 +22,13 @@ __all__ = [
     "BAD_SENT_AT",
     "ID_MAX",
     "Invalid",
-    "derive_event_id",
-    "event_ids",
     "identity",
     "json",
+    "message_key",
+    "message_keys",
     "parse_timestamp",
-    "property_ids",
     "text",
+    "time_ordered_ids",
     "uuid5_bytes",
 ]
 
@@ -48,8 +48,9 @@ class Invalid(Exception):
     """An event-level validation failure; ``args[0]`` is the reason code."""
 
 
-def event_ids(source_bytes: bytes) -> Callable[[str], PgUUID]:
-    """uuid5 of one source (its 16 bytes) and a messageId, as a function of the messageId.
+def message_keys(source_bytes: bytes) -> Callable[[str], PgUUID]:
+    """uuid5 of one source (its 16 bytes) and a messageId, as a function of the messageId: the message's
+    key in the exactly-once ledger.
 
     The namespace is hashed once (per request): each event then copies that SHA-1 state and feeds it
     only its messageId, rather than hashing the concatenation anew.
@@ -58,13 +59,13 @@ def event_ids(source_bytes: bytes) -> Callable[[str], PgUUID]:
     keep = _UUID5_KEEP
     set_bits = _UUID5_SET
 
-    def event_id(message_id: str) -> PgUUID:
+    def key(message_id: str) -> PgUUID:
         h = copy()
         h.update(message_id.encode("utf-8"))
         # The version and variant bits set on the first 16 bytes as one integer: cheaper than a bytearray.
         return PgUUID(((int.from_bytes(h.digest()[:16], "big") & keep) | set_bits).to_bytes(16, "big"))
 
-    return event_id
+    return key
 
 
 def uuid5_bytes(digests: list[bytes]) -> bytes:
@@ -81,20 +82,23 @@ def uuid5_bytes(digests: list[bytes]) -> bytes:
     return block.tobytes()
 
 
-def derive_event_id(source_id: uuid.UUID, message_id: str) -> PgUUID:
-    """uuid5(source_id, messageId): the same message from the same source is always the same event.
+def message_key(source_id: uuid.UUID, message_id: str) -> PgUUID:
+    """uuid5(source_id, messageId): the ledger's key of a message (the same message from the same source
+    always has the same key, whatever its event id).
 
     Equal to ``uuid.uuid5(source_id, message_id)``, computed without the stdlib's slower wrapper.
     """
-    return event_ids(source_id.bytes)(message_id)
+    return message_keys(source_id.bytes)(message_id)
 
 
-def property_ids(count: int) -> bytes:
-    """``count`` UUIDv7s for one request's property rows, 16 bytes each: a millisecond prefix and a
-    counter from a random start, built in one vectorised step (never one Python object per id).
+def time_ordered_ids(count: int) -> bytes:
+    """``count`` UUIDv7s for one request's events or property rows, 16 bytes each: a millisecond prefix
+    and a counter from a random start, built in one vectorised step (never one Python object per id).
 
-    Time-prefixed keys land at the right edge of the primary-key B-tree instead of splitting random pages;
-    the 62-bit random start keeps two requests in the same millisecond apart.
+    Time-prefixed keys land at the right edge of a B-tree (the tables' primary keys, the properties'
+    event_id index) instead of at random pages, so an insertion touches the few pages already in cache
+    however large the index grows; the 62-bit random start keeps two requests in the same millisecond
+    apart.
     """
     ms = time.time_ns() // 1_000_000
     rnd = int.from_bytes(os.urandom(10), "big")

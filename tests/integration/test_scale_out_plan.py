@@ -195,9 +195,12 @@ async def test_every_table_and_key_fits_the_citus_plan(database_url: str) -> Non
 
 
 def test_the_plan_names_every_group_it_describes() -> None:
-    """The co-location groups the doc promises: events by event_id, users by user_id."""
+    """The co-location groups the doc promises: events by event_id, the ledger by its message key,
+    users by user_id."""
     plan = _plan()
-    for table in ("analytics_events", "event_properties", "ingest_message_ids"):
+    for table in ("analytics_events", "event_properties"):
         assert (plan[table].kind, plan[table].column) == ("distributed", "event_id")
+    ledger = plan["ingest_message_ids"]
+    assert (ledger.kind, ledger.column) == ("distributed", "message_key")
     owned = [p for p in plan.values() if p.column == "user_id"]
     assert {"users", "ab_test_assignments", "refresh_tokens"} <= {p.table for p in owned}

@@ -81,7 +81,7 @@ async def test_claims_on_both_sides_of_the_weeks_start_meet(
     clock = _Clock()
     monkeypatch.setattr(ledger, "begin", clock.patch(ledger.begin))
     monday = await _this_week(conn)
-    ids = [row[0] for row in make_batch(source, [track(f"mid-{i}") for i in range(40)]).events]
+    ids = make_batch(source, [track(f"mid-{i}") for i in range(40)]).keys
     before, after = await asyncpg.connect(database_url), await asyncpg.connect(database_url)
     try:
         clock.at[id(before)] = monday - dt.timedelta(seconds=1)
@@ -119,7 +119,7 @@ async def test_a_flush_an_hour_into_the_week_reads_the_previous_week_only(
     last = monday.date() - dt.timedelta(days=7)
     assert ledger.claim_weeks(monday + ledger.GRACE - dt.timedelta(microseconds=1)) == (monday.date(), last)
     assert ledger.claim_weeks(monday + ledger.GRACE) == (monday.date(),)
-    ids = [row[0] for row in make_batch(source, [track(f"late-{i}") for i in range(10)]).events]
+    ids = make_batch(source, [track(f"late-{i}") for i in range(10)]).keys
     async with pipeline._db.pool.acquire() as a, a.transaction():
         clock.at[id(a)] = monday - dt.timedelta(seconds=1)
         assert await pipeline._claim(a, ids, [], 10) == (set(ids), set())
@@ -139,7 +139,7 @@ async def test_upkeep_makes_weeks_ahead_moves_the_default_and_drops_past_the_win
         f"FOR VALUES FROM ('{old}') TO ('{old + dt.timedelta(weeks=1)}')"
     )
     await conn.execute(
-        "INSERT INTO ingest_message_ids (event_id, week) VALUES (gen_random_uuid(), $1), "
+        "INSERT INTO ingest_message_ids (message_key, week) VALUES (gen_random_uuid(), $1), "
         "(gen_random_uuid(), $1), (gen_random_uuid(), $2), (gen_random_uuid(), $3)",
         far,
         week - dt.timedelta(weeks=9),

@@ -46,7 +46,7 @@ async def test_same_messages_from_two_processes_at_once_are_stored_once(
             msgs = [track(f"r{round_}-{i}") for i in range(200)]
             a = make_batch(source, msgs, "2026-11-20T10:00:01Z")
             b = make_batch(source, msgs, "2026-11-20T09:00:01Z")
-            assert a.events[0][8] != b.events[0][8]  # different timestamps, same event ids
+            assert a.events[0][8] != b.events[0][8]  # different timestamps, same ledger keys
             o1, o2 = await asyncio.gather(p1.submit(a), p2.submit(b))
             assert o1.accepted + o2.accepted == 200
             assert o1.duplicates + o2.duplicates == 200
@@ -92,13 +92,13 @@ async def test_a_claim_held_by_another_transaction_decides_the_outcome(
 ) -> None:
     msgs = [track(f"held-{i}") for i in range(20)]
     batch = make_batch(source, msgs)
-    ids = [row[0] for row in batch.events]
+    keys = batch.keys
     other = await asyncpg.connect(database_url)
     try:
         # Another process has claimed the same messages and not committed yet: the flush waits for it.
         tr = other.transaction()
         await tr.start()
-        await other.execute("INSERT INTO ingest_message_ids (event_id) SELECT unnest($1::uuid[])", ids)
+        await other.execute("INSERT INTO ingest_message_ids (message_key) SELECT unnest($1::uuid[])", keys)
         pending = asyncio.create_task(pipeline.submit(batch))
         await asyncio.sleep(0.5)
         assert not pending.done()
@@ -110,8 +110,8 @@ async def test_a_claim_held_by_another_transaction_decides_the_outcome(
         tr = other.transaction()
         await tr.start()
         await other.execute(
-            "INSERT INTO ingest_message_ids (event_id) SELECT unnest($1::uuid[])",
-            [r[0] for r in batch2.events],
+            "INSERT INTO ingest_message_ids (message_key) SELECT unnest($1::uuid[])",
+            batch2.keys,
         )
         pending = asyncio.create_task(pipeline.submit(batch2))
         await asyncio.sleep(0.5)

@@ -53,7 +53,10 @@ async def test_batch_stores_events_and_properties(
     assert rows["m2"]["user_id"] is None
     assert rows["m2"]["external_user_id"] == "not-a-known-user"
     assert rows["m3"]["user_id"] is None
-    assert all(r["event_id"] == uuid.uuid5(source.source_id, r["message_id"]) for r in rows.values())
+    assert all(r["event_id"].version == 7 for r in rows.values())  # time-ordered, made at ingest
+    # The ledger holds each message's key, uuid5(source, messageId), not its event id.
+    keys = {r[0] for r in await conn.fetch("SELECT message_key FROM ingest_message_ids")}
+    assert keys == {uuid.uuid5(source.source_id, m) for m in rows}
     assert all(r["source_id"] == source.source_id for r in rows.values())
     assert all(r["ip_address"] for r in rows.values())
     props = await conn.fetch(

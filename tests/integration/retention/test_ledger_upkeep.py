@@ -16,7 +16,7 @@ async def test_upkeep_remakes_a_missing_ledger_week_and_records_it(rdb: Database
     async with rdb.transaction() as conn:
         await conn.execute(f"DROP TABLE {name}")
         await conn.execute(
-            "INSERT INTO ingest_message_ids (event_id, week) VALUES (gen_random_uuid(), $1)", week
+            "INSERT INTO ingest_message_ids (message_key, week) VALUES (gen_random_uuid(), $1)", week
         )
     # The run's clock (--now) is not the ledger's: its weeks follow the database's clock.
     actions = await jobs.run(rdb, dt.date(2031, 5, 17), RetentionPolicy(), upkeep_only=True)

@@ -9,8 +9,8 @@ import uuid
 import msgspec
 import orjson
 
-from ingest.mapping import EVENT_COLUMNS, PROPERTY_COLUMNS, RequestInfo, derive_event_id, map_events
-from ingest.mapping.values import event_ids
+from ingest.mapping import EVENT_COLUMNS, PROPERTY_COLUMNS, RequestInfo, map_events, message_key
+from ingest.mapping.values import message_keys
 
 SOURCE = uuid.UUID("8a0b6a1e-6a86-4b8e-9d39-3d1f4c2b7f10")
 RECEIVED = dt.datetime(2026, 11, 20, 12, 0, 0)
@@ -39,12 +39,12 @@ def _props(rows: list[tuple[object, ...]]) -> dict[str, object]:
     return {r[PROPERTY_COLUMNS.index("property_name")]: r[3] for r in rows}
 
 
-def test_event_id_is_uuid5_of_source_and_message_id() -> None:
-    assert derive_event_id(SOURCE, "abc") == uuid.uuid5(SOURCE, "abc")
-    assert derive_event_id(SOURCE, "é-ü") == uuid.uuid5(SOURCE, "é-ü")
+def test_ledger_key_is_uuid5_of_source_and_message_id() -> None:
+    assert message_key(SOURCE, "abc") == uuid.uuid5(SOURCE, "abc")
+    assert message_key(SOURCE, "é-ü") == uuid.uuid5(SOURCE, "é-ü")
 
 
-def test_event_ids_of_one_request_equal_uuid5_on_many_inputs() -> None:
+def test_ledger_keys_of_one_request_equal_uuid5_on_many_inputs() -> None:
     """The pre-hashed namespace gives exactly uuid.uuid5, over many sources and messageIds (ASCII,
     non-ASCII, astral, empty, up to 255 characters), and one request's function never carries state
     from one messageId to the next."""
@@ -52,15 +52,28 @@ def test_event_ids_of_one_request_equal_uuid5_on_many_inputs() -> None:
     alphabet = 'abcXYZ019-_:. éüß漢字😀\u2028\t"'
     for _ in range(50):
         source = uuid.UUID(int=rng.getrandbits(128))
-        make = event_ids(source.bytes)
+        make = message_keys(source.bytes)
         for _ in range(100):
             mid = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 255)))
             assert make(mid) == uuid.uuid5(source, mid)
             assert make(mid) == uuid.uuid5(source, mid)  # twice: no state leaks between calls
-    # And the mapped rows carry those ids.
+    # And the mapped batch carries those keys, one per event, for the ledger.
     msgs = [{"type": "track", "event": "e", "userId": "u", "messageId": f"m-{i}"} for i in range(200)]
     batch = map_events(_raw(*msgs), _info())
-    assert [r[0] for r in batch.events] == [uuid.uuid5(SOURCE, f"m-{i}") for i in range(200)]
+    assert batch.keys == [uuid.uuid5(SOURCE, f"m-{i}") for i in range(200)]
+
+
+def test_event_ids_are_distinct_uuid7s_in_order_and_not_the_ledger_keys() -> None:
+    """Time-ordered event ids land at the right edge of the event tables' indexes; the same message
+    sent again gets a new event id (the ledger, keyed by the uuid5, stores it once)."""
+    msgs = [{"type": "track", "event": "e", "userId": "u", "messageId": f"m-{i}"} for i in range(300)]
+    first = [uuid.UUID(str(r[0])) for r in map_events(_raw(*msgs), _info()).events]
+    again = map_events(_raw(*msgs), _info())
+    second = [uuid.UUID(str(r[0])) for r in again.events]
+    assert len(set(first) | set(second)) == 600
+    assert all(u.version == 7 and u.variant == uuid.RFC_4122 for u in first + second)
+    assert [u.bytes for u in first] == sorted(u.bytes for u in first)
+    assert not set(first) & {uuid.UUID(str(k)) for k in again.keys}
 
 
 def test_property_ids_are_distinct_uuid7s_in_order() -> None:
@@ -97,7 +110,8 @@ def test_track_maps_to_columns_and_properties() -> None:
     batch = map_events(_raw(msg), _info(), sent_at="2026-11-20T11:59:00.000Z")
     assert not batch.rejected
     row = _event(batch.events[0])
-    assert row["event_id"] == uuid.uuid5(SOURCE, "m-1")
+    assert uuid.UUID(str(row["event_id"])).version == 7
+    assert batch.keys == [uuid.uuid5(SOURCE, "m-1")]
     assert row["user_id"] == uuid.UUID(user)  # a candidate; the flush keeps it only for a known user
     assert row["event_name"] == "Order Completed"
     assert row["event_category"] == "commerce"
