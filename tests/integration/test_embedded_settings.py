@@ -9,7 +9,7 @@ from kernel.embedded import _SETTINGS
 from tests.support import EmbeddedTestServer
 
 
-async def test_the_embedded_server_has_its_checkpoint_settings(
+async def test_the_embedded_server_has_its_checkpoint_and_vacuum_settings(
     embedded_pg: EmbeddedTestServer | None, server_url: str
 ) -> None:
     if embedded_pg is None:
