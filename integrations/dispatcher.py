@@ -33,7 +33,7 @@ from integrations.metrics import Metrics
 from integrations.sender import Attempt, post, secrets_in_use, signed_headers
 from integrations.ssrf import Resolver, guarded_transport
 from kernel import events
-from kernel.db import uuid7
+from kernel.db import DB_UNAVAILABLE, uuid7
 
 if TYPE_CHECKING:
     from integrations.config import WebhookConfig
@@ -94,8 +94,13 @@ class Dispatcher:
                 await self._listen_once()
             except asyncio.CancelledError:
                 raise
-            except Exception:  # the database may be down: poll meanwhile, listen again later
-                _log.warning("webhook listener lost its connection; polling", exc_info=True)
+            except Exception as exc:  # the database may be down: poll meanwhile, listen again later
+                # A restart is expected: one line; anything else keeps its traceback.
+                _log.warning(
+                    "webhook listener lost its connection (%s); polling",
+                    type(exc).__name__,
+                    exc_info=not isinstance(exc, DB_UNAVAILABLE),
+                )
             await asyncio.sleep(1)
 
     async def _listen_once(self) -> None:

@@ -4,7 +4,7 @@ event's id. The values are unchanged (the key was always the uuid5); only the na
 
 Random (uuid5) event ids put 6 of an event's index insertions at random pages (the events' primary key,
 the properties' event_id index), and PostgreSQL's CPU per event grew with the tables (docs/ingest.md,
-"Buffers"); time-ordered ids land at the indexes' right edge.
+"Time-ordered ids"); time-ordered ids land at the indexes' right edge.
 
 Revision ID: 0019
 Revises: 0018
