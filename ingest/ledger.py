@@ -1,8 +1,8 @@
 """The exactly-once ledger (``ingest_message_ids``), one partition per arrival week.
 
-A flush records each new message's key (uuid5 of its source and messageId) in the partition of its transaction's week (``week``: the Monday of
-the database's UTC date when the flush's first statement ran, ``begin``; never a server's clock, so every
-process agrees). It reads the previous week's partition for the rest of the dedupe window
+A flush records each new message's key (uuid5 of its source and messageId) in the partition of its
+transaction's week (``week``: the Monday of the database's UTC date when the flush's first statement ran,
+``begin``; never a server's clock, so every process agrees). It reads the previous week's partition for the rest of the dedupe window
 (``begin``); a week past the window is dropped whole by partition upkeep (``keep_partitions``, run
 by retention's upkeep), never deleted row by row.
 

@@ -8,8 +8,8 @@
 - Connection failures (PostgreSQL restarting, a stale pooled connection) are retried once on a fresh
   connection, then reported as 503; the pool reconnects by itself once the server is back
   (``ingest.faults`` says which failures are the rows' and which the connection's).
-- Exactly once: each message's key (uuid5 of its source and messageId) is claimed in the ledger (``ingest.ledger``, partitioned by arrival week) in
-  the same transaction as its rows.
+- Exactly once: each message's key (uuid5 of its source and messageId) is claimed in the ledger
+  (``ingest.ledger``, partitioned by arrival week) in the same transaction as its rows.
 """
 
 from __future__ import annotations

@@ -9,6 +9,8 @@ from typing import Any
 
 from asyncpg.pgproto.pgproto import UUID as PgUUID
 
+from ingest.mapping.values import split_uuids
+
 __all__ = ["Batch", "Rejection", "RequestInfo"]
 
 
@@ -86,7 +88,8 @@ class Batch:
         """``analytics_events`` rows in ``EVENT_COLUMNS`` order (not the hot path)."""
         src, received = self.source_id, self.received_at
         return [
-            (i, *r[:8], src, *r[8:], received) for i, r in zip(self._event_uuids(), self.rows, strict=True)
+            (i, *r[:8], src, *r[8:], received)
+            for i, r in zip(split_uuids(self.event_ids), self.rows, strict=True)
         ]
 
     @property
@@ -95,7 +98,7 @@ class Batch:
         out: list[list[tuple[Any, ...]]] = []
         pos = 0
         ids = self.property_ids
-        for event_id, row, n in zip(self._event_uuids(), self.rows, self.counts, strict=True):
+        for event_id, row, n in zip(split_uuids(self.event_ids), self.rows, self.counts, strict=True):
             ts = row[ROW_TIME]
             out.append(
                 [
@@ -105,7 +108,3 @@ class Batch:
             )
             pos += n
         return out
-
-    def _event_uuids(self) -> list[Any]:
-        ids = self.event_ids
-        return [PgUUID(ids[k : k + 16]) for k in range(0, len(ids), 16)]

@@ -2,10 +2,10 @@
 
 Pure functions, no I/O: the hot path of the collector, written for speed. An event becomes one compact
 row tuple and its properties two flat columns of the request's ``Batch`` (no object per property row);
-ledger keys (uuid5 of the messageId), event ids and property ids (UUIDv7) are made for the whole request
-in vectorised steps at the end. One event is mapped by ``_map_one`` in a few steps, each a function called once per event
-(``ingest.mapping.message`` has the first ones); the loops over an event's properties stay inside those
-steps (a call per property would cost more than the work it does).
+ledger keys (uuid5 of the messageId), event ids and property ids (UUIDv7) are made for the whole
+request in vectorised steps at the end. One event is mapped by ``_map_one`` in a few steps, each a
+function called once per event (``ingest.mapping.message`` has the first ones); the loops over an
+event's properties stay inside those steps (a call per property would cost more than the work it does).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from ingest.mapping.values import (
     Invalid,
     json,
     parse_timestamp,
+    split_uuids,
     text,
     time_ordered_ids,
     uuid5_bytes,
@@ -295,7 +296,7 @@ def _map_pass(
     batch = Batch(info.source_id, info.received_at)
     decode = _decoder.decode
     limit = info.max_event_bytes
-    # The ledger keys, uuid5(source_id, messageId): the namespace hashed once, each event's hash a copy of it.
+    # The ledger keys, uuid5(source_id, messageId): the namespace hashed once, each event's hash a copy.
     namespace = hashlib.sha1(info.source_id.bytes, usedforsecurity=False).copy
     digests: list[bytes] = []
     rows, names, values, counts = batch.rows, batch.names, batch.values, batch.counts
@@ -339,7 +340,6 @@ def _map_pass(
 def _finish(batch: Batch, digests: list[bytes]) -> None:
     """The batch's ledger keys (from its events' SHA-1 digests), event ids and property ids, each in one
     step."""
-    keys = uuid5_bytes(digests)
-    batch.keys = [PgUUID(keys[k : k + 16]) for k in range(0, len(keys), 16)]
+    batch.keys = split_uuids(uuid5_bytes(digests))
     batch.event_ids = time_ordered_ids(len(digests))
     batch.property_ids = time_ordered_ids(len(batch.names))

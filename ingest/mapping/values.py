@@ -27,6 +27,7 @@ __all__ = [
     "message_key",
     "message_keys",
     "parse_timestamp",
+    "split_uuids",
     "text",
     "time_ordered_ids",
     "uuid5_bytes",
@@ -80,6 +81,11 @@ def uuid5_bytes(digests: list[bytes]) -> bytes:
     block[:, 6] = (block[:, 6] & 0x0F) | 0x50
     block[:, 8] = (block[:, 8] & 0x3F) | 0x80
     return block.tobytes()
+
+
+def split_uuids(block: bytes) -> list[PgUUID]:
+    """The UUIDs of a block of 16-byte ids (``uuid5_bytes``, ``time_ordered_ids``), as asyncpg's UUID."""
+    return [PgUUID(block[k : k + 16]) for k in range(0, len(block), 16)]
 
 
 def message_key(source_id: uuid.UUID, message_id: str) -> PgUUID:
