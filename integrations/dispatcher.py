@@ -33,7 +33,7 @@ from integrations.metrics import Metrics
 from integrations.sender import Attempt, post, secrets_in_use, signed_headers
 from integrations.ssrf import Resolver, guarded_transport
 from kernel import events
-from kernel.db import DB_UNAVAILABLE, uuid7
+from kernel.db import unreachable, uuid7
 
 if TYPE_CHECKING:
     from integrations.config import WebhookConfig
@@ -99,7 +99,7 @@ class Dispatcher:
                 _log.warning(
                     "webhook listener lost its connection (%s); polling",
                     type(exc).__name__,
-                    exc_info=not isinstance(exc, DB_UNAVAILABLE),
+                    exc_info=not unreachable(exc),
                 )
             await asyncio.sleep(1)
 

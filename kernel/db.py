@@ -31,6 +31,7 @@ __all__ = [
     "recreate_database",
     "resolve_database_url",
     "sqlalchemy_url",
+    "unreachable",
     "url_for_database",
     "uuid7",
 ]
@@ -51,6 +52,19 @@ DB_UNAVAILABLE: tuple[type[BaseException], ...] = (
     # state 12; another operation (2) is in progress"): seen in an outside restart test.
     asyncpg.exceptions._base.InternalClientError,
 )
+
+
+def unreachable(exc: BaseException) -> bool:
+    """Whether ``exc``, raised by work that also does its own I/O (a scheduled job, a listener), means the
+    database is unreachable: ``DB_UNAVAILABLE``, but of the OSErrors only a refused or broken connection
+    and a missing socket file (no file name: not a file the work opened), so that its own file errors (an
+    export's full disk) are not taken for an outage."""
+    if not isinstance(exc, DB_UNAVAILABLE):
+        return False
+    if isinstance(exc, OSError) and not isinstance(exc, ConnectionError):
+        return isinstance(exc, FileNotFoundError) and exc.filename is None
+    return True
+
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from kernel import metrics
-from kernel.db import DB_UNAVAILABLE
+from kernel.db import unreachable
 from kernel.observability import job_var
 
 if TYPE_CHECKING:
@@ -52,19 +52,8 @@ JOB_ID = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
 
 
 def _unavailable(name: str, exc: BaseException) -> None:
-    """Log a run that found the database unreachable, or re-raise ``exc`` if it is not that.
-
-    A restart or outage of PostgreSQL is not a bug in the job: one line, not APScheduler's traceback; the
-    run counts as failed and the job runs again at its next time. Of the OSErrors only a refused or
-    broken connection and a missing socket file (no file name: not a file the job opened) count, so a
-    job's own file errors (an export's full disk) still raise.
-    """
-    if (
-        isinstance(exc, OSError)
-        and not isinstance(exc, ConnectionError)
-        and not (isinstance(exc, FileNotFoundError) and exc.filename is None)
-    ):
-        raise exc
+    # A restart or outage of PostgreSQL is not a bug in the job: one line, not APScheduler's traceback;
+    # the run counts as failed and the job runs again at its next time.
     _log.warning(
         "job %s: database unavailable (%s); it runs again at its next time", name, type(exc).__name__
     )
@@ -73,7 +62,7 @@ def _unavailable(name: str, exc: BaseException) -> None:
 def named_job(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
     """``func`` under the name ``name``, setting ``job_var`` while it runs (so its logs say which job),
     each run counted by outcome with its duration (``corp_astro_job_runs_total`` and the rest). A run
-    that finds the database unreachable (``kernel.db.DB_UNAVAILABLE``) logs a warning and returns None."""
+    that finds the database unreachable (``kernel.db.unreachable``) logs a warning and returns None."""
     if inspect.iscoroutinefunction(func):
 
         async def run_async(*args: Any, **kwargs: Any) -> Any:
@@ -83,7 +72,9 @@ def named_job(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
                 result = await func(*args, **kwargs)
                 ok = True
                 return result
-            except DB_UNAVAILABLE as exc:
+            except Exception as exc:
+                if not unreachable(exc):
+                    raise
                 _unavailable(name, exc)
                 return None
             finally:
@@ -100,7 +91,9 @@ def named_job(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
                 result = func(*args, **kwargs)
                 ok = True
                 return result
-            except DB_UNAVAILABLE as exc:
+            except Exception as exc:
+                if not unreachable(exc):
+                    raise
                 _unavailable(name, exc)
                 return None
             finally:
