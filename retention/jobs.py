@@ -55,16 +55,19 @@ async def _single_runner(db: Database) -> AsyncIterator[None]:
 async def _in_transaction(
     db: Database, policy: RetentionPolicy, work: Callable[[asyncpg.Connection], Awaitable[T]]
 ) -> T:
-    """Run ``work`` in a transaction, retrying with backoff when a lock was not had in time."""
+    """Run ``work`` in a transaction, retrying with backoff when a lock was not had in time.
+
+    A deadlock is retried too: PostgreSQL aborted this side, so a second try starts from nothing held.
+    """
     delay = 0.05
     for attempt in range(policy.lock_retries):
         try:
             async with db.transaction() as conn:
                 return await work(conn)
-        except asyncpg.exceptions.LockNotAvailableError:
+        except (asyncpg.exceptions.LockNotAvailableError, asyncpg.exceptions.DeadlockDetectedError):
             if attempt == policy.lock_retries - 1:
                 raise
-            _log.info("lock busy, retrying", extra={"attempt": attempt + 1})
+            _log.info("lock busy or deadlock, retrying", extra={"attempt": attempt + 1})
             await asyncio.sleep(delay)
             delay = min(delay * 2, 2.0)
     raise AssertionError("unreachable")

@@ -239,8 +239,21 @@ async def detach_and_drop(conn: asyncpg.Connection, partition: Partition, *, loc
 
     Plain DETACH is used because DETACH ... CONCURRENTLY is not allowed while a default partition
     exists; the brief ACCESS EXCLUSIVE lock it needs is bounded by the lock timeout and retried.
+
+    Locks are taken in the order ingest takes them: the tables the partition's foreign keys reference
+    (``users``: a flush locks its users first), then the parent. DROP of the detached table drops
+    those foreign keys, which needs ACCESS EXCLUSIVE on the referenced table; asked for only after
+    DETACH had locked the parent, that waited on a flush which was itself waiting on the parent.
     """
     await _set_lock_timeout(conn, lock_timeout_ms)
+    referenced = await conn.fetchval(
+        """SELECT coalesce(string_agg(DISTINCT confrelid::regclass::text, ', '), '')
+           FROM pg_constraint WHERE conrelid = $1::regclass AND contype = 'f'""",
+        partition.name,
+    )
+    if referenced:
+        await conn.execute(f"LOCK TABLE {referenced} IN ACCESS EXCLUSIVE MODE")
+    await conn.execute(f"LOCK TABLE ONLY {partition.parent} IN ACCESS EXCLUSIVE MODE")
     await conn.execute(f"ALTER TABLE {partition.parent} DETACH PARTITION {partition.name}")
     await conn.execute(f"DROP TABLE {partition.name}")
     dropped = {"table": partition.parent, "partition": partition.name}
