@@ -181,6 +181,23 @@ async def _set_lock_timeout(conn: asyncpg.Connection, lock_timeout_ms: int) -> N
     await conn.execute(f"SET LOCAL lock_timeout = '{int(lock_timeout_ms)}ms'")
 
 
+async def _lock_referenced(conn: asyncpg.Connection, tables: list[str], mode: str) -> None:
+    """Lock the tables that ``tables``' foreign keys reference (``users``), before anything else.
+
+    Partition DDL on the event tables also locks the tables their foreign keys reference (ATTACH adds the
+    key's triggers there, DROP removes them). Writers lock ``users`` first: a flush locks its users
+    (``FOR KEY SHARE``), an account deletion deletes the row and then nulls its events. Locking ``users``
+    first too keeps one order, so DDL waits for such a writer instead of deadlocking with it.
+    """
+    referenced = await conn.fetchval(
+        """SELECT coalesce(string_agg(DISTINCT confrelid::regclass::text, ', '), '')
+           FROM pg_constraint WHERE conrelid = ANY($1::regclass[]) AND contype = 'f'""",
+        tables,
+    )
+    if referenced:
+        await conn.execute(f"LOCK TABLE {referenced} IN {mode} MODE")
+
+
 async def ensure_month(conn: asyncpg.Connection, month: dt.date, *, lock_timeout_ms: int) -> tuple[bool, int]:
     """Create ``month``'s partitions of both tables, moving any rows for it out of the default partitions.
 
@@ -193,6 +210,8 @@ async def ensure_month(conn: asyncpg.Connection, month: dt.date, *, lock_timeout
     """
     start, end = month, _next_month(month)
     await _set_lock_timeout(conn, lock_timeout_ms)
+    # ATTACH takes SHARE ROW EXCLUSIVE on users (the events' foreign key): taken first (_lock_referenced).
+    await _lock_referenced(conn, list(PARENTS), "SHARE ROW EXCLUSIVE")
     # Lock both defaults up front (events first, the order ingest writes in) so that no row for this
     # month can land in a default between our move and our attach.
     await conn.execute(f"LOCK TABLE {EVENT_PARENT}_default, {PROPERTY_PARENT}_default IN EXCLUSIVE MODE")
@@ -240,19 +259,13 @@ async def detach_and_drop(conn: asyncpg.Connection, partition: Partition, *, loc
     Plain DETACH is used because DETACH ... CONCURRENTLY is not allowed while a default partition
     exists; the brief ACCESS EXCLUSIVE lock it needs is bounded by the lock timeout and retried.
 
-    Locks are taken in the order ingest takes them: the tables the partition's foreign keys reference
-    (``users``: a flush locks its users first), then the parent. DROP of the detached table drops
-    those foreign keys, which needs ACCESS EXCLUSIVE on the referenced table; asked for only after
-    DETACH had locked the parent, that waited on a flush which was itself waiting on the parent.
+    Locks are taken in the order writers take them (``_lock_referenced``): ``users``, then the parent.
+    DROP of the detached table drops its foreign key, which needs ACCESS EXCLUSIVE on ``users``; asked
+    for only after DETACH had locked the parent, that waited on a flush which was itself waiting on the
+    parent, and PostgreSQL aborted one of them.
     """
     await _set_lock_timeout(conn, lock_timeout_ms)
-    referenced = await conn.fetchval(
-        """SELECT coalesce(string_agg(DISTINCT confrelid::regclass::text, ', '), '')
-           FROM pg_constraint WHERE conrelid = $1::regclass AND contype = 'f'""",
-        partition.name,
-    )
-    if referenced:
-        await conn.execute(f"LOCK TABLE {referenced} IN ACCESS EXCLUSIVE MODE")
+    await _lock_referenced(conn, [partition.name], "ACCESS EXCLUSIVE")
     await conn.execute(f"LOCK TABLE ONLY {partition.parent} IN ACCESS EXCLUSIVE MODE")
     await conn.execute(f"ALTER TABLE {partition.parent} DETACH PARTITION {partition.name}")
     await conn.execute(f"DROP TABLE {partition.name}")
