@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import uuid
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import asyncpg
 
@@ -21,16 +24,28 @@ from retention import repository as repo
 from retention.schemas import RetentionPolicy, add_months
 from tests.integration.retention.conftest import insert_events, partition_names
 
+T = TypeVar("T")
+
 
 async def _waiting_on_lock(db: Database, pid: int) -> bool:
     state = await db.pool.fetchval("SELECT wait_event_type FROM pg_stat_activity WHERE pid = $1", pid)
     return bool(state == "Lock")
 
 
-async def _until_waiting(db: Database, pid: int) -> None:
+async def _start_waiting(db: Database, ddl: Callable[[asyncpg.Connection], Awaitable[T]]) -> asyncio.Task[T]:
+    """Run ``ddl`` in its own transaction as a task; return once it waits for a lock."""
+    pid: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+    async def run() -> T:
+        async with db.transaction() as conn:
+            pid.set_result(await conn.fetchval("SELECT pg_backend_pid()"))
+            return await ddl(conn)
+
+    task = asyncio.create_task(run())
+    backend = await pid
     for _ in range(200):
-        if await _waiting_on_lock(db, pid):
-            return
+        if await _waiting_on_lock(db, backend):
+            return task
         await asyncio.sleep(0.01)
     raise AssertionError("the DDL should be waiting for the writer")
 
@@ -63,16 +78,9 @@ async def test_drop_waits_for_a_flush_instead_of_deadlocking(rdb: Database, rdb_
         await tx.start()
         # What a flush does first: lock the users its events reference.
         await flush.fetch("SELECT user_id FROM users WHERE user_id = $1 FOR KEY SHARE", user_id)
-
-        dropper_pid: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-
-        async def drop() -> None:
-            async with rdb.transaction() as conn:
-                dropper_pid.set_result(await conn.fetchval("SELECT pg_backend_pid()"))
-                await repo.detach_and_drop(conn, doomed_events, lock_timeout_ms=10_000)
-
-        dropping = asyncio.create_task(drop())
-        await _until_waiting(rdb, await dropper_pid)
+        dropping = await _start_waiting(
+            rdb, functools.partial(repo.detach_and_drop, partition=doomed_events, lock_timeout_ms=10_000)
+        )
         # Then the flush writes its events. PostgreSQL's deadlock check runs after deadlock_timeout (1 s),
         # so waiting 1.5 s here would have seen one side aborted.
         await flush.execute(
@@ -105,16 +113,9 @@ async def test_attach_waits_for_an_account_deletion_instead_of_deadlocking(
         await tx.start()
         # What an account deletion does first: change the users row (its events' FK action comes after).
         await deletion.execute("UPDATE users SET first_name = 'Z' WHERE user_id = $1", user_id)
-
-        maker_pid: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-
-        async def make() -> tuple[bool, int]:
-            async with rdb.transaction() as conn:
-                maker_pid.set_result(await conn.fetchval("SELECT pg_backend_pid()"))
-                return await repo.ensure_month(conn, month, lock_timeout_ms=10_000)
-
-        making = asyncio.create_task(make())
-        await _until_waiting(rdb, await maker_pid)
+        making = await _start_waiting(
+            rdb, functools.partial(repo.ensure_month, month=month, lock_timeout_ms=10_000)
+        )
         # Then it writes the event tables: here a row of that month, which goes to the default partition.
         await deletion.execute(
             """INSERT INTO analytics_events (event_id, event_name, event_category, device_id, "timestamp", user_id)
