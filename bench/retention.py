@@ -17,7 +17,9 @@ from bench.kit import ServeProcess
 from kernel.auth import generate_write_key, hash_write_key
 from kernel.db import Database, recreate_database, resolve_database_url
 from kernel.settings import get_settings
+from retention import jobs
 from retention import repository as repo
+from retention.schemas import RetentionPolicy
 
 __all__ = ["bench_retention"]
 
@@ -82,8 +84,8 @@ async def _drop_month(db: Database, month: dt.date) -> float:
     }
     t0 = time.perf_counter()
     for parent in repo.PARENTS:
-        async with db.transaction() as conn:
-            await repo.detach_and_drop(conn, parts[parent], lock_timeout_ms=2_000)
+        part = parts[parent]
+        await jobs.detach_and_drop(db, RetentionPolicy(), parent, part.name, part)
     return time.perf_counter() - t0
 
 

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
     from kernel.db import Database
 
-__all__ = ["plan", "register_jobs", "run"]
+__all__ = ["detach_and_drop", "plan", "register_jobs", "run"]
 
 _log = logging.getLogger(__name__)
 _LOCK_KEY = "corp-astro:retention"
@@ -64,13 +64,36 @@ async def _in_transaction(
         try:
             async with db.transaction() as conn:
                 return await work(conn)
-        except (asyncpg.exceptions.LockNotAvailableError, asyncpg.exceptions.DeadlockDetectedError):
+        except (asyncpg.exceptions.LockNotAvailableError, asyncpg.exceptions.DeadlockDetectedError) as exc:
             if attempt == policy.lock_retries - 1:
                 raise
-            _log.info("lock busy or deadlock, retrying", extra={"attempt": attempt + 1})
+            if isinstance(exc, asyncpg.exceptions.DeadlockDetectedError):
+                # Our lock order crossed someone else's: worth knowing even though the retry recovers.
+                _log.warning("deadlock, retrying", extra={"attempt": attempt + 1, "error": str(exc)})
+            else:
+                _log.info("lock busy, retrying", extra={"attempt": attempt + 1})
             await asyncio.sleep(delay)
             delay = min(delay * 2, 2.0)
     raise AssertionError("unreachable")
+
+
+async def detach_and_drop(
+    db: Database, policy: RetentionPolicy, parent: str, name: str, part: repo.Partition | None
+) -> None:
+    """Detach ``part`` (None: already detached), then drop the table ``name``, in two transactions.
+
+    Dropping the table drops its foreign key to ``users``, which needs ACCESS EXCLUSIVE on ``users``;
+    held together with the parent's lock from the DETACH, it deadlocked with flushes, which lock their
+    users first and then write the parent (``repo.detach``). A stop between the two transactions leaves
+    a detached table, which the next run drops (``leftovers``).
+    """
+    timeout = policy.lock_timeout_ms
+    if part is not None:
+        await _in_transaction(
+            db, policy, functools.partial(repo.detach, partition=part, lock_timeout_ms=timeout)
+        )
+    drop = functools.partial(repo.drop_detached, parent=parent, name=name, lock_timeout_ms=timeout)
+    await _in_transaction(db, policy, drop)
 
 
 async def plan(db: Database, now: dt.date, policy: RetentionPolicy) -> list[Action]:
@@ -181,18 +204,31 @@ class _Run:
             rows = await repo.finalised_rows(conn, month, parts[0].end)
         actions = []
         sibling_failed = False
-        for part in parts:  # properties before events: the FK points from properties to events
+        for part in parts:  # properties before events (repo.PARENTS)
             started = service.utcnow()
             action = service.drop_action(part, rows, pending, sibling_failed)
             if action.status == "done":
                 try:
-                    drop = functools.partial(
-                        repo.detach_and_drop, partition=part, lock_timeout_ms=self.policy.lock_timeout_ms
-                    )
-                    await _in_transaction(self.db, self.policy, drop)
+                    await detach_and_drop(self.db, self.policy, part.parent, part.name, part)
                 except Exception as exc:  # retried next run; the month's other partition waits for it
                     sibling_failed = True
                     service.failed(action, exc)
+            actions.append(action)
+            await self.record(action, started)
+        return actions
+
+    async def leftovers(self) -> list[Action]:
+        """Drop the tables a run detached but stopped before dropping (``repo.detached_leftovers``)."""
+        async with self.db.transaction() as conn:
+            tables = await repo.detached_leftovers(conn)
+        actions = []
+        for parent, name in tables:
+            started = service.utcnow()
+            action = Action("drop_partition", name, None, service.LEFTOVER_REASON, "done")
+            try:
+                await detach_and_drop(self.db, self.policy, parent, name, None)
+            except Exception as exc:  # retried next run
+                service.failed(action, exc)
             actions.append(action)
             await self.record(action, started)
         return actions
@@ -262,6 +298,7 @@ async def run(
     async with _single_runner(db):
         actions = await job.upkeep()
         if not upkeep_only:
+            actions += await job.leftovers()
             actions += await job.policy_months()
             actions += await job.purge()
     _log.info("retention run finished", extra={"run_id": str(job.run_id), "actions": len(actions)})

@@ -1,7 +1,9 @@
 """SQL for partition upkeep and retention. Identifiers come from our own constants and dates only.
 
 Every DDL here runs under a short ``lock_timeout`` so that a busy table makes us wait briefly and retry,
-instead of queueing ingest behind an ACCESS EXCLUSIVE lock request.
+rather than queue ingest behind an ACCESS EXCLUSIVE lock request for long. A drop is two transactions
+(``detach``, then ``drop_detached``), so that none holds an event table while it waits for ``users``
+(``retention.jobs.detach_and_drop``).
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ __all__ = [
     "count_actions_before",
     "default_months",
     "default_outside",
-    "detach_and_drop",
+    "detach",
+    "detached_leftovers",
+    "drop_detached",
     "ensure_month",
     "finalised_rows",
     "list_partitions",
@@ -38,7 +42,8 @@ __all__ = [
 
 EVENT_PARENT = "analytics_events"
 PROPERTY_PARENT = "event_properties"
-# Properties first: they reference events, so they are moved and dropped before their events.
+# Properties first: in the seed schema they reference events (migration 0003 drops that foreign key for
+# COPY throughput, docs/schema.md), so they are moved and dropped before their events all the same.
 PARENTS = (PROPERTY_PARENT, EVENT_PARENT)
 _BOUND = re.compile(r"FROM \('([^']+)'\) TO \('([^']+)'\)")
 # A bound Python can hold: a four-digit year (not BC, not beyond 9999), optionally a time of day.
@@ -181,23 +186,6 @@ async def _set_lock_timeout(conn: asyncpg.Connection, lock_timeout_ms: int) -> N
     await conn.execute(f"SET LOCAL lock_timeout = '{int(lock_timeout_ms)}ms'")
 
 
-async def _lock_referenced(conn: asyncpg.Connection, tables: list[str], mode: str) -> None:
-    """Lock the tables that ``tables``' foreign keys reference (``users``), before anything else.
-
-    Partition DDL on the event tables also locks the tables their foreign keys reference (ATTACH adds the
-    key's triggers there, DROP removes them). Writers lock ``users`` first: a flush locks its users
-    (``FOR KEY SHARE``), an account deletion deletes the row and then nulls its events. Locking ``users``
-    first too keeps one order, so DDL waits for such a writer instead of deadlocking with it.
-    """
-    referenced = await conn.fetchval(
-        """SELECT coalesce(string_agg(DISTINCT confrelid::regclass::text, ', '), '')
-           FROM pg_constraint WHERE conrelid = ANY($1::regclass[]) AND contype = 'f'""",
-        tables,
-    )
-    if referenced:
-        await conn.execute(f"LOCK TABLE {referenced} IN {mode} MODE")
-
-
 async def ensure_month(conn: asyncpg.Connection, month: dt.date, *, lock_timeout_ms: int) -> tuple[bool, int]:
     """Create ``month``'s partitions of both tables, moving any rows for it out of the default partitions.
 
@@ -210,8 +198,6 @@ async def ensure_month(conn: asyncpg.Connection, month: dt.date, *, lock_timeout
     """
     start, end = month, _next_month(month)
     await _set_lock_timeout(conn, lock_timeout_ms)
-    # ATTACH takes SHARE ROW EXCLUSIVE on users (the events' foreign key): taken first (_lock_referenced).
-    await _lock_referenced(conn, list(PARENTS), "SHARE ROW EXCLUSIVE")
     # Lock both defaults up front (events first, the order ingest writes in) so that no row for this
     # month can land in a default between our move and our attach.
     await conn.execute(f"LOCK TABLE {EVENT_PARENT}_default, {PROPERTY_PARENT}_default IN EXCLUSIVE MODE")
@@ -222,7 +208,7 @@ async def ensure_month(conn: asyncpg.Connection, month: dt.date, *, lock_timeout
         existing.update(name for name, _ in odd)
     created = False
     moved_events = 0
-    for parent in PARENTS:  # properties first: they reference events
+    for parent in PARENTS:  # properties first (PARENTS)
         child = partition_name(parent, month)
         if child in existing:
             continue
@@ -253,24 +239,37 @@ async def ensure_month(conn: asyncpg.Connection, month: dt.date, *, lock_timeout
     return created, moved_events
 
 
-async def detach_and_drop(conn: asyncpg.Connection, partition: Partition, *, lock_timeout_ms: int) -> None:
-    """Detach and drop one partition in the caller's transaction (metadata only: no row is deleted).
+async def detach(conn: asyncpg.Connection, partition: Partition, *, lock_timeout_ms: int) -> None:
+    """Detach one partition in the caller's transaction (metadata only: no row is deleted).
 
     Plain DETACH is used because DETACH ... CONCURRENTLY is not allowed while a default partition
-    exists; the brief ACCESS EXCLUSIVE lock it needs is bounded by the lock timeout and retried.
-
-    Locks are taken in the order writers take them (``_lock_referenced``): ``users``, then the parent.
-    DROP of the detached table drops its foreign key, which needs ACCESS EXCLUSIVE on ``users``; asked
-    for only after DETACH had locked the parent, that waited on a flush which was itself waiting on the
-    parent, and PostgreSQL aborted one of them.
+    exists; the brief ACCESS EXCLUSIVE lock it needs on the parent is bounded by the lock timeout and
+    retried. The table is dropped by :func:`drop_detached` in a transaction of its own: dropping it
+    drops its foreign key to ``users``, which needs ACCESS EXCLUSIVE on ``users``, and asked for while
+    this transaction held the parent, that lock waited on flushes (which lock their users first) that
+    waited on the parent: a deadlock.
     """
     await _set_lock_timeout(conn, lock_timeout_ms)
-    await _lock_referenced(conn, [partition.name], "ACCESS EXCLUSIVE")
-    await conn.execute(f"LOCK TABLE ONLY {partition.parent} IN ACCESS EXCLUSIVE MODE")
     await conn.execute(f"ALTER TABLE {partition.parent} DETACH PARTITION {partition.name}")
-    await conn.execute(f"DROP TABLE {partition.name}")
-    dropped = {"table": partition.parent, "partition": partition.name}
-    await events.emit(conn, "retention.partition_dropped", dropped)
+
+
+async def drop_detached(conn: asyncpg.Connection, parent: str, name: str, *, lock_timeout_ms: int) -> None:
+    """Drop a partition :func:`detach` detached, in the caller's transaction (holding nothing else)."""
+    await _set_lock_timeout(conn, lock_timeout_ms)
+    await conn.execute(f"DROP TABLE IF EXISTS {name}")
+    await events.emit(conn, "retention.partition_dropped", {"table": parent, "partition": name})
+
+
+async def detached_leftovers(conn: asyncpg.Connection) -> list[tuple[str, str]]:
+    """(parent, name) of tables named like a monthly partition of the event tables but attached to
+    nothing: detached by a drop that stopped before its second transaction."""
+    rows = await conn.fetch(
+        """SELECT relname FROM pg_class
+           WHERE relkind = 'r' AND NOT relispartition AND pg_table_is_visible(oid) AND relname ~ $1
+           ORDER BY relname""",
+        f"^({'|'.join(PARENTS)})_p[0-9]{{4}}_[0-9]{{2}}$",
+    )
+    return [(name.rsplit("_p", 1)[0], name) for name in (r["relname"] for r in rows)]
 
 
 async def partition_rows(conn: asyncpg.Connection, partition: Partition) -> int:

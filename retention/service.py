@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     import asyncpg
 
 __all__ = [
+    "LEFTOVER_REASON",
     "LOG_TABLES",
     "LogTable",
     "drop_action",
@@ -183,9 +184,14 @@ async def _month_plan(
     return actions
 
 
+LEFTOVER_REASON = "detached by an earlier run that stopped before dropping it"
+
+
 async def plan_actions(conn: asyncpg.Connection, now: dt.date, policy: RetentionPolicy) -> list[Action]:
     """Everything a run at ``now`` would do, with row counts and reasons. Reads only."""
     actions = await upkeep_actions(conn, now, policy)
+    for _, name in await repo.detached_leftovers(conn):
+        actions.append(Action("drop_partition", name, None, LEFTOVER_REASON))
     raw_cutoff = months_ago(now, policy.raw_retention_months)
     for month, parts in (await old_months(conn, months_ago(now, policy.aggregate_after_months))).items():
         actions += await _month_plan(conn, month, parts, raw_cutoff)

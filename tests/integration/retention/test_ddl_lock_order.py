@@ -1,10 +1,12 @@
-"""Partition DDL takes its locks in the writers' order, so a writer in flight cannot deadlock it.
+"""Partition DDL never deadlocks with the event tables' writers, whatever their lock order.
 
-Writers of the event tables lock ``users`` first: a flush locks the users it references (``FOR KEY
-SHARE``, the ledger's first statement), an account deletion deletes the user and then nulls its events.
-The DDL also needs ``users`` (the events' foreign key): DROP of a detached partition ACCESS EXCLUSIVE,
-ATTACH SHARE ROW EXCLUSIVE. Taken after the event tables' own locks, that is the reverse order, and
-PostgreSQL aborts one side with a deadlock (after deadlock_timeout, 1 s).
+The writers lock ``users`` before the event tables: a flush locks the users it references (``FOR KEY
+SHARE``, the ledger's first statement) and then writes the events; an account erasure reads its user
+(authentication), nulls the user's events and then deletes the users row. Dropping a detached events
+partition drops its foreign key to ``users``, which needs ACCESS EXCLUSIVE on ``users``; asked for in the
+transaction that had detached it (and so held the parent), it deadlocked with a flush. Each test holds a
+writer half-way, starts the DDL, lets the writer go on, and checks that nothing was aborted as a
+deadlock (PostgreSQL looks for one after deadlock_timeout, 1 s; the tests wait 1.5 s).
 """
 
 from __future__ import annotations
@@ -12,11 +14,14 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import functools
+import logging
 import uuid
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
 
 import asyncpg
+import pytest
 
 from kernel.db import Database
 from retention import jobs
@@ -24,30 +29,31 @@ from retention import repository as repo
 from retention.schemas import RetentionPolicy, add_months
 from tests.integration.retention.conftest import insert_events, partition_names
 
-T = TypeVar("T")
 
-
-async def _waiting_on_lock(db: Database, pid: int) -> bool:
-    state = await db.pool.fetchval("SELECT wait_event_type FROM pg_stat_activity WHERE pid = $1", pid)
-    return bool(state == "Lock")
-
-
-async def _start_waiting(db: Database, ddl: Callable[[asyncpg.Connection], Awaitable[T]]) -> asyncio.Task[T]:
-    """Run ``ddl`` in its own transaction as a task; return once it waits for a lock."""
-    pid: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-
-    async def run() -> T:
-        async with db.transaction() as conn:
-            pid.set_result(await conn.fetchval("SELECT pg_backend_pid()"))
-            return await ddl(conn)
-
-    task = asyncio.create_task(run())
-    backend = await pid
-    for _ in range(200):
-        if await _waiting_on_lock(db, backend):
-            return task
+async def _start_waiting(db: Database, ddl: Callable[[], Awaitable[Any]]) -> asyncio.Task[Any]:
+    """Run ``ddl`` as a task; return once one of the database's backends waits for a lock."""
+    task = asyncio.create_task(ddl())
+    for _ in range(1000):
+        waiting = await db.pool.fetchval(
+            """SELECT count(*) FROM pg_stat_activity
+               WHERE datname = current_database() AND wait_event_type = 'Lock'"""
+        )
+        if waiting or task.done():
+            break
         await asyncio.sleep(0.01)
-    raise AssertionError("the DDL should be waiting for the writer")
+    assert not task.done(), "the DDL should be waiting for the writer"
+    return task
+
+
+@asynccontextmanager
+async def _writer(url: str) -> AsyncIterator[asyncpg.Connection]:
+    """A connection in an open transaction, committed at the end of the block."""
+    conn = await asyncpg.connect(url)
+    try:
+        async with conn.transaction():
+            yield conn
+    finally:
+        await conn.close()
 
 
 async def _add_user(db: Database) -> uuid.UUID:
@@ -60,78 +66,100 @@ async def _add_user(db: Database) -> uuid.UUID:
     return user_id
 
 
-async def test_drop_waits_for_a_flush_instead_of_deadlocking(rdb: Database, rdb_url: str) -> None:
-    today = dt.datetime.now(dt.UTC).date()
-    doomed = add_months(today, -30)
+async def _doomed_events_partition(rdb: Database) -> repo.Partition:
+    """A month 30 months back with one event, its properties partition already dropped."""
+    doomed = add_months(dt.datetime.now(dt.UTC).date(), -30)
     await insert_events(rdb, [dt.datetime.combine(doomed.replace(day=3), dt.time(12))], props=0)
     await jobs.run(rdb, doomed, RetentionPolicy(), upkeep_only=True)
     async with rdb.transaction() as conn:
         parts = {p.name: p for p in await repo.list_partitions(conn, "analytics_events")}
         props = {p.name: p for p in await repo.list_partitions(conn, "event_properties")}
-        await repo.detach_and_drop(conn, props[f"event_properties_p{doomed:%Y_%m}"], lock_timeout_ms=5_000)
-    user_id = await _add_user(rdb)
-    doomed_events = parts[f"analytics_events_p{doomed:%Y_%m}"]
+    properties = props[f"event_properties_p{doomed:%Y_%m}"]
+    await jobs.detach_and_drop(rdb, RetentionPolicy(), properties.parent, properties.name, properties)
+    return parts[f"analytics_events_p{doomed:%Y_%m}"]
 
-    flush = await asyncpg.connect(rdb_url)
-    try:
-        tx = flush.transaction()
-        await tx.start()
-        # What a flush does first: lock the users its events reference.
-        await flush.fetch("SELECT user_id FROM users WHERE user_id = $1 FOR KEY SHARE", user_id)
+
+# Writers held half-way: (statements before the DDL starts, statement after, a check of its effect).
+# A flush locks the users its events reference (its first statement), then writes the events.
+_FLUSH = (
+    ["SELECT user_id FROM users WHERE user_id = $1 FOR KEY SHARE"],
+    """INSERT INTO analytics_events (event_id, event_name, event_category, device_id, "timestamp", user_id)
+       VALUES (gen_random_uuid(), 'tap', 'track', 'dev-1', now() AT TIME ZONE 'UTC', $1)""",
+    ("SELECT count(*) FROM analytics_events WHERE user_id = $1", 1),
+)
+# An account erasure authenticates (reads the user), unlinks the user's events, then deletes the user.
+_ERASURE = (
+    [
+        "SELECT user_id FROM users WHERE user_id = $1",
+        "UPDATE analytics_events SET user_id = NULL WHERE user_id = $1",
+    ],
+    "DELETE FROM users WHERE user_id = $1",
+    ("SELECT count(*) FROM users WHERE user_id = $1", 0),
+)
+
+
+@pytest.mark.parametrize("writer", [_FLUSH, _ERASURE], ids=["flush", "erasure"])
+async def test_a_drop_waits_for_a_writer(
+    rdb: Database, rdb_url: str, caplog: pytest.LogCaptureFixture, writer: Any
+) -> None:
+    before, after, (check, expected) = writer
+    caplog.set_level(logging.INFO, logger="retention")
+    doomed = await _doomed_events_partition(rdb)
+    user_id = await _add_user(rdb)
+    policy = RetentionPolicy(lock_timeout_ms=10_000)
+    async with _writer(rdb_url) as conn:
+        for sql in before:
+            await conn.execute(sql, user_id)
         dropping = await _start_waiting(
-            rdb, functools.partial(repo.detach_and_drop, partition=doomed_events, lock_timeout_ms=10_000)
+            rdb, functools.partial(jobs.detach_and_drop, rdb, policy, doomed.parent, doomed.name, doomed)
         )
-        # Then the flush writes its events. PostgreSQL's deadlock check runs after deadlock_timeout (1 s),
-        # so waiting 1.5 s here would have seen one side aborted.
-        await flush.execute(
-            """INSERT INTO analytics_events (event_id, event_name, event_category, device_id, "timestamp", user_id)
-               VALUES (gen_random_uuid(), 'tap', 'track', 'dev-1', now(), $1)""",
-            user_id,
-        )
+        await conn.execute(after, user_id)
         await asyncio.sleep(1.5)
         assert not dropping.done()
-        await tx.commit()
-        await asyncio.wait_for(dropping, timeout=10)
-    finally:
-        await flush.close()
+    await asyncio.wait_for(dropping, timeout=10)
 
-    assert doomed_events.name not in await partition_names(rdb, "analytics_events")
-    stored = await rdb.pool.fetchval("SELECT count(*) FROM analytics_events WHERE user_id = $1", user_id)
-    assert stored == 1
+    assert not [r for r in caplog.records if "deadlock" in r.getMessage()]
+    assert doomed.name not in await partition_names(rdb, "analytics_events")
+    assert await rdb.pool.fetchval(check, user_id) == expected
 
 
-async def test_attach_waits_for_an_account_deletion_instead_of_deadlocking(
-    rdb: Database, rdb_url: str
-) -> None:
-    month = add_months(dt.datetime.now(dt.UTC).date(), -16).replace(day=1)
+async def test_upkeep_waits_for_an_account_erasure(rdb: Database, rdb_url: str) -> None:
+    month = add_months(dt.datetime.now(dt.UTC).date(), -16)
     assert f"analytics_events_p{month:%Y_%m}" not in await partition_names(rdb, "analytics_events")
     user_id = await _add_user(rdb)
 
-    deletion = await asyncpg.connect(rdb_url)
-    try:
-        tx = deletion.transaction()
-        await tx.start()
-        # What an account deletion does first: change the users row (its events' FK action comes after).
-        await deletion.execute("UPDATE users SET first_name = 'Z' WHERE user_id = $1", user_id)
-        making = await _start_waiting(
-            rdb, functools.partial(repo.ensure_month, month=month, lock_timeout_ms=10_000)
-        )
-        # Then it writes the event tables: here a row of that month, which goes to the default partition.
-        await deletion.execute(
-            """INSERT INTO analytics_events (event_id, event_name, event_category, device_id, "timestamp", user_id)
-               VALUES (gen_random_uuid(), 'tap', 'track', 'dev-1', $1, $2)""",
-            dt.datetime.combine(month.replace(day=2), dt.time(9)),
-            user_id,
-        )
+    async def make() -> tuple[bool, int]:
+        async with rdb.transaction() as conn:
+            return await repo.ensure_month(conn, month, lock_timeout_ms=10_000)
+
+    before, after, _ = _ERASURE
+    async with _writer(rdb_url) as erasure:
+        for sql in before:
+            await erasure.execute(sql, user_id)
+        making = await _start_waiting(rdb, make)
+        await erasure.execute(after, user_id)
         await asyncio.sleep(1.5)
         assert not making.done()
-        await tx.commit()
-        created, moved = await asyncio.wait_for(making, timeout=10)
-    finally:
-        await deletion.close()
+    created, _ = await asyncio.wait_for(making, timeout=10)
 
-    assert (created, moved) == (True, 1)
-    in_partition = await rdb.pool.fetchval(
-        f"SELECT count(*) FROM analytics_events_p{month:%Y_%m} WHERE user_id = $1", user_id
-    )
-    assert in_partition == 1
+    assert created
+    assert f"analytics_events_p{month:%Y_%m}" in await partition_names(rdb, "analytics_events")
+
+
+async def test_a_run_drops_a_table_left_detached(rdb: Database) -> None:
+    doomed = await _doomed_events_partition(rdb)
+    # What a run that stopped between the two transactions leaves: the partition detached, not dropped.
+    async with rdb.transaction() as conn:
+        await repo.detach(conn, doomed, lock_timeout_ms=2_000)
+    today = dt.datetime.now(dt.UTC).date()
+    planned = await jobs.plan(rdb, today, RetentionPolicy())
+    assert [
+        a.target for a in planned if a.reason == "detached by an earlier run that stopped before dropping it"
+    ] == [doomed.name]
+
+    actions = await jobs.run(rdb, today, RetentionPolicy())
+
+    left = [a for a in actions if a.target == doomed.name]
+    assert [(a.action, a.status) for a in left] == [("drop_partition", "done")]
+    exists = await rdb.pool.fetchval("SELECT to_regclass($1) IS NOT NULL", doomed.name)
+    assert not exists
