@@ -1,8 +1,8 @@
 """The retention boundary: the runs (plan, upkeep, the policy) and their schedule.
 
 Hourly partition upkeep and the daily retention run. A run is many transactions, all opened here: one
-per action (with a retry when a lock was not had in time), one per day finalised, one per purge batch,
-one per ledger row. ``retention.service`` decides what to do and does each step on the given connection.
+per action (two for a drop: detach, then drop; each retried when a lock was not had in time), one per
+day finalised, one per purge batch, one per ledger row. ``retention.service`` decides what to do and does each step on the given connection.
 """
 
 from __future__ import annotations
@@ -84,16 +84,15 @@ async def detach_and_drop(
 
     Dropping the table drops its foreign key to ``users``, which needs ACCESS EXCLUSIVE on ``users``;
     held together with the parent's lock from the DETACH, it deadlocked with flushes, which lock their
-    users first and then write the parent (``repo.detach``). A stop between the two transactions leaves
-    a detached table, which the next run drops (``leftovers``).
+    users first and then write the parent (``repo.detach``, ``repo.drop_detached``). A stop between the
+    two transactions leaves a detached, marked table, which the next full run drops (``leftovers``).
     """
     timeout = policy.lock_timeout_ms
     if part is not None:
         await _in_transaction(
             db, policy, functools.partial(repo.detach, partition=part, lock_timeout_ms=timeout)
         )
-    drop = functools.partial(repo.drop_detached, parent=parent, name=name, lock_timeout_ms=timeout)
-    await _in_transaction(db, policy, drop)
+    await _in_transaction(db, policy, functools.partial(repo.drop_detached, parent=parent, name=name))
 
 
 async def plan(db: Database, now: dt.date, policy: RetentionPolicy) -> list[Action]:

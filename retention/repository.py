@@ -1,9 +1,10 @@
 """SQL for partition upkeep and retention. Identifiers come from our own constants and dates only.
 
 Every DDL here runs under a short ``lock_timeout`` so that a busy table makes us wait briefly and retry,
-rather than queue ingest behind an ACCESS EXCLUSIVE lock request for long. A drop is two transactions
-(``detach``, then ``drop_detached``), so that none holds an event table while it waits for ``users``
-(``retention.jobs.detach_and_drop``).
+rather than queue ingest behind an ACCESS EXCLUSIVE lock request for long. Partition DDL also locks
+``users``, which the events' foreign key references; writers lock ``users`` before the event tables, so
+a drop is two transactions (``detach``, then ``drop_detached``), ``users`` is locked under a shorter
+timeout, and the drop locks it before the table (``retention.jobs.detach_and_drop``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from kernel import events
 from retention.schemas import Action, month_label
 
 __all__ = [
+    "DETACHED_MARK",
     "EVENT_PARENT",
     "PARENTS",
     "PROPERTY_PARENT",
@@ -239,35 +241,75 @@ async def ensure_month(conn: asyncpg.Connection, month: dt.date, *, lock_timeout
     return created, moved_events
 
 
+# Marks a table ``detach`` detached, so that only such tables are ever dropped as leftovers.
+DETACHED_MARK = "corp-astro retention: detached, to be dropped"
+# The wait for a lock on ``users`` while holding (or about to hold) a lock every login or flush needs:
+# short, and retried with backoff by the caller, so that a slow request delays the drop, not the users.
+_USERS_LOCK_TIMEOUT_MS = 200
+
+
+async def _lock_referenced(conn: asyncpg.Connection, table: str, mode: str) -> None:
+    """Lock the tables ``table``'s foreign keys reference (``users``), under the short users timeout."""
+    referenced = await conn.fetchval(
+        """SELECT coalesce(string_agg(DISTINCT confrelid::regclass::text, ', '), '')
+           FROM pg_constraint WHERE conrelid = $1::regclass AND contype = 'f'""",
+        table,
+    )
+    if referenced:
+        await conn.execute(f"SET LOCAL lock_timeout = '{_USERS_LOCK_TIMEOUT_MS}ms'")
+        await conn.execute(f"LOCK TABLE {referenced} IN {mode} MODE")
+
+
 async def detach(conn: asyncpg.Connection, partition: Partition, *, lock_timeout_ms: int) -> None:
-    """Detach one partition in the caller's transaction (metadata only: no row is deleted).
+    """Detach one partition in the caller's transaction (metadata only: no row is deleted), and mark it.
 
     Plain DETACH is used because DETACH ... CONCURRENTLY is not allowed while a default partition
-    exists; the brief ACCESS EXCLUSIVE lock it needs on the parent is bounded by the lock timeout and
-    retried. The table is dropped by :func:`drop_detached` in a transaction of its own: dropping it
-    drops its foreign key to ``users``, which needs ACCESS EXCLUSIVE on ``users``, and asked for while
-    this transaction held the parent, that lock waited on flushes (which lock their users first) that
-    waited on the parent: a deadlock.
+    exists. It takes ACCESS EXCLUSIVE on the parent (bounded by the lock timeout, retried) and then
+    SHARE ROW EXCLUSIVE on ``users`` for the foreign key; the latter is asked for first under a short
+    timeout, because while it waits (on a login's open UPDATE of users, say) flushes queue behind the
+    parent. The table is dropped by :func:`drop_detached` in a transaction of its own: dropping it
+    needs ACCESS EXCLUSIVE on ``users``, and asked for while this transaction held the parent, that
+    waited on flushes (which lock their users first) that waited on the parent: a deadlock.
     """
     await _set_lock_timeout(conn, lock_timeout_ms)
+    await conn.execute(f"LOCK TABLE ONLY {partition.parent} IN ACCESS EXCLUSIVE MODE")
+    await _lock_referenced(conn, partition.name, "SHARE ROW EXCLUSIVE")
     await conn.execute(f"ALTER TABLE {partition.parent} DETACH PARTITION {partition.name}")
+    await conn.execute(f"COMMENT ON TABLE {partition.name} IS '{DETACHED_MARK}'")
 
 
-async def drop_detached(conn: asyncpg.Connection, parent: str, name: str, *, lock_timeout_ms: int) -> None:
-    """Drop a partition :func:`detach` detached, in the caller's transaction (holding nothing else)."""
-    await _set_lock_timeout(conn, lock_timeout_ms)
-    await conn.execute(f"DROP TABLE IF EXISTS {name}")
+async def drop_detached(conn: asyncpg.Connection, parent: str, name: str) -> bool:
+    """Drop a table :func:`detach` detached, in the caller's transaction; False if it is gone already.
+
+    ``users`` (its foreign key's table) is locked first, with nothing else held: DROP TABLE would lock the
+    table and then wait for ``users``, and an account erasure that had read its user could delete it
+    meanwhile, its ``ON DELETE SET NULL`` then waiting for the table: a deadlock.
+    """
+    row = await conn.fetchrow(
+        """SELECT relispartition, obj_description(oid, 'pg_class') AS mark
+           FROM pg_class WHERE oid = to_regclass($1)""",
+        name,
+    )
+    if row is None:
+        return False
+    if row["relispartition"] or row["mark"] != DETACHED_MARK:
+        raise ValueError(f"{name} is not a table retention detached; not dropped")
+    await _lock_referenced(conn, name, "ACCESS EXCLUSIVE")
+    await conn.execute(f"DROP TABLE {name}")
     await events.emit(conn, "retention.partition_dropped", {"table": parent, "partition": name})
+    return True
 
 
 async def detached_leftovers(conn: asyncpg.Connection) -> list[tuple[str, str]]:
-    """(parent, name) of tables named like a monthly partition of the event tables but attached to
-    nothing: detached by a drop that stopped before its second transaction."""
+    """(parent, name) of the tables :func:`detach` marked and detached that are still there: a drop
+    stopped between its two transactions."""
     rows = await conn.fetch(
         """SELECT relname FROM pg_class
            WHERE relkind = 'r' AND NOT relispartition AND pg_table_is_visible(oid) AND relname ~ $1
+             AND obj_description(oid, 'pg_class') = $2
            ORDER BY relname""",
         f"^({'|'.join(PARENTS)})_p[0-9]{{4}}_[0-9]{{2}}$",
+        DETACHED_MARK,
     )
     return [(name.rsplit("_p", 1)[0], name) for name in (r["relname"] for r in rows)]
 

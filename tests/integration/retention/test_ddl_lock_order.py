@@ -24,7 +24,7 @@ import asyncpg
 import pytest
 
 from kernel.db import Database
-from retention import jobs
+from retention import jobs, service
 from retention import repository as repo
 from retention.schemas import RetentionPolicy, add_months
 from tests.integration.retention.conftest import insert_events, partition_names
@@ -98,20 +98,28 @@ _ERASURE = (
 )
 
 
-@pytest.mark.parametrize("writer", [_FLUSH, _ERASURE], ids=["flush", "erasure"])
+@pytest.mark.parametrize(
+    ("writer", "detached"),
+    [(_FLUSH, False), (_ERASURE, False), (_ERASURE, True)],
+    ids=["flush", "erasure", "erasure-after-detach"],
+)
 async def test_a_drop_waits_for_a_writer(
-    rdb: Database, rdb_url: str, caplog: pytest.LogCaptureFixture, writer: Any
+    rdb: Database, rdb_url: str, caplog: pytest.LogCaptureFixture, writer: Any, detached: bool
 ) -> None:
     before, after, (check, expected) = writer
     caplog.set_level(logging.INFO, logger="retention")
     doomed = await _doomed_events_partition(rdb)
     user_id = await _add_user(rdb)
     policy = RetentionPolicy(lock_timeout_ms=10_000)
+    if detached:  # the drop's second transaction alone: the erasure's ON DELETE SET NULL reaches the table
+        async with rdb.transaction() as conn:
+            await repo.detach(conn, doomed, lock_timeout_ms=2_000)
+    part = None if detached else doomed
     async with _writer(rdb_url) as conn:
         for sql in before:
             await conn.execute(sql, user_id)
         dropping = await _start_waiting(
-            rdb, functools.partial(jobs.detach_and_drop, rdb, policy, doomed.parent, doomed.name, doomed)
+            rdb, functools.partial(jobs.detach_and_drop, rdb, policy, doomed.parent, doomed.name, part)
         )
         await conn.execute(after, user_id)
         await asyncio.sleep(1.5)
@@ -152,14 +160,20 @@ async def test_a_run_drops_a_table_left_detached(rdb: Database) -> None:
     async with rdb.transaction() as conn:
         await repo.detach(conn, doomed, lock_timeout_ms=2_000)
     today = dt.datetime.now(dt.UTC).date()
+    # A table of the same name pattern that retention did not detach is never touched.
+    async with rdb.transaction() as conn:
+        await conn.execute("CREATE TABLE analytics_events_p2001_01 (LIKE analytics_events)")
     planned = await jobs.plan(rdb, today, RetentionPolicy())
-    assert [
-        a.target for a in planned if a.reason == "detached by an earlier run that stopped before dropping it"
-    ] == [doomed.name]
+    assert [a.target for a in planned if a.reason == service.LEFTOVER_REASON] == [doomed.name]
 
     actions = await jobs.run(rdb, today, RetentionPolicy())
 
     left = [a for a in actions if a.target == doomed.name]
     assert [(a.action, a.status) for a in left] == [("drop_partition", "done")]
-    exists = await rdb.pool.fetchval("SELECT to_regclass($1) IS NOT NULL", doomed.name)
-    assert not exists
+    assert not await rdb.pool.fetchval("SELECT to_regclass($1) IS NOT NULL", doomed.name)
+    assert await rdb.pool.fetchval("SELECT to_regclass('analytics_events_p2001_01') IS NOT NULL")
+    # Asked to drop it anyway, the drop refuses.
+    with pytest.raises(ValueError, match="not a table retention detached"):
+        await jobs.detach_and_drop(
+            rdb, RetentionPolicy(), "analytics_events", "analytics_events_p2001_01", None
+        )
