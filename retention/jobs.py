@@ -92,7 +92,8 @@ async def detach_and_drop(
         await _in_transaction(
             db, policy, functools.partial(repo.detach, partition=part, lock_timeout_ms=timeout)
         )
-    await _in_transaction(db, policy, functools.partial(repo.drop_detached, parent=parent, name=name))
+    drop = functools.partial(repo.drop_detached, parent=parent, name=name, lock_timeout_ms=timeout)
+    await _in_transaction(db, policy, drop)
 
 
 async def plan(db: Database, now: dt.date, policy: RetentionPolicy) -> list[Action]:

@@ -1,7 +1,8 @@
 """SQL for partition upkeep and retention. Identifiers come from our own constants and dates only.
 
-Every DDL here runs under a short ``lock_timeout`` so that a busy table makes us wait briefly and retry,
-rather than queue ingest behind an ACCESS EXCLUSIVE lock request for long. Partition DDL also locks
+Every DDL here runs under a ``lock_timeout`` (the policy's 2 s; 200 ms for ``users``) so that a busy
+table makes us wait briefly and retry, rather than queue ingest behind an ACCESS EXCLUSIVE lock request
+for long. Partition DDL also locks
 ``users``, which the events' foreign key references; writers lock ``users`` before the event tables, so
 a drop is two transactions (``detach``, then ``drop_detached``), ``users`` is locked under a shorter
 timeout, and the drop locks it before the table (``retention.jobs.detach_and_drop``).
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from kernel import events
+from retention.errors import NotDetachedByRetention
 from retention.schemas import Action, month_label
 
 __all__ = [
@@ -242,7 +244,7 @@ async def ensure_month(conn: asyncpg.Connection, month: dt.date, *, lock_timeout
 
 
 # Marks a table ``detach`` detached, so that only such tables are ever dropped as leftovers.
-DETACHED_MARK = "corp-astro retention: detached, to be dropped"
+DETACHED_MARK = "corp-astro retention: detached, to be dropped"  # interpolated in COMMENT ON: no quotes
 # The wait for a lock on ``users`` while holding (or about to hold) a lock every login or flush needs:
 # short, and retried with backoff by the caller, so that a slow request delays the drop, not the users.
 _USERS_LOCK_TIMEOUT_MS = 200
@@ -272,19 +274,25 @@ async def detach(conn: asyncpg.Connection, partition: Partition, *, lock_timeout
     waited on flushes (which lock their users first) that waited on the parent: a deadlock.
     """
     await _set_lock_timeout(conn, lock_timeout_ms)
-    await conn.execute(f"LOCK TABLE ONLY {partition.parent} IN ACCESS EXCLUSIVE MODE")
+    # Everything DETACH locks, the users lock last: DETACH itself then waits for nothing.
+    tables = f"ONLY {partition.parent}, {partition.parent}_default, {partition.name}"
+    await conn.execute(f"LOCK TABLE {tables} IN ACCESS EXCLUSIVE MODE")
     await _lock_referenced(conn, partition.name, "SHARE ROW EXCLUSIVE")
     await conn.execute(f"ALTER TABLE {partition.parent} DETACH PARTITION {partition.name}")
     await conn.execute(f"COMMENT ON TABLE {partition.name} IS '{DETACHED_MARK}'")
 
 
-async def drop_detached(conn: asyncpg.Connection, parent: str, name: str) -> bool:
+async def drop_detached(conn: asyncpg.Connection, parent: str, name: str, *, lock_timeout_ms: int) -> bool:
     """Drop a table :func:`detach` detached, in the caller's transaction; False if it is gone already.
 
     ``users`` (its foreign key's table) is locked first, with nothing else held: DROP TABLE would lock the
     table and then wait for ``users``, and an account erasure that had read its user could delete it
-    meanwhile, its ``ON DELETE SET NULL`` then waiting for the table: a deadlock.
+    meanwhile, its ``ON DELETE SET NULL`` then waiting for the table: a deadlock. A table with no
+    foreign key (``event_properties``) waits under ``lock_timeout_ms``. Each users wait is short, and a
+    flush holds its users lock until its commit, so under sustained ingest every attempt of a run can
+    miss; the drop is then recorded failed and retried by the next day's run.
     """
+    await _set_lock_timeout(conn, lock_timeout_ms)
     row = await conn.fetchrow(
         """SELECT relispartition, obj_description(oid, 'pg_class') AS mark
            FROM pg_class WHERE oid = to_regclass($1)""",
@@ -293,7 +301,7 @@ async def drop_detached(conn: asyncpg.Connection, parent: str, name: str) -> boo
     if row is None:
         return False
     if row["relispartition"] or row["mark"] != DETACHED_MARK:
-        raise ValueError(f"{name} is not a table retention detached; not dropped")
+        raise NotDetachedByRetention(f"{name} is not a table retention detached; not dropped")
     await _lock_referenced(conn, name, "ACCESS EXCLUSIVE")
     await conn.execute(f"DROP TABLE {name}")
     await events.emit(conn, "retention.partition_dropped", {"table": parent, "partition": name})

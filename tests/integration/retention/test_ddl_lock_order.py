@@ -26,6 +26,7 @@ import pytest
 from kernel.db import Database
 from retention import jobs, service
 from retention import repository as repo
+from retention.errors import NotDetachedByRetention
 from retention.schemas import RetentionPolicy, add_months
 from tests.integration.retention.conftest import insert_events, partition_names
 
@@ -104,10 +105,18 @@ _ERASURE = (
     ids=["flush", "erasure", "erasure-after-detach"],
 )
 async def test_a_drop_waits_for_a_writer(
-    rdb: Database, rdb_url: str, caplog: pytest.LogCaptureFixture, writer: Any, detached: bool
+    rdb: Database,
+    rdb_url: str,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    writer: Any,
+    detached: bool,
 ) -> None:
     before, after, (check, expected) = writer
     caplog.set_level(logging.INFO, logger="retention")
+    # Waits for users longer than deadlock_timeout (1 s), so that a wrong lock order shows as a deadlock
+    # here rather than being cut short by the 200 ms users timeout and retried.
+    monkeypatch.setattr(repo, "_USERS_LOCK_TIMEOUT_MS", 5_000)
     doomed = await _doomed_events_partition(rdb)
     user_id = await _add_user(rdb)
     policy = RetentionPolicy(lock_timeout_ms=10_000)
@@ -173,7 +182,7 @@ async def test_a_run_drops_a_table_left_detached(rdb: Database) -> None:
     assert not await rdb.pool.fetchval("SELECT to_regclass($1) IS NOT NULL", doomed.name)
     assert await rdb.pool.fetchval("SELECT to_regclass('analytics_events_p2001_01') IS NOT NULL")
     # Asked to drop it anyway, the drop refuses.
-    with pytest.raises(ValueError, match="not a table retention detached"):
+    with pytest.raises(NotDetachedByRetention, match="not a table retention detached"):
         await jobs.detach_and_drop(
             rdb, RetentionPolicy(), "analytics_events", "analytics_events_p2001_01", None
         )
