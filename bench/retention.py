@@ -84,8 +84,7 @@ async def _drop_month(db: Database, month: dt.date) -> float:
     }
     t0 = time.perf_counter()
     for parent in repo.PARENTS:
-        part = parts[parent]
-        await jobs.detach_and_drop(db, RetentionPolicy(), parent, part.name, part)
+        await jobs.detach_and_drop(db, RetentionPolicy(), parts[parent])
     return time.perf_counter() - t0
 
 

@@ -2,9 +2,9 @@
 
 A flush records each new message's key (uuid5 of its source and messageId) in the partition of its
 transaction's week (``week``: the Monday of the database's UTC date when the flush's first statement ran,
-``begin``; never a server's clock, so every process agrees). It reads the previous week's partition for the rest of the dedupe window
-(``begin``); a week past the window is dropped whole by partition upkeep (``keep_partitions``, run
-by retention's upkeep), never deleted row by row.
+``begin``; never a server's clock, so every process agrees). It reads the previous week's partition for
+the rest of the dedupe window (``begin``); a week past the window is dropped whole by partition upkeep
+(``keep_partitions``, run by retention's upkeep), never deleted row by row.
 
 Why weeks and not days: a flush must look every id up in each partition of the window it does not
 write to. With a partition a day that was 7 index probes per event, about 20 us of PostgreSQL CPU per

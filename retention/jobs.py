@@ -2,7 +2,8 @@
 
 Hourly partition upkeep and the daily retention run. A run is many transactions, all opened here: one
 per action (two for a drop: detach, then drop; each retried when a lock was not had in time), one per
-day finalised, one per purge batch, one per ledger row. ``retention.service`` decides what to do and does each step on the given connection.
+day finalised, one per purge batch, one per ledger row. ``retention.service`` decides what to do and
+does each step on the given connection.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
 
     from kernel.db import Database
 
-__all__ = ["detach_and_drop", "plan", "register_jobs", "run"]
+__all__ = ["detach_and_drop", "drop_detached", "plan", "register_jobs", "run"]
 
 _log = logging.getLogger(__name__)
 _LOCK_KEY = "corp-astro:retention"
@@ -77,22 +78,24 @@ async def _in_transaction(
     raise AssertionError("unreachable")
 
 
-async def detach_and_drop(
-    db: Database, policy: RetentionPolicy, parent: str, name: str, part: repo.Partition | None
-) -> None:
-    """Detach ``part`` (None: already detached), then drop the table ``name``, in two transactions.
+async def detach_and_drop(db: Database, policy: RetentionPolicy, part: repo.Partition) -> None:
+    """Detach ``part``, then drop it, in two transactions (``drop_detached``).
 
     Dropping the table drops its foreign key to ``users``, which needs ACCESS EXCLUSIVE on ``users``;
     held together with the parent's lock from the DETACH, it deadlocked with flushes, which lock their
-    users first and then write the parent (``repo.detach``, ``repo.drop_detached``). A stop between the
-    two transactions leaves a detached, marked table, which the next full run drops (``leftovers``).
+    users first and then write the parent (``repo.detach``). A stop between the two transactions leaves a
+    detached, marked table, which the next full run drops (``leftovers``).
     """
-    timeout = policy.lock_timeout_ms
-    if part is not None:
-        await _in_transaction(
-            db, policy, functools.partial(repo.detach, partition=part, lock_timeout_ms=timeout)
-        )
-    drop = functools.partial(repo.drop_detached, parent=parent, name=name, lock_timeout_ms=timeout)
+    detach = functools.partial(repo.detach, partition=part, lock_timeout_ms=policy.lock_timeout_ms)
+    await _in_transaction(db, policy, detach)
+    await drop_detached(db, policy, part.parent, part.name)
+
+
+async def drop_detached(db: Database, policy: RetentionPolicy, parent: str, name: str) -> None:
+    """Drop the table ``name``, which ``repo.detach`` detached from ``parent``, in its own transaction."""
+    drop = functools.partial(
+        repo.drop_detached, parent=parent, name=name, lock_timeout_ms=policy.lock_timeout_ms
+    )
     await _in_transaction(db, policy, drop)
 
 
@@ -209,7 +212,7 @@ class _Run:
             action = service.drop_action(part, rows, pending, sibling_failed)
             if action.status == "done":
                 try:
-                    await detach_and_drop(self.db, self.policy, part.parent, part.name, part)
+                    await detach_and_drop(self.db, self.policy, part)
                 except Exception as exc:  # retried next run; the month's other partition waits for it
                     sibling_failed = True
                     service.failed(action, exc)
@@ -226,7 +229,7 @@ class _Run:
             started = service.utcnow()
             action = Action("drop_partition", name, None, service.LEFTOVER_REASON, "done")
             try:
-                await detach_and_drop(self.db, self.policy, parent, name, None)
+                await drop_detached(self.db, self.policy, parent, name)
             except Exception as exc:  # retried next run
                 service.failed(action, exc)
             actions.append(action)

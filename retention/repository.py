@@ -2,10 +2,9 @@
 
 Every DDL here runs under a ``lock_timeout`` (the policy's 2 s; 200 ms for ``users``) so that a busy
 table makes us wait briefly and retry, rather than queue ingest behind an ACCESS EXCLUSIVE lock request
-for long. Partition DDL also locks
-``users``, which the events' foreign key references; writers lock ``users`` before the event tables, so
-a drop is two transactions (``detach``, then ``drop_detached``), ``users`` is locked under a shorter
-timeout, and the drop locks it before the table (``retention.jobs.detach_and_drop``).
+for long. Partition DDL also locks ``users``, which the events' foreign key references, and writers lock
+``users`` before the event tables: so a drop is two transactions (``detach``, then ``drop_detached``),
+and the drop locks ``users`` before the table (``retention.jobs.detach_and_drop``).
 """
 
 from __future__ import annotations
@@ -266,15 +265,15 @@ async def detach(conn: asyncpg.Connection, partition: Partition, *, lock_timeout
     """Detach one partition in the caller's transaction (metadata only: no row is deleted), and mark it.
 
     Plain DETACH is used because DETACH ... CONCURRENTLY is not allowed while a default partition
-    exists. It takes ACCESS EXCLUSIVE on the parent (bounded by the lock timeout, retried) and then
-    SHARE ROW EXCLUSIVE on ``users`` for the foreign key; the latter is asked for first under a short
-    timeout, because while it waits (on a login's open UPDATE of users, say) flushes queue behind the
-    parent. The table is dropped by :func:`drop_detached` in a transaction of its own: dropping it
-    needs ACCESS EXCLUSIVE on ``users``, and asked for while this transaction held the parent, that
-    waited on flushes (which lock their users first) that waited on the parent: a deadlock.
+    exists. What it locks is locked beforehand, so that DETACH itself waits for nothing: ACCESS
+    EXCLUSIVE on the parent, its default and the partition (under ``lock_timeout_ms``), then SHARE ROW
+    EXCLUSIVE on ``users`` for the foreign key, under the short users timeout, because while that waits
+    (on a login's open UPDATE of users, say) flushes queue behind the parent. The table is dropped by
+    :func:`drop_detached` in a transaction of its own: dropping it needs ACCESS EXCLUSIVE on ``users``,
+    and asked for while this transaction held the parent, that waited on flushes (which lock their users
+    first) that waited on the parent: a deadlock.
     """
     await _set_lock_timeout(conn, lock_timeout_ms)
-    # Everything DETACH locks, the users lock last: DETACH itself then waits for nothing.
     tables = f"ONLY {partition.parent}, {partition.parent}_default, {partition.name}"
     await conn.execute(f"LOCK TABLE {tables} IN ACCESS EXCLUSIVE MODE")
     await _lock_referenced(conn, partition.name, "SHARE ROW EXCLUSIVE")

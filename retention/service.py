@@ -3,9 +3,9 @@
 A run, in order: premake partitions and drain the default partitions; drop the partitions an earlier
 run detached but stopped before dropping; finalise the rollups of months past the aggregation window;
 drop raw partitions past the raw window, but only when every day in them has finalised, reconciled
-rollups; purge logs and audit trails in bounded batches. The run itself (its
-single-runner lock and one transaction per action, each recorded in ``retention_actions``) is driven by
-``retention.jobs``: every function here works inside the transaction its caller opened.
+rollups; purge logs and audit trails in bounded batches. The run itself (its single-runner lock and one
+transaction per action, each recorded in ``retention_actions``) is driven by ``retention.jobs``: every
+function here works inside the transaction its caller opened.
 
 Upkeep makes partitions only for months inside its window (the retained months through the premade
 ones), so client-supplied timestamps cannot make it create partitions: rows of the default partitions

@@ -76,7 +76,7 @@ async def _doomed_events_partition(rdb: Database) -> repo.Partition:
         parts = {p.name: p for p in await repo.list_partitions(conn, "analytics_events")}
         props = {p.name: p for p in await repo.list_partitions(conn, "event_properties")}
     properties = props[f"event_properties_p{doomed:%Y_%m}"]
-    await jobs.detach_and_drop(rdb, RetentionPolicy(), properties.parent, properties.name, properties)
+    await jobs.detach_and_drop(rdb, RetentionPolicy(), properties)
     return parts[f"analytics_events_p{doomed:%Y_%m}"]
 
 
@@ -123,13 +123,15 @@ async def test_a_drop_waits_for_a_writer(
     if detached:  # the drop's second transaction alone: the erasure's ON DELETE SET NULL reaches the table
         async with rdb.transaction() as conn:
             await repo.detach(conn, doomed, lock_timeout_ms=2_000)
-    part = None if detached else doomed
+    ddl = (
+        functools.partial(jobs.drop_detached, rdb, policy, doomed.parent, doomed.name)
+        if detached
+        else functools.partial(jobs.detach_and_drop, rdb, policy, doomed)
+    )
     async with _writer(rdb_url) as conn:
         for sql in before:
             await conn.execute(sql, user_id)
-        dropping = await _start_waiting(
-            rdb, functools.partial(jobs.detach_and_drop, rdb, policy, doomed.parent, doomed.name, part)
-        )
+        dropping = await _start_waiting(rdb, ddl)
         await conn.execute(after, user_id)
         await asyncio.sleep(1.5)
         assert not dropping.done()
@@ -183,6 +185,4 @@ async def test_a_run_drops_a_table_left_detached(rdb: Database) -> None:
     assert await rdb.pool.fetchval("SELECT to_regclass('analytics_events_p2001_01') IS NOT NULL")
     # Asked to drop it anyway, the drop refuses.
     with pytest.raises(NotDetachedByRetention, match="not a table retention detached"):
-        await jobs.detach_and_drop(
-            rdb, RetentionPolicy(), "analytics_events", "analytics_events_p2001_01", None
-        )
+        await jobs.drop_detached(rdb, RetentionPolicy(), "analytics_events", "analytics_events_p2001_01")
